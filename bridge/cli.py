@@ -1,0 +1,210 @@
+"""Command line: argument parsing, printing, exit codes. Imports only the standard library at
+import time; each command imports what it needs when it runs (``bridge --help`` stays fast)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import traceback
+
+from bridge import __version__
+from bridge.errors import EXIT_INCONCLUSIVE, EXIT_PARITY, EXIT_PASS, EXIT_USAGE, BridgeError
+
+EXIT_INTERNAL = 8
+
+EPILOG = """exit codes:
+  0  parity holds            1  parity fails (report names the output)
+  2  bad usage or input      3  inconclusive (vacuous or nondeterministic reference)
+  4  environment (missing package, no GPU for --device cuda)
+  5  conversion failed       6  refused as unsafe      7  crashed or timed out
+  8  internal error (a bug in bridge: please report it with --debug output)
+"""
+
+STATUS_EXIT = {"pass": EXIT_PASS, "fail": EXIT_PARITY, "inconclusive": EXIT_INCONCLUSIVE}
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # argparse's own exit code is 2 as well; keep one line plus usage
+        self.print_usage(sys.stderr)
+        sys.stderr.write(f"bridge: usage: {message}\n")
+        raise SystemExit(EXIT_USAGE)
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--input-range", action="append", default=[], metavar="NAME=LOW:HIGH",
+                   help="value range for an input (integers: LOW inclusive, HIGH exclusive)")
+    p.add_argument("--dim", action="append", default=[], metavar="NAME=SIZE",
+                   help="size of a dynamic axis in generated inputs (default 2; the sweep adds 1 and 2*SIZE+1)")
+    p.add_argument("--weights", metavar="FILE", help="PyTorch state_dict (.pt, loaded with weights_only=True) or .safetensors")
+    p.add_argument("--framework", choices=["torch", "tensorflow"], help="expected framework of SOURCE")
+    p.add_argument("--threads", type=int, default=os.cpu_count() or 1,
+                   help="intra-op threads for every runtime, set equal on all sides (default: CPU count)")
+    p.add_argument("--trust-code", action="store_true",
+                   help="allow model files that run code when loaded (Keras Lambda layers, SavedModel file ops)")
+    p.add_argument("--atol", nargs="+", default=[], metavar="TOL",
+                   help="absolute tolerance: a number for every output and/or NAME:TOL per output")
+    p.add_argument("--rtol", nargs="+", default=[], metavar="TOL", help="relative tolerance, same forms as --atol")
+    p.add_argument("--json", metavar="PATH", help="write the report as JSON")
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="bridge", description="Export PyTorch and TensorFlow/Keras models to ONNX and prove "
+                     "the export: parity and latency against the native framework.",
+                     epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"bridge {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    p = sub.add_parser("export", help="export a native model to an ONNX bundle", epilog=EPILOG,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("source", metavar="SOURCE",
+                   help="file.py:factory, package.module:factory, model.keras, model.h5, SavedModel dir, program.pt2")
+    p.add_argument("-o", "--output", required=True, metavar="BUNDLE_DIR", help="bundle directory to create")
+    p.add_argument("--input", action="append", default=[], metavar="NAME:DTYPE[DIMS]",
+                   help="model input, in forward() order; integer dims fixed, named dims dynamic")
+    p.add_argument("--opset", type=int, help="ONNX opset (default: the exporter's)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the golden inputs (default 0)")
+    p.add_argument("--force", action="store_true", help="replace an existing bundle at BUNDLE_DIR")
+    _common(p)
+
+    for name, text in (("verify", "compare ONNX Runtime with the native model or the bundle's golden outputs"),
+                       ("bench", "time the native model and ONNX Runtime with one method")):
+        p = sub.add_parser(name, help=text, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+        p.add_argument("target", metavar="TARGET", help="a bundle directory or a .onnx file")
+        p.add_argument("--source", metavar="SOURCE", help="the native model to compare against (fresh inputs)")
+        p.add_argument("--device", action="append", choices=["cpu", "cuda"], help="ONNX Runtime device (repeatable)")
+        p.add_argument("--seed", type=int, default=1, help="seed of fresh inputs with --source (default 1)")
+        p.add_argument("--inputs", metavar="FILE.npz", help="real samples to verify on as well (needs --source)")
+        p.add_argument("--policy", metavar="FILE", help="tolerance policy file (.toml or .json)")
+        p.add_argument("--allow-nonfinite", action="store_true", help="NaN/Inf pass when both sides agree on them")
+        p.add_argument("--min-top1", type=float, metavar="FRACTION",
+                       help="fail a classifier output whose argmax agrees on fewer rows (e.g. 1.0)")
+        default_runs = 0 if name == "verify" else 100
+        p.add_argument("--latency-runs", type=int, default=default_runs,
+                       help=f"timed runs per side, 0 to skip (default {default_runs})")
+        _common(p)
+
+    p = sub.add_parser("inspect", help="show a bundle's or an ONNX file's inputs, outputs and provenance")
+    p.add_argument("target", metavar="TARGET")
+    p.add_argument("--debug", action="store_true")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        return {"export": cmd_export, "verify": cmd_verify, "bench": cmd_bench, "inspect": cmd_inspect}[args.command](args)
+    except BridgeError as exc:
+        if getattr(args, "debug", False):
+            traceback.print_exc()
+        sys.stderr.write(f"bridge: {exc.category}: {exc.message}\n")
+        if exc.hint:
+            sys.stderr.write(f"  hint: {exc.hint}\n")
+        return exc.exit_code
+    except KeyboardInterrupt:
+        sys.stderr.write("bridge: interrupted\n")
+        return 130
+    except Exception as exc:  # a bug in bridge or an unforeseen library failure
+        if getattr(args, "debug", False):
+            traceback.print_exc()
+        text = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ""
+        sys.stderr.write(f"bridge: internal error: {type(exc).__name__}: {text}\n"
+                         "  hint: rerun with --debug and report the traceback\n")
+        return EXIT_INTERNAL
+
+
+def _write_json(path: str, data: dict) -> None:
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".bridge-report-", dir=directory)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            json.dump(data, fh, indent=2)
+            fh.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _finish(report, args) -> int:
+    from bridge.report.terminal import render
+
+    print(render(report))
+    if args.json:
+        _write_json(args.json, report.to_json())
+    return STATUS_EXIT[report.status]
+
+
+def cmd_export(args) -> int:
+    from bridge.export import ExportOptions, run_export
+
+    report = run_export(ExportOptions(
+        source=args.source, output=args.output, inputs=args.input, ranges=args.input_range, dims=args.dim,
+        opset=args.opset, framework=args.framework, weights=args.weights, seed=args.seed, force=args.force,
+        trust_code=args.trust_code, threads=args.threads, atol=args.atol, rtol=args.rtol))
+    return _finish(report, args)
+
+
+def _verify_options(args, latency_runs: int):
+    from bridge.verify import VerifyOptions
+
+    return VerifyOptions(
+        target=args.target, source=args.source, devices=args.device or ["cpu"], weights=args.weights,
+        framework=args.framework, ranges=args.input_range, dims=args.dim, inputs_npz=args.inputs, seed=args.seed,
+        atol=args.atol, rtol=args.rtol, policy_file=args.policy, allow_nonfinite=args.allow_nonfinite,
+        min_top1=args.min_top1, latency_runs=latency_runs, threads=args.threads, trust_code=args.trust_code)
+
+
+def cmd_verify(args) -> int:
+    from bridge.verify import run_verify
+
+    return _finish(run_verify(_verify_options(args, args.latency_runs)), args)
+
+
+def cmd_bench(args) -> int:
+    from bridge.verify import run_verify
+
+    if args.latency_runs < 1:
+        raise BridgeError("bench needs --latency-runs of at least 1")
+    report = run_verify(_verify_options(args, args.latency_runs))
+    _finish(report, args)
+    return EXIT_PASS
+
+
+def cmd_inspect(args) -> int:
+    from pathlib import Path
+
+    from bridge.bundle import is_bundle, open_bundle
+    from bridge.onnx_file import describe, io_specs, load_checked
+
+    target = Path(args.target)
+    if is_bundle(target):
+        bundle = open_bundle(target)
+        m = bundle.manifest
+        print(f"bundle {target} (schema {m['schema_version']}), files verified by sha256")
+        print(f"source: {m['source'].get('text')} ({m['source'].get('framework')}), exporter: {m['exporter'].get('name')}")
+        print(f"model: opset {m['model'].get('opset')}, ir {m['model'].get('ir_version')}, {m['model'].get('producer')}")
+        print("inputs:  " + ", ".join(s.to_text() for s in bundle.inputs))
+        print("outputs: " + ", ".join(s.to_text() for s in bundle.outputs))
+        v = m.get("verification") or {}
+        print(f"last verification: {v.get('status')} on {v.get('device')} at {v.get('at')}")
+        return EXIT_PASS
+    proto = load_checked(target)
+    ins, outs = io_specs(proto)
+    info = describe(proto)
+    print(f"onnx {target}: opset {info['opset']}, ir {info['ir_version']}, {info['producer']}, {info['nodes']} nodes")
+    print("inputs:  " + ", ".join(s.to_text() for s in ins))
+    print("outputs: " + ", ".join(s.to_text() for s in outs))
+    return EXIT_PASS
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,270 @@
+"""Pure numpy comparison of reference outputs (the native framework) with candidate outputs (ONNX).
+
+Fails closed: names, count, shapes (exactly, no broadcasting) and dtypes are checked before values;
+NaN/Inf fail unless the policy allows them and their positions agree; integers and bools are
+compared exactly as integers; a reference that cannot expose an error (all zeros, constant, below
+the atol, empty) makes the comparison inconclusive, never a pass.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from bridge.policy import Policy, Tolerance
+
+PASS, FAIL, INCONCLUSIVE = "pass", "fail", "inconclusive"
+
+
+@dataclass(frozen=True)
+class OutputResult:
+    name: str
+    status: str  # pass | fail | inconclusive
+    reason: str
+    case: str = ""
+    device: str = "cpu"
+    ref_shape: tuple | None = None
+    cand_shape: tuple | None = None
+    ref_dtype: str | None = None
+    cand_dtype: str | None = None
+    tolerance: Tolerance | None = None
+    size: int = 0
+    fail_count: int = 0
+    fail_fraction: float | None = None
+    max_abs: float | None = None
+    mean_abs: float | None = None
+    p99_abs: float | None = None
+    max_rel: float | None = None
+    mean_rel: float | None = None
+    p99_rel: float | None = None
+    rel_norm: float | None = None
+    needed_atol: float | None = None  # smallest atol that passes at the applied rtol
+    needed_rtol: float | None = None  # smallest rtol that passes at the applied atol
+    ref_abs_max: float | None = None
+    worst_index: tuple | None = None
+    worst_ref: float | None = None
+    worst_cand: float | None = None
+    top1_agreement: float | None = None
+
+    @property
+    def passed(self) -> bool:
+        return self.status == PASS
+
+    def to_json(self) -> dict:
+        out = {}
+        for key, value in self.__dict__.items():
+            if isinstance(value, Tolerance):
+                value = value.to_json()
+            elif isinstance(value, tuple):
+                value = list(value)
+            elif isinstance(value, float):
+                value = json_float(value)
+            out[key] = value
+        out["passed"] = self.passed
+        return out
+
+
+def json_float(x: float | None):
+    """JSON has no inf/nan: they are written as strings."""
+    if x is None:
+        return None
+    if math.isnan(x):
+        return "nan"
+    if math.isinf(x):
+        return "inf" if x > 0 else "-inf"
+    return x
+
+
+def _dtype_name(a: np.ndarray) -> str:
+    return a.dtype.name
+
+
+def compare_outputs(reference: dict, candidate: dict, policy: Policy, device: str = "cpu",
+                    case: str = "") -> list[OutputResult]:
+    """One result per output name in either side, reference order first, then extras."""
+    results: list[OutputResult] = []
+    for name, ref in reference.items():
+        if name not in candidate:
+            results.append(OutputResult(
+                name, FAIL, f"missing: the ONNX model has no output {name!r} "
+                f"(it has {sorted(candidate)})", case, device,
+                ref_shape=tuple(np.shape(ref)), ref_dtype=_dtype_name(np.asarray(ref))))
+            continue
+        results.append(compare_one(name, np.asarray(ref), np.asarray(candidate[name]), policy, device, case))
+    for name in candidate:
+        if name not in reference:
+            cand = np.asarray(candidate[name])
+            results.append(OutputResult(
+                name, FAIL, f"extra: the ONNX model has an output {name!r} the reference does not produce "
+                f"(reference outputs: {sorted(reference)})", case, device,
+                cand_shape=tuple(cand.shape), cand_dtype=_dtype_name(cand)))
+    return results
+
+
+def compare_one(name: str, ref: np.ndarray, cand: np.ndarray, policy: Policy, device: str = "cpu",
+                case: str = "") -> OutputResult:
+    tol = policy.tolerance(name, ref.dtype.name, device)
+    head = dict(name=name, case=case, device=device, ref_shape=tuple(ref.shape), cand_shape=tuple(cand.shape),
+                ref_dtype=_dtype_name(ref), cand_dtype=_dtype_name(cand), tolerance=tol, size=int(ref.size))
+    if ref.shape != cand.shape:
+        return OutputResult(status=FAIL, reason=f"shape: reference {tuple(ref.shape)} vs ONNX {tuple(cand.shape)}", **head)
+    if ref.dtype != cand.dtype:
+        return OutputResult(status=FAIL, reason=f"dtype: reference {ref.dtype.name} vs ONNX {cand.dtype.name}", **head)
+    if ref.size == 0:
+        return OutputResult(status=INCONCLUSIVE, reason="empty output: nothing to compare", **head)
+    if ref.dtype.kind in "biu":
+        return _compare_exact(ref, cand, policy, head)
+    if ref.dtype.kind == "c":
+        return OutputResult(status=FAIL, reason="complex outputs are not supported", **head)
+    return _compare_float(ref.astype(np.float64), cand.astype(np.float64), tol, policy, head)
+
+
+def _compare_exact(ref, cand, policy, head) -> OutputResult:
+    # Never through float: 2**62 + 1 and 2**62 are different integers.
+    bad = ref != cand
+    n_bad = int(np.count_nonzero(bad))
+    stats = dict(fail_count=n_bad, fail_fraction=n_bad / ref.size, needed_atol=0.0, needed_rtol=0.0)
+    if ref.dtype.kind != "b":
+        diff = np.abs(ref.astype(np.float64) - cand.astype(np.float64)) if n_bad else np.zeros(1)
+        stats.update(max_abs=float(diff.max()), ref_abs_max=float(np.abs(ref.astype(np.float64)).max()))
+        if n_bad:
+            stats["needed_atol"] = float(diff.max())
+    if n_bad:
+        idx = tuple(int(i) for i in np.unravel_index(int(np.argmax(bad)), ref.shape))
+        return OutputResult(
+            status=FAIL,
+            reason=f"values: {n_bad} of {ref.size} {ref.dtype.name} elements differ (exact match required); "
+                   f"first at {list(idx)}: reference {ref[idx].item()} vs ONNX {cand[idx].item()}",
+            worst_index=idx, worst_ref=float(ref[idx]), worst_cand=float(cand[idx]), **stats, **head)
+    return OutputResult(status=PASS, reason="", max_abs=0.0 if ref.dtype.kind != "b" else None, **{
+        k: v for k, v in stats.items() if k != "max_abs"}, **head)
+
+
+def _compare_float(ref, cand, tol: Tolerance, policy: Policy, head) -> OutputResult:
+    ref_bad = ~np.isfinite(ref)
+    cand_bad = ~np.isfinite(cand)
+    if ref_bad.any() or cand_bad.any():
+        where = f"reference has {int(ref_bad.sum())} NaN/Inf, ONNX has {int(cand_bad.sum())}"
+        if not tol.allow_nonfinite:
+            return OutputResult(status=FAIL, reason=f"non-finite: {where} (allow with --allow-nonfinite if expected)",
+                                fail_count=int((ref_bad | cand_bad).sum()), **head)
+        same_place = np.array_equal(ref_bad, cand_bad)
+        same_value = same_place and np.array_equal(ref[ref_bad], cand[cand_bad], equal_nan=True)
+        if not same_value:
+            return OutputResult(status=FAIL, reason=f"non-finite: {where}, at different positions or values",
+                                fail_count=int((ref_bad ^ cand_bad).sum()), **head)
+        keep = ~ref_bad
+        ref, cand = ref[keep], cand[keep]
+        if ref.size == 0:
+            return OutputResult(status=INCONCLUSIVE, reason="every element is NaN/Inf on both sides", **head)
+    abs_err = np.abs(cand - ref)
+    mag = np.abs(ref)
+    allowed = tol.atol + tol.rtol * mag
+    failing = abs_err > allowed
+    n_fail = int(np.count_nonzero(failing))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rel = np.where(mag > 0, abs_err / np.where(mag > 0, mag, 1.0), np.where(abs_err > 0, np.inf, 0.0))
+        over = abs_err - tol.atol
+        need_rtol_el = np.where(over > 0, np.where(mag > 0, over / np.where(mag > 0, mag, 1.0), np.inf), 0.0)
+    ref_norm = float(np.linalg.norm(ref))
+    err_norm = float(np.linalg.norm(cand - ref))
+    worst = int(np.argmax(abs_err - allowed))
+    worst_idx = tuple(int(i) for i in np.unravel_index(worst, ref.shape)) if ref.ndim else ()
+    stats = dict(
+        fail_count=n_fail, fail_fraction=n_fail / ref.size,
+        max_abs=float(abs_err.max()), mean_abs=float(abs_err.mean()), p99_abs=float(np.percentile(abs_err, 99)),
+        max_rel=float(rel.max()), mean_rel=float(np.mean(rel)) if np.isfinite(rel).all() else math.inf,
+        p99_rel=float(np.percentile(rel, 99)),
+        rel_norm=err_norm / ref_norm if ref_norm > 0 else (0.0 if err_norm == 0 else math.inf),
+        needed_atol=float(max(0.0, (abs_err - tol.rtol * mag).max())),
+        needed_rtol=float(need_rtol_el.max()),
+        ref_abs_max=float(mag.max()),
+        worst_index=worst_idx, worst_ref=float(ref.reshape(-1)[worst]), worst_cand=float(cand.reshape(-1)[worst]),
+        top1_agreement=_top1(ref, cand),
+    )
+    if n_fail:
+        return OutputResult(
+            status=FAIL,
+            reason=f"values: {n_fail} of {ref.size} elements ({100 * n_fail / ref.size:.3g}%) outside "
+                   f"atol={tol.atol:g} + rtol={tol.rtol:g}*|ref|; max abs error {stats['max_abs']:.3g} at "
+                   f"{list(worst_idx)} (reference {stats['worst_ref']:.6g}, ONNX {stats['worst_cand']:.6g})",
+            **stats, **head)
+    if policy.min_top1_agreement is not None and stats["top1_agreement"] is not None \
+            and stats["top1_agreement"] < policy.min_top1_agreement:
+        return OutputResult(
+            status=FAIL,
+            reason=f"top-1: argmax agrees on {100 * stats['top1_agreement']:.2f}% of rows, "
+                   f"the policy requires {100 * policy.min_top1_agreement:.2f}%", **stats, **head)
+    vacuous = vacuous_reason(ref, tol)
+    if vacuous:
+        return OutputResult(status=INCONCLUSIVE, reason=vacuous, **stats, **head)
+    return OutputResult(status=PASS, reason="", **stats, **head)
+
+
+def vacuous_reason(ref: np.ndarray, tol: Tolerance) -> str | None:
+    """Why a passing comparison against this reference proves nothing, or None."""
+    hint = "try other inputs (--input-range, --inputs real.npz) or trained weights"
+    mag = float(np.abs(ref).max())
+    if mag == 0.0:
+        return f"vacuous: the reference output is all zeros, any candidate within atol={tol.atol:g} passes; {hint}"
+    if mag <= tol.atol:
+        return (f"vacuous: every reference value is at most {mag:.3g}, below atol={tol.atol:g}, "
+                f"so any candidate near zero passes; {hint}")
+    if ref.size > 1 and float(ref.max()) == float(ref.min()):
+        return f"vacuous: the reference output is constant ({float(ref.flat[0]):.6g}); {hint}"
+    return None
+
+
+def _top1(ref: np.ndarray, cand: np.ndarray) -> float | None:
+    """Argmax agreement over rows, for classifier-shaped outputs (N, C) with C >= 2."""
+    if ref.ndim != 2 or ref.shape[1] < 2:
+        return None
+    return float(np.mean(np.argmax(ref, axis=1) == np.argmax(cand, axis=1)))
+
+
+def outputs_equal(a: dict, b: dict) -> list[str]:
+    """Names whose arrays are not bit-identical between two runs of the same side (NaN equal)."""
+    names = sorted(set(a) | set(b))
+    diff = []
+    for n in names:
+        if n not in a or n not in b:
+            diff.append(n)
+            continue
+        x, y = np.asarray(a[n]), np.asarray(b[n])
+        if x.shape != y.shape or x.dtype != y.dtype or not np.array_equal(
+                x, y, equal_nan=x.dtype.kind in "fc"):
+            diff.append(n)
+    return diff
+
+
+def summarize(results: list[OutputResult]) -> dict[str, OutputResult]:
+    """Per output name, over cases and devices: the first failure, else the worst inconclusive
+    only when no case passed, else the pass with the largest needed atol."""
+    by_name: dict[str, list[OutputResult]] = {}
+    for r in results:
+        by_name.setdefault(r.name, []).append(r)
+    out = {}
+    for name, rs in by_name.items():
+        fails = [r for r in rs if r.status == FAIL]
+        passes = [r for r in rs if r.status == PASS]
+        if fails:
+            out[name] = fails[0]
+        elif passes:
+            out[name] = max(passes, key=lambda r: (r.needed_atol or 0.0))
+        else:
+            out[name] = rs[0]
+    return out
+
+
+def verdict(results: list[OutputResult]) -> str:
+    summary = summarize(results)
+    if not summary:
+        return INCONCLUSIVE
+    statuses = {r.status for r in summary.values()}
+    if FAIL in statuses:
+        return FAIL
+    if INCONCLUSIVE in statuses:
+        return INCONCLUSIVE
+    return PASS

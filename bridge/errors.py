@@ -1,0 +1,78 @@
+"""One exception tree. Each class carries the process exit code the CLI uses for it.
+
+Exit codes (documented in the README):
+  0  parity holds
+  1  parity fails (a verdict, with a report)
+  2  bad usage or bad input: unreadable, malformed or refused model, wrong spec
+  3  inconclusive: the comparison could not fail (vacuous reference), nothing was proved
+  4  environment: a needed package or device is missing (e.g. --device cuda without a GPU)
+  5  conversion failed: the exporter could not produce a valid ONNX file from a valid model
+  6  security refusal: loading would execute code or read outside the model (issue-level opt-in)
+  7  contained crash or timeout of a child process
+"""
+
+from __future__ import annotations
+
+EXIT_PASS = 0
+EXIT_PARITY = 1
+EXIT_USAGE = 2
+EXIT_INCONCLUSIVE = 3
+EXIT_ENVIRONMENT = 4
+EXIT_CONVERSION = 5
+EXIT_SECURITY = 6
+EXIT_CRASH = 7
+
+
+class BridgeError(Exception):
+    """Base class. ``category`` is printed as ``bridge: <category>: <message>``."""
+
+    exit_code = EXIT_USAGE
+    category = "error"
+
+    def __init__(self, message: str, hint: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class UsageError(BridgeError):
+    exit_code = EXIT_USAGE
+    category = "usage"
+
+
+class SpecError(UsageError):
+    category = "bad spec"
+
+
+class InputError(BridgeError):
+    """The model, bundle or data given is unreadable, malformed or of an unknown kind."""
+
+    exit_code = EXIT_USAGE
+    category = "bad input"
+
+
+class BundleError(InputError):
+    category = "bad bundle"
+
+
+class EnvironmentProblem(BridgeError):
+    exit_code = EXIT_ENVIRONMENT
+    category = "environment"
+
+
+class ConversionError(BridgeError):
+    exit_code = EXIT_CONVERSION
+    category = "conversion failed"
+
+
+class SecurityRefusal(BridgeError):
+    exit_code = EXIT_SECURITY
+    category = "refused"
+
+
+class ContainedCrash(BridgeError):
+    exit_code = EXIT_CRASH
+    category = "crashed"

@@ -1,0 +1,128 @@
+"""Orchestration: SOURCE -> bundle. No framework if/else here: frameworks hide behind NativeModel."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import platform
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bridge import __version__
+from bridge.bundle import MODEL, SCHEMA_VERSION, Staging, check_destination, golden_arrays
+from bridge.errors import ConversionError
+from bridge.inputs import make_feeds, sweep_cases
+from bridge.native import load_native, resolve_specs
+from bridge.onnx_file import describe, io_specs, load_checked
+from bridge.parity import case_json, fixed_dynamic_axes, run_onnx, run_reference
+from bridge.policy import build_policy
+from bridge.report.model import Report
+from bridge.spec import parse_dim_size
+
+
+@dataclass
+class ExportOptions:
+    source: str
+    output: str
+    inputs: list = field(default_factory=list)
+    ranges: list = field(default_factory=list)
+    dims: list = field(default_factory=list)
+    opset: int | None = None
+    framework: str | None = None
+    weights: str | None = None
+    seed: int = 0
+    force: bool = False
+    trust_code: bool = False
+    threads: int | None = None
+    atol: list = field(default_factory=list)
+    rtol: list = field(default_factory=list)
+
+
+def run_export(opts: ExportOptions) -> Report:
+    dest = Path(opts.output)
+    check_destination(dest, opts.force)  # before any work: a refused destination costs nothing
+    sizes = dict(parse_dim_size(d) for d in opts.dims)
+    policy = build_policy({}, opts.atol, opts.rtol)
+    loaded = load_native(opts.source, weights=opts.weights, framework=opts.framework,
+                         trust_code=opts.trust_code, threads=opts.threads)
+    model = loaded.model
+    specs = resolve_specs(loaded, opts.inputs, opts.ranges)
+    cases = sweep_cases(specs, opts.seed, sizes)
+    reference, problem = run_reference(model, [(c, make_feeds(specs, c)) for c in cases])
+    report = Report(kind="export", target=str(dest), source=opts.source, framework=loaded.framework,
+                    cases=[case_json(c, "seeded") for c in cases], policy=policy.to_json())
+    if problem:
+        report.forced_status, report.forced_reason = "inconclusive", problem
+        report.notes.append("no bundle written: golden outputs of a nondeterministic model prove nothing")
+        return report
+
+    from bridge.frameworks.ort import OrtRunner
+
+    with Staging(dest) as stage:
+        model_path = stage.dir / MODEL
+        result = model.export(str(model_path), specs, reference[0][1], opts.opset)
+        proto = load_checked(model_path, produced_by_us=True)
+        onnx_inputs, onnx_outputs = io_specs(proto)
+        _check_io(specs, onnx_inputs, [n for n in reference[0][2]], onnx_outputs, result.exporter)
+        baked = fixed_dynamic_axes(specs, onnx_inputs)
+        if baked:
+            raise ConversionError(f"{result.exporter} wrote a graph with declared dynamic axes fixed: {'; '.join(baked)}")
+        runner = OrtRunner(str(model_path), "cpu", threads=opts.threads)  # must load, or export fails
+        report.results = run_onnx(runner, reference, policy, "cpu")
+        runner.close()
+        model_info = describe(proto)
+        del proto
+
+        report.exporter = {"name": result.exporter, "settings": result.settings, "failed_first": result.attempts}
+        report.environment = environment(model, runner_versions={"onnxruntime": _ort_version()}, threads=opts.threads)
+        stage.write_golden(golden_arrays(reference))
+        out_dtypes = {n: a.dtype.name for n, a in reference[0][2].items()}
+        manifest = {
+            "schema_version": SCHEMA_VERSION,
+            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "source": {**loaded.ref.to_json(), "framework": loaded.framework, "weights": opts.weights},
+            "exporter": report.exporter,
+            "model": {"file": MODEL, **model_info},
+            "inputs": [s.to_json() for s in specs],
+            "outputs": [{"name": s.name, "dtype": out_dtypes.get(s.name, s.dtype), "dims": list(s.dims)}
+                        for s in onnx_outputs],
+            "cases": report.cases,
+            "seed": opts.seed,
+            "policy": policy.to_json(),
+            "versions": report.environment["versions"],
+            "verification": {"status": report.status, "reason": report.reason, "device": "cpu",
+                             "at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")},
+        }
+        stage.write_manifest(manifest)
+        stage.publish(opts.force)
+    return report
+
+
+def _check_io(specs, onnx_inputs, native_outputs: list[str], onnx_outputs, exporter: str) -> None:
+    got_in = [s.name for s in onnx_inputs]
+    want_in = [s.name for s in specs]
+    if sorted(got_in) != sorted(want_in):
+        raise ConversionError(f"{exporter} wrote a graph with inputs {got_in}, expected {want_in}")
+    got_out = [s.name for s in onnx_outputs]
+    if sorted(got_out) != sorted(native_outputs):
+        raise ConversionError(f"{exporter} wrote a graph with outputs {got_out}, the model returns {native_outputs}")
+
+
+def _ort_version() -> str:
+    import onnxruntime
+
+    return onnxruntime.__version__
+
+
+def environment(model, runner_versions: dict, threads: int | None) -> dict:
+    import numpy
+    import onnx
+
+    versions = {"bridge": __version__, "python": platform.python_version(), "numpy": numpy.__version__,
+                "onnx": onnx.__version__, **runner_versions, **model.versions()}
+    return {
+        "versions": versions,
+        "machine": {"platform": platform.platform(), "processor": platform.machine(), "cpus": os.cpu_count()},
+        "threads": threads,
+        "precision": {"native": model.precision()},
+    }

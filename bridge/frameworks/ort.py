@@ -1,0 +1,108 @@
+"""ONNX Runtime sessions on CPU or the CUDA execution provider, with provider checks."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnxruntime as ort
+
+from bridge.errors import EnvironmentProblem, InputError
+from bridge.frameworks.base import Feeds
+
+PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
+
+
+def cuda_problem() -> str | None:
+    """Why the CUDA EP cannot run here, or None. onnxruntime-gpu lists the CUDA EP as available even
+    on machines without a GPU, so the list of available providers proves nothing."""
+    if "CUDAExecutionProvider" not in ort.get_available_providers():
+        return f"this onnxruntime build ({ort.__version__}) has no CUDA execution provider (install onnxruntime-gpu)"
+    import os
+
+    if os.environ.get("CUDA_VISIBLE_DEVICES", None) == "" or not any(
+        os.path.exists(p) for p in ("/dev/nvidia0", "/dev/nvidiactl", "/proc/driver/nvidia/version")
+    ):
+        return "no NVIDIA GPU is visible on this machine"
+    return None
+
+
+class OrtRunner:
+    framework = "onnxruntime"
+
+    def __init__(self, model_path: str, device: str = "cpu", threads: int | None = None,
+                 spinning: bool = False, cuda_options: dict | None = None):
+        if device not in PROVIDERS:
+            raise EnvironmentProblem(f"unknown device {device!r}", hint="use cpu or cuda")
+        self.device = device
+        so = ort.SessionOptions()
+        so.log_severity_level = 3
+        if threads:
+            so.intra_op_num_threads = int(threads)
+            so.inter_op_num_threads = 1
+        # Idle spinning threads steal cores from whatever runs next (the native side when timing).
+        so.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
+        self.settings = {"intra_op_num_threads": int(threads or 0), "allow_spinning": bool(spinning),
+                         "graph_optimization_level": str(so.graph_optimization_level)}
+        if device == "cuda":
+            problem = cuda_problem()
+            if problem:
+                raise EnvironmentProblem(f"--device cuda: {problem}", hint="run on a machine with an NVIDIA GPU, or use --device cpu")
+            try:
+                ort.preload_dlls()  # CUDA/cuDNN from the nvidia-* wheels (torch's), when present
+            except Exception:
+                pass
+            opts = dict(cuda_options or {})
+            providers = [(PROVIDERS["cuda"], opts), PROVIDERS["cpu"]]
+            self.settings["cuda_options"] = opts
+        else:
+            providers = [PROVIDERS["cpu"]]
+        try:
+            self.session = ort.InferenceSession(model_path, sess_options=so, providers=providers)
+        except Exception as exc:
+            raise InputError(
+                f"ONNX Runtime cannot load {model_path}: {str(exc).strip().splitlines()[0][:300]}",
+                hint="the file may be malformed or use an operator this onnxruntime does not support",
+            ) from None
+        used = self.session.get_providers()
+        if device == "cuda" and PROVIDERS["cuda"] not in used:
+            raise EnvironmentProblem(
+                f"--device cuda: ONNX Runtime fell back to {used} (the CUDA execution provider did not start)",
+                hint="check the CUDA and cuDNN libraries match this onnxruntime-gpu build",
+            )
+        self.providers = used
+        self.output_names = [o.name for o in self.session.get_outputs()]
+        self.input_names = [i.name for i in self.session.get_inputs()]
+        self._binding = None
+
+    def run(self, feeds: Feeds) -> Feeds:
+        outs = self.session.run(None, {k: np.ascontiguousarray(v) for k, v in feeds.items()})
+        return dict(zip(self.output_names, outs, strict=True))
+
+    # IO binding: inputs copied to the device once, outputs left on the device (CUDA timing).
+    def bind(self, feeds: Feeds) -> None:
+        binding = self.session.io_binding()
+        for name, arr in feeds.items():
+            value = ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(arr), self.device, 0)
+            binding.bind_ortvalue_input(name, value)
+        for name in self.output_names:
+            binding.bind_output(name, self.device, 0)
+        self._binding = binding
+
+    def run_bound(self) -> None:
+        self.session.run_with_iobinding(self._binding)
+
+    def synchronize(self) -> None:
+        if self._binding is not None:
+            self._binding.synchronize_outputs()
+
+    def versions(self) -> dict:
+        return {"onnxruntime": ort.__version__}
+
+    def precision(self) -> dict:
+        if self.device == "cuda":
+            opts = self.settings.get("cuda_options", {})
+            return {"cuda.use_tf32": str(opts.get("use_tf32", "1 (default)"))}
+        return {}
+
+    def close(self) -> None:
+        self.session = None
+        self._binding = None

@@ -1,0 +1,301 @@
+"""PyTorch: load an nn.Module (factory, state_dict, .pt2), run it in inference mode, export it.
+
+Export tries torch.onnx's dynamo exporter first and falls back to the TorchScript exporter when
+dynamo fails or pins an axis the user declared dynamic. The route taken is recorded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils import _pytree as pytree
+
+from bridge.errors import ConversionError, InputError, SecurityRefusal
+from bridge.frameworks.base import ExportResult, Feeds, flat_names_from_path
+from bridge.types import DTYPES, TensorSpec
+
+_TORCH_DTYPES = {
+    torch.float16: "float16", torch.float32: "float32", torch.float64: "float64",
+    torch.bfloat16: "bfloat16", torch.int8: "int8", torch.int16: "int16", torch.int32: "int32",
+    torch.int64: "int64", torch.uint8: "uint8", torch.bool: "bool",
+}
+
+
+def configure_threads(n: int) -> None:
+    torch.set_num_threads(n)
+
+
+def threads() -> int:
+    return torch.get_num_threads()
+
+
+def load(ref, obj=None, weights: str | None = None) -> "TorchModel":
+    if ref.kind == "pt2":
+        if weights:
+            raise InputError("--weights does not apply to a .pt2 file: it carries its own weights")
+        try:
+            program = torch.export.load(str(ref.path))
+        except Exception as exc:
+            raise InputError(f"cannot load {ref.path} as a torch.export program: {type(exc).__name__}: {exc}") from None
+        return TorchModel(ref.text, program.module(), program=program)
+    if not isinstance(obj, torch.nn.Module):
+        raise InputError(f"SOURCE {ref.text}: the factory returned {type(obj).__name__}, expected a torch.nn.Module")
+    if weights:
+        load_weights(obj, weights)
+    return TorchModel(ref.text, obj)
+
+
+def load_weights(model: torch.nn.Module, weights: str) -> None:
+    path = Path(weights)
+    if not path.is_file():
+        raise InputError(f"weights file {weights} does not exist")
+    if path.suffix == ".safetensors":
+        try:
+            from safetensors.torch import load_file
+        except ImportError:
+            raise InputError("reading .safetensors needs the safetensors package: pip install safetensors") from None
+        try:
+            state = load_file(str(path), device="cpu")
+        except Exception as exc:
+            raise InputError(f"cannot read {weights} as safetensors: {exc}") from None
+    else:
+        try:
+            # weights_only=True explicitly: an environment variable cannot turn it off then.
+            state = torch.load(str(path), map_location="cpu", weights_only=True)
+        except Exception as exc:
+            text = str(exc)
+            if "weights_only" in text or "Unsupported global" in text or "GLOBAL" in text:
+                raise SecurityRefusal(
+                    f"{weights} is not a plain state_dict: loading it would unpickle code "
+                    f"({text.splitlines()[0][:200]})",
+                    hint="save weights with torch.save(model.state_dict(), path) or as .safetensors",
+                ) from None
+            raise InputError(f"cannot read weights {weights}: {type(exc).__name__}: {text.splitlines()[0][:200]}") from None
+    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict):
+        raise InputError(f"weights file {weights} holds a {type(state).__name__}, expected a state_dict")
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise InputError(f"weights {weights} do not fit the model: {str(exc).splitlines()[0]}",
+                         hint="\n".join(str(exc).splitlines()[1:4]).strip() or None) from None
+
+
+def _dtype_name(dtype: torch.dtype) -> str:
+    if dtype not in _TORCH_DTYPES:
+        raise InputError(f"unsupported tensor dtype {dtype}")
+    return _TORCH_DTYPES[dtype]
+
+
+def _to_torch(arr: np.ndarray) -> torch.Tensor:
+    if arr.dtype.name == "bfloat16":
+        return torch.from_numpy(np.ascontiguousarray(arr).view(np.uint16).astype(np.int32)).to(torch.int16).view(torch.bfloat16)
+    return torch.from_numpy(np.ascontiguousarray(arr))
+
+
+def _to_numpy(t: torch.Tensor) -> np.ndarray:
+    t = t.detach().cpu()
+    if t.dtype == torch.bfloat16:
+        import ml_dtypes
+
+        return t.view(torch.int16).numpy().view(ml_dtypes.bfloat16).copy()
+    return t.numpy().copy()
+
+
+def flatten_outputs(out) -> dict[str, "torch.Tensor"]:
+    """Outputs by stable name: a tensor is 'output', tuple items 'output_i', dict items by key."""
+    if isinstance(out, torch.Tensor):
+        return {"output": out}
+    leaves, _ = pytree.tree_flatten_with_path(out)
+    root_is_sequence = isinstance(out, (tuple, list))
+    named: dict[str, torch.Tensor] = {}
+    for path, leaf in leaves:
+        if leaf is None:
+            continue
+        if not isinstance(leaf, torch.Tensor):
+            raise InputError(f"the model returned a {type(leaf).__name__} among its outputs; only tensors can be exported")
+        keys = [getattr(k, "key", getattr(k, "idx", getattr(k, "name", k))) for k in path]
+        named[flat_names_from_path(tuple(keys), root_is_sequence)] = leaf
+    return named
+
+
+class TorchModel:
+    framework = "torch"
+
+    def __init__(self, source: str, module: torch.nn.Module, program=None):
+        self.source = source
+        self.module = module
+        self.program = program
+        if program is None:
+            module.eval()  # always: dropout off, BatchNorm on running statistics
+        self._state = self._buffers()
+
+    # -- inputs -------------------------------------------------------------------------------
+    def input_specs(self) -> list[TensorSpec] | None:
+        if self.program is None:
+            return None
+        specs = []
+        for node in self.program.graph.nodes:
+            if node.op != "placeholder" or node.name not in self.program.graph_signature.user_inputs:
+                continue
+            val = node.meta.get("val")
+            if not isinstance(val, torch.Tensor):
+                continue
+            dims = tuple(int(d) if isinstance(d, int) or str(d).isdigit() else str(d) for d in val.shape)
+            specs.append(TensorSpec(node.name, _dtype_name(val.dtype), dims))
+        return specs
+
+    # -- running ------------------------------------------------------------------------------
+    def _call(self, tensors):
+        return self.module(*tensors)
+
+    def run(self, feeds: Feeds) -> Feeds:
+        with torch.inference_mode():
+            out = self._call([_to_torch(a) for a in feeds.values()])
+        return {k: _to_numpy(v) for k, v in flatten_outputs(out).items()}
+
+    def _buffers(self) -> dict[str, np.ndarray]:
+        return {k: _to_numpy(v) for k, v in self.module.named_buffers()}
+
+    def check_state(self) -> str | None:
+        """A description of any buffer the reference runs changed (BatchNorm statistics), or None."""
+        now = self._buffers()
+        changed = [k for k, v in self._state.items()
+                   if k not in now or v.shape != now[k].shape or not np.array_equal(v, now[k], equal_nan=True)]
+        return f"buffers changed by inference: {', '.join(changed[:5])}" if changed else None
+
+    def synchronize(self) -> None:
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            torch.cuda.synchronize()
+
+    def versions(self) -> dict:
+        out = {"torch": torch.__version__}
+        try:
+            import onnxscript
+
+            out["onnxscript"] = onnxscript.__version__
+        except ImportError:
+            pass
+        return out
+
+    def precision(self) -> dict:
+        return {
+            "cudnn.allow_tf32": bool(torch.backends.cudnn.allow_tf32),
+            "cuda.matmul.allow_tf32": bool(torch.backends.cuda.matmul.allow_tf32),
+            "float32_matmul_precision": torch.get_float32_matmul_precision(),
+        }
+
+    def close(self) -> None:
+        self.module = None
+        self.program = None
+
+    # -- export -------------------------------------------------------------------------------
+    def export(self, path: str, specs: list[TensorSpec], feeds: Feeds, opset: int | None) -> ExportResult:
+        args = tuple(_to_torch(feeds[s.name]) for s in specs)
+        with torch.inference_mode():
+            out = self._call(list(args))
+        output_names = list(flatten_outputs(out))
+        attempts = []
+        try:
+            settings = self._export_dynamo(path, specs, args, output_names, opset)
+            return ExportResult("torch.onnx.dynamo", settings, attempts)
+        except Exception as exc:  # every dynamo failure falls back; the reason is recorded
+            attempts.append({"exporter": "torch.onnx.dynamo", "error": _one_line(exc)})
+        if self.program is not None:
+            raise ConversionError(f"the dynamo exporter failed on {self.source}: {attempts[0]['error']}",
+                                  hint="a .pt2 program can only be exported by the dynamo exporter")
+        try:
+            settings = self._export_torchscript(path, specs, args, output_names, opset)
+            return ExportResult("torch.onnx.torchscript", settings, attempts)
+        except Exception as exc:
+            attempts.append({"exporter": "torch.onnx.torchscript", "error": _one_line(exc)})
+        raise ConversionError(
+            f"both torch.onnx exporters failed on {self.source}: "
+            + "; ".join(f"{a['exporter']}: {a['error']}" for a in attempts),
+            hint="run with --debug for the full trace; check that forward() is traceable",
+        )
+
+    def _export_dynamo(self, path, specs, args, output_names, opset) -> dict:
+        dims: dict[str, object] = {}
+        dynamic_shapes = None
+        if self.program is None and any(s.dynamic_axes for s in specs):
+            dynamic_shapes = tuple(
+                {axis: dims.setdefault(name, torch.export.Dim(name)) for axis, name in s.dynamic_axes.items()}
+                or None
+                for s in specs
+            )
+        log = io.StringIO()
+        with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+            program = torch.onnx.export(
+                self.program if self.program is not None else self.module,
+                args,
+                None,
+                dynamo=True,
+                input_names=[s.name for s in specs],
+                output_names=output_names,
+                opset_version=opset,
+                dynamic_shapes=dynamic_shapes,
+                optimize=True,
+                verbose=False,
+            )
+        proto = program.model_proto
+        pinned = _pinned_axes(proto, specs)
+        if pinned:
+            raise ConversionError(f"the dynamo exporter fixed declared dynamic axes: {', '.join(pinned)}")
+        _save(proto, path)
+        return {"dynamo": True, "optimize": True, "opset_requested": opset, "dynamic_shapes": bool(dynamic_shapes)}
+
+    def _export_torchscript(self, path, specs, args, output_names, opset) -> dict:
+        dynamic_axes = {s.name: dict(s.dynamic_axes) for s in specs if s.dynamic_axes}
+        opset = opset or 17
+        log = io.StringIO()
+        with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+            torch.onnx.export(
+                self.module, args, path, dynamo=False,
+                input_names=[s.name for s in specs], output_names=output_names,
+                dynamic_axes=dynamic_axes or None,
+                opset_version=opset, do_constant_folding=True,
+            )
+        import onnx
+
+        pinned = _pinned_axes(onnx.load(path, load_external_data=False), specs)
+        if pinned:
+            raise ConversionError(f"the TorchScript exporter fixed declared dynamic axes: {', '.join(pinned)}")
+        return {"dynamo": False, "opset_requested": opset, "do_constant_folding": True}
+
+
+def _pinned_axes(proto, specs: list[TensorSpec]) -> list[str]:
+    by_name = {i.name: i for i in proto.graph.input}
+    pinned = []
+    for s in specs:
+        inp = by_name.get(s.name)
+        if inp is None:
+            raise ConversionError(f"the exported graph has no input named {s.name!r} (inputs: {sorted(by_name)})")
+        dims = inp.type.tensor_type.shape.dim
+        for axis, name in s.dynamic_axes.items():
+            if axis < len(dims) and not dims[axis].dim_param:
+                pinned.append(f"{s.name}[{axis}] ({name}) became {dims[axis].dim_value}")
+    return pinned
+
+
+def _save(proto, path: str) -> None:
+    import onnx
+
+    size = proto.ByteSize()
+    if size < 2**31 - 2**24:  # protobuf's 2 GB limit, with room for the graph itself
+        onnx.save_model(proto, path)
+    else:
+        onnx.save_model(proto, path, save_as_external_data=True, all_tensors_to_one_file=True,
+                        location=os.path.basename(path) + ".data", size_threshold=1024)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = f"{type(exc).__name__}: {exc}".strip()
+    first = text.splitlines()[0] if text else type(exc).__name__
+    return first[:300]

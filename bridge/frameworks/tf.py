@@ -1,0 +1,283 @@
+"""TensorFlow/Keras: load .keras / .h5 / SavedModel / factory, run with training=False, export with tf2onnx.
+
+Keras 3 models go through a tf.function with an explicit input signature: tf2onnx's from_keras
+fails on Keras 3 (KeyError: 'keras_tensor_N'). Outputs are returned as a dict so that the ONNX
+outputs carry stable names: a dict model's keys, 'output' for one tensor, 'output_i' for a list.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import numpy as np  # noqa: E402
+
+
+@contextlib.contextmanager
+def _quiet_native_stderr():
+    """TensorFlow's C++ runtime logs banners to fd 2 at import, whatever TF_CPP_MIN_LOG_LEVEL says."""
+    try:
+        saved = os.dup(2)
+    except OSError:
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+with _quiet_native_stderr():
+    import tensorflow as tf  # noqa: E402
+
+from bridge.errors import ConversionError, InputError, SecurityRefusal  # noqa: E402
+from bridge.frameworks.base import ExportResult, Feeds, flat_names_from_path  # noqa: E402
+from bridge.types import TensorSpec  # noqa: E402
+
+# Ops that touch files, the network or Python from inside a SavedModel graph: refused unless trusted.
+UNSAFE_OPS = frozenset({
+    "ReadFile", "WriteFile", "MatchingFiles", "DeleteFile", "PyFunc", "PyFuncStateless", "EagerPyFunc",
+    "ImmutableConst", "DebugIdentityV2", "DebugIdentityV3", "PrintV2", "InitializeTableFromTextFile",
+    "InitializeTableFromTextFileV2", "FixedLengthRecordDataset", "TFRecordDataset", "TextLineDataset",
+    "WriteSummary", "CreateSummaryFileWriter", "WriteRawProtoSummary",
+})
+
+
+def configure_threads(n: int) -> None:
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(n)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    except RuntimeError:
+        pass  # the runtime already started: threads() reports what is in force
+
+
+def threads() -> int:
+    return tf.config.threading.get_intra_op_parallelism_threads()
+
+
+def load(ref, obj=None, weights: str | None = None, trust: bool = False) -> "KerasModel | SavedModel":
+    if weights:
+        raise InputError("--weights applies to PyTorch sources only: Keras and SavedModel files carry their weights")
+    if ref.kind in ("keras", "h5"):
+        import keras
+
+        try:
+            model = keras.models.load_model(str(ref.path), compile=False, safe_mode=not trust)
+        except Exception as exc:
+            text = str(exc)
+            if "safe_mode" in text or "Lambda" in text and "unsafe" in text.lower():
+                raise SecurityRefusal(
+                    f"{ref.path} holds code (a Lambda layer or custom object) that runs when loaded",
+                    hint="rebuild the model without Lambda layers, or pass --trust-code if you trust the file",
+                ) from None
+            raise InputError(f"cannot load {ref.path} as a Keras model: {type(exc).__name__}: {text.splitlines()[0][:300] if text else ''}") from None
+        return KerasModel(ref.text, model)
+    if ref.kind == "savedmodel":
+        if not trust:
+            bad = unsafe_savedmodel_ops(str(ref.path))
+            if bad:
+                raise SecurityRefusal(
+                    f"SavedModel {ref.path} contains ops that touch files or run Python: {', '.join(sorted(bad))}",
+                    hint="pass --trust-code only if you trust where this model came from",
+                )
+        try:
+            loaded = tf.saved_model.load(str(ref.path))
+        except Exception as exc:
+            raise InputError(f"cannot load SavedModel {ref.path}: {type(exc).__name__}: {str(exc).splitlines()[0][:300]}") from None
+        return SavedModel(ref.text, loaded)
+    if obj is None or not hasattr(obj, "__call__"):
+        raise InputError(f"SOURCE {ref.text}: the factory returned {type(obj).__name__}, expected a Keras model")
+    return KerasModel(ref.text, obj)
+
+
+def unsafe_savedmodel_ops(path: str) -> set[str]:
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    pb = os.path.join(path, "saved_model.pb")
+    sm = saved_model_pb2.SavedModel()
+    try:
+        with open(pb, "rb") as fh:
+            sm.ParseFromString(fh.read())
+    except Exception as exc:
+        raise InputError(f"cannot parse {pb}: {exc}") from None
+    ops = set()
+    for mg in sm.meta_graphs:
+        ops.update(n.op for n in mg.graph_def.node)
+        for fn in mg.graph_def.library.function:
+            ops.update(n.op for n in fn.node_def)
+    return ops & UNSAFE_OPS
+
+
+def _dtype_name(dtype) -> str:
+    name = tf.as_dtype(dtype).name
+    if name not in ("float16", "float32", "float64", "bfloat16", "int8", "int16", "int32", "int64", "uint8", "bool"):
+        raise InputError(f"unsupported input dtype {name}")
+    return name
+
+
+def _dims(shape, input_name: str) -> tuple:
+    dims = []
+    for axis, d in enumerate(shape):
+        if d is None:
+            dims.append("batch" if axis == 0 else f"{input_name}_d{axis}")
+        else:
+            dims.append(int(d))
+    return tuple(dims)
+
+
+def _named_outputs(out) -> dict:
+    if isinstance(out, dict):
+        leaves = [((k,), v) for k, v in out.items()]
+        root_seq = False
+    elif isinstance(out, (list, tuple)):
+        leaves = [((i,), v) for i, v in enumerate(out)]
+        root_seq = True
+    else:
+        return {"output": out}
+    return {flat_names_from_path(p, root_seq): v for p, v in leaves}
+
+
+class _TfBase:
+    framework = "tensorflow"
+
+    def _specs_signature(self, specs: list[TensorSpec]):
+        return [tf.TensorSpec([None if isinstance(d, str) else d for d in s.dims], tf.as_dtype(s.dtype), name=s.name)
+                for s in specs]
+
+    def run(self, feeds: Feeds) -> Feeds:
+        """Inference through a tf.function (graph mode, training=False), traced once per input layout."""
+        key = tuple((k, v.dtype.name, v.ndim) for k, v in feeds.items())
+        if getattr(self, "_fn_key", None) != key:
+            specs = [TensorSpec(k, v.dtype.name, tuple(f"d{i}" for i in range(v.ndim))) for k, v in feeds.items()]
+            self._fn, self._fn_key = self._make_function(specs), key
+        out = self._fn(*[tf.constant(v) for v in feeds.values()])
+        return {k: v.numpy() for k, v in out.items()}
+
+    def check_state(self) -> str | None:
+        return None
+
+    def synchronize(self) -> None:
+        pass  # .numpy() on every output already waits for the device
+
+    def versions(self) -> dict:
+        out = {"tensorflow": tf.__version__}
+        try:
+            import keras
+
+            out["keras"] = keras.__version__
+        except ImportError:
+            pass
+        try:
+            import tf2onnx
+
+            out["tf2onnx"] = tf2onnx.__version__
+        except ImportError:
+            pass
+        return out
+
+    def precision(self) -> dict:
+        return {"tf32_execution": bool(tf.config.experimental.tensor_float_32_execution_enabled())}
+
+    def close(self) -> None:
+        self._fn = None
+
+    def export(self, path: str, specs: list[TensorSpec], feeds: Feeds, opset: int | None) -> ExportResult:
+        try:
+            import tf2onnx
+        except ImportError:
+            from bridge.errors import EnvironmentProblem
+
+            raise EnvironmentProblem("exporting TensorFlow models needs tf2onnx", hint="pip install tf2onnx") from None
+        signature = self._specs_signature(specs)
+        fn = self._make_function(specs)
+        opset = opset or 17
+        log = io.StringIO()
+        try:
+            with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+                proto, _ = tf2onnx.convert.from_function(fn, input_signature=signature, opset=opset)
+        except Exception as exc:
+            raise ConversionError(f"tf2onnx failed on {self.source}: {type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}") from None
+        got = [i.name for i in proto.graph.input]
+        want = [s.name for s in specs]
+        if sorted(got) != sorted(want):
+            raise ConversionError(
+                f"tf2onnx wrote a graph with inputs {got}, expected {want} (constants leaked into inputs?)",
+            )
+        import onnx
+
+        onnx.save_model(proto, path)
+        return ExportResult("tf2onnx.from_function", {"opset_requested": opset, "tf2onnx": tf2onnx.__version__})
+
+
+class KerasModel(_TfBase):
+    def __init__(self, source: str, model):
+        self.source = source
+        self.model = model
+        self._fn = None
+
+    def input_specs(self) -> list[TensorSpec] | None:
+        try:
+            inputs = self.model.inputs
+        except (AttributeError, ValueError):
+            return None
+        if not inputs:
+            return None
+        specs = []
+        for i in inputs:
+            name = getattr(i, "name", None) or f"input_{len(specs)}"
+            name = name.split(":")[0]
+            specs.append(TensorSpec(name, _dtype_name(i.dtype), _dims(i.shape, name)))
+        return specs
+
+    def _make_function(self, specs):
+        model = self.model
+        signature = self._specs_signature(specs)
+
+        @tf.function(input_signature=signature, autograph=False)
+        def serving(*args):
+            x = args[0] if len(args) == 1 else list(args)
+            return _named_outputs(model(x, training=False))
+
+        return serving
+
+    def run_eager(self, feeds: Feeds) -> Feeds:
+        args = [tf.constant(v) for v in feeds.values()]
+        out = self.model(args[0] if len(args) == 1 else args, training=False)
+        return {k: v.numpy() for k, v in _named_outputs(out).items()}
+
+
+class SavedModel(_TfBase):
+    def __init__(self, source: str, loaded):
+        self.source = source
+        self.loaded = loaded
+        sigs = getattr(loaded, "signatures", {})
+        if "serving_default" not in sigs:
+            raise InputError(f"SavedModel {source} has no serving_default signature (has: {sorted(sigs)})")
+        self.signature = sigs["serving_default"]
+        self._fn = None
+
+    def input_specs(self) -> list[TensorSpec]:
+        _, kwargs = self.signature.structured_input_signature
+        return [TensorSpec(name, _dtype_name(spec.dtype), _dims(spec.shape, name)) for name, spec in sorted(kwargs.items())]
+
+    def _make_function(self, specs):
+        sig = self.signature
+        names = [s.name for s in specs]
+        signature = self._specs_signature(specs)
+
+        @tf.function(input_signature=signature, autograph=False)
+        def serving(*args):
+            return dict(sig(**dict(zip(names, args))))
+
+        return serving
+
+    def run_eager(self, feeds: Feeds) -> Feeds:
+        out = self.signature(**{k: tf.constant(v) for k, v in feeds.items()})
+        return {k: v.numpy() for k, v in out.items()}

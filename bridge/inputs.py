@@ -1,0 +1,107 @@
+"""Input feeds: seeded draws from TensorSpecs, real samples from .npz files. numpy only."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from bridge.errors import InputError
+from bridge.types import DEFAULT_DYNAMIC_SIZE, Case, TensorSpec
+
+Feeds = dict[str, np.ndarray]
+
+# Values drawn when a spec carries no range: floats standard normal, integers in [0, 10), bools fair.
+DEFAULT_INT_RANGE = (0, 10)
+
+
+def numpy_dtype(name: str) -> np.dtype:
+    if name == "bfloat16":
+        import ml_dtypes  # shipped with onnx and tensorflow
+
+        return np.dtype(ml_dtypes.bfloat16)
+    return np.dtype(name)
+
+
+def draw(spec: TensorSpec, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
+    dtype = spec.dtype
+    if dtype == "bool":
+        return rng.integers(0, 2, size=shape).astype(bool)
+    if dtype.startswith(("int", "uint")):
+        lo, hi = spec.value_range or DEFAULT_INT_RANGE
+        lo_i, hi_i = int(np.ceil(lo)), int(np.ceil(hi))
+        info = np.iinfo(np.dtype(dtype))
+        lo_i, hi_i = max(lo_i, info.min), min(hi_i, info.max)
+        return rng.integers(lo_i, hi_i, size=shape, dtype=np.int64).astype(dtype)
+    if spec.value_range is not None:
+        lo, hi = spec.value_range
+        values = rng.uniform(lo, hi, size=shape)
+    else:
+        values = rng.standard_normal(size=shape)
+    return values.astype(numpy_dtype(dtype))
+
+
+def make_feeds(specs: list[TensorSpec], case: Case) -> Feeds:
+    """One draw per input. Inputs are drawn in declaration order from one generator."""
+    rng = np.random.default_rng(case.seed)
+    return {s.name: draw(s, s.shape(case.sizes), rng) for s in specs}
+
+
+def sweep_cases(specs: list[TensorSpec], seed: int, sizes: dict[str, int] | None = None) -> list[Case]:
+    """Cases that every verification runs.
+
+    Two seeded draws at the export sizes (two value distributions), then, for every dynamic axis
+    declared, size 1 and an odd size above the export size (all dynamic axes move together).
+    """
+    sizes = dict(sizes or {})
+    axes = sorted({d for s in specs for d in s.dims if isinstance(d, str)})
+    base = {a: sizes.get(a, DEFAULT_DYNAMIC_SIZE) for a in axes}
+    cases = [Case("draw0", seed, base), Case("draw1", seed + 1, base)]
+    if axes:
+        cases.append(Case("size1", seed + 2, {a: 1 for a in axes}))
+        cases.append(Case("sizeodd", seed + 3, {a: 2 * base[a] + 1 for a in axes}))
+    return cases
+
+
+def load_npz(path: str | Path, specs: list[TensorSpec]) -> Feeds:
+    """Real samples from an .npz file (never unpickled), checked against the input specs."""
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {k: data[k] for k in data.files}
+    except FileNotFoundError:
+        raise InputError(f"inputs file {path} does not exist") from None
+    except Exception as exc:  # zip errors, pickled object arrays, ...
+        raise InputError(
+            f"cannot read inputs file {path}: {type(exc).__name__}: {exc}",
+            hint="save plain arrays with numpy.savez(path, name=array, ...), one key per model input",
+        ) from None
+    expected = [s.name for s in specs]
+    if sorted(arrays) != sorted(expected):
+        raise InputError(
+            f"inputs file {path} has arrays {sorted(arrays)}, the model's inputs are {sorted(expected)}",
+            hint="name each array in the .npz after the model input it feeds",
+        )
+    out: Feeds = {}
+    for s in specs:
+        arr = arrays[s.name]
+        if arr.ndim != len(s.dims) or any(
+            isinstance(d, int) and d != n for d, n in zip(s.dims, arr.shape)
+        ):
+            raise InputError(f"inputs file {path}: {s.name!r} has shape {arr.shape}, the model expects {s.to_text()}")
+        want = numpy_dtype(s.dtype)
+        if arr.dtype != want:
+            if arr.dtype.kind != want.kind and not (arr.dtype.kind in "iu" and want.kind in "iu"):
+                raise InputError(f"inputs file {path}: {s.name!r} is {arr.dtype}, the model expects {s.dtype}")
+            arr = arr.astype(want)
+        out[s.name] = arr
+    return out
+
+
+def batch_sizes(specs: list[TensorSpec], feeds: Feeds) -> dict[str, int]:
+    """The sizes of the dynamic axes in a given feed."""
+    sizes: dict[str, int] = {}
+    for s in specs:
+        for axis, name in s.dynamic_axes.items():
+            sizes[name] = int(feeds[s.name].shape[axis])
+    return sizes

@@ -1,0 +1,70 @@
+"""SOURCE -> a loaded native model and the input specs to feed it (framework-neutral orchestration)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bridge.errors import InputError, UsageError
+from bridge.frameworks import framework_module
+from bridge.sources import SourceRef, call_factory, declared_inputs, framework_of, load_user_module, parse_source
+from bridge.spec import apply_ranges, check_unique, parse_input_spec, parse_range
+from bridge.types import TensorSpec
+
+
+@dataclass
+class Loaded:
+    ref: SourceRef
+    framework: str
+    model: object  # a NativeModel from bridge.frameworks.<framework>
+    declared: list[TensorSpec] | None  # what the source says about its inputs, if anything
+
+
+def load_native(source: str, *, weights: str | None = None, framework: str | None = None,
+                trust_code: bool = False, threads: int | None = None) -> Loaded:
+    ref = parse_source(source)
+    declared_specs: list[TensorSpec] | None = None
+    if ref.kind in ("pyfile", "module"):
+        module = load_user_module(ref)
+        decl, decl_ranges = declared_inputs(module)
+        obj = call_factory(ref, module)
+        fw = framework_of(obj)
+        if fw is None:
+            raise InputError(f"SOURCE {ref.text}: the factory returned a {type(obj).__module__}.{type(obj).__name__}, "
+                             "expected a torch.nn.Module or a Keras model")
+        if framework and framework != fw:
+            raise UsageError(f"--framework {framework} given, but SOURCE {ref.text} built a {fw} model")
+        if decl:
+            declared_specs = [parse_input_spec(s) for s in decl]
+            declared_specs = apply_ranges(declared_specs, dict(parse_range(f"{k}={v}") for k, v in decl_ranges.items()))
+    else:
+        fw = ref.framework
+        if framework and framework != fw:
+            raise UsageError(f"--framework {framework} given, but SOURCE {ref.text} is a {fw} model")
+        obj = None
+    mod = framework_module(fw)
+    if threads:
+        mod.configure_threads(threads)  # before loading: TensorFlow fixes its pools when it starts
+    if fw == "tensorflow":
+        model = mod.load(ref, obj, weights, trust=trust_code)
+    else:
+        model = mod.load(ref, obj, weights)
+    return Loaded(ref, fw, model, declared_specs or model.input_specs())
+
+
+def resolve_specs(loaded: Loaded, input_args: list[str], range_args: list[str]) -> list[TensorSpec]:
+    """Inputs from --input if given, else from the model or its module; then --input-range on top."""
+    if input_args:
+        specs = [parse_input_spec(s) for s in input_args]
+        if loaded.declared:
+            known = {s.name: s for s in loaded.declared}
+            specs = [s.with_range(known[s.name].value_range) if s.name in known else s for s in specs]
+    elif loaded.declared:
+        specs = list(loaded.declared)
+    else:
+        raise UsageError(
+            f"SOURCE {loaded.ref.text} does not declare its inputs",
+            hint="pass --input NAME:DTYPE[DIMS] for each forward() argument in order, e.g. "
+                 "--input x:float32[batch,3,224,224], or set BRIDGE_INPUTS in the factory's module",
+        )
+    check_unique(specs)
+    return apply_ranges(specs, dict(parse_range(r) for r in range_args))

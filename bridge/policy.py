@@ -1,0 +1,145 @@
+"""Tolerance policy: defaults keyed by output dtype and device, overridable globally and per output.
+
+The element test is |candidate - reference| <= atol + rtol * |reference| (numpy's isclose, without
+broadcasting and without NaN equality). Defaults and the evidence behind them: docs/tolerances.md.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import tomllib
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from bridge.errors import UsageError
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    atol: float
+    rtol: float
+    allow_nonfinite: bool = False
+
+    def to_json(self) -> dict:
+        return {"atol": self.atol, "rtol": self.rtol, "allow_nonfinite": self.allow_nonfinite}
+
+
+EXACT = Tolerance(0.0, 0.0)
+
+# (dtype, device) -> Tolerance. Integer and bool outputs are always exact.
+DEFAULTS: dict[tuple[str, str], Tolerance] = {
+    ("float64", "cpu"): Tolerance(1e-8, 1e-7),
+    ("float64", "cuda"): Tolerance(1e-8, 1e-7),
+    ("float32", "cpu"): Tolerance(1e-5, 1e-4),
+    # ORT's CUDA EP and cuDNN use TF32 by default: fp32 results move by about 5e-4 relative.
+    ("float32", "cuda"): Tolerance(1e-3, 5e-3),
+    ("float16", "cpu"): Tolerance(1e-2, 1e-2),
+    ("float16", "cuda"): Tolerance(1e-2, 1e-2),
+    ("bfloat16", "cpu"): Tolerance(5e-2, 5e-2),
+    ("bfloat16", "cuda"): Tolerance(5e-2, 5e-2),
+}
+
+
+@dataclass(frozen=True)
+class Policy:
+    """Which tolerance applies to an output. Precedence: per-output > global override > default."""
+
+    atol: float | None = None
+    rtol: float | None = None
+    outputs_atol: dict = field(default_factory=dict)
+    outputs_rtol: dict = field(default_factory=dict)
+    allow_nonfinite: bool = False
+    defaults: dict = field(default_factory=lambda: dict(DEFAULTS))
+    min_top1_agreement: float | None = None
+
+    def tolerance(self, name: str, dtype: str, device: str) -> Tolerance:
+        if dtype not in ("float16", "bfloat16", "float32", "float64"):
+            return replace(EXACT, allow_nonfinite=self.allow_nonfinite)
+        base = self.defaults.get((dtype, device)) or self.defaults.get((dtype, "cpu")) or DEFAULTS[("float32", "cpu")]
+        atol = self.outputs_atol.get(name, self.atol if self.atol is not None else base.atol)
+        rtol = self.outputs_rtol.get(name, self.rtol if self.rtol is not None else base.rtol)
+        return Tolerance(float(atol), float(rtol), self.allow_nonfinite)
+
+    def to_json(self) -> dict:
+        return {
+            "atol": self.atol, "rtol": self.rtol,
+            "outputs": {n: {k: v for k, v in (("atol", self.outputs_atol.get(n)), ("rtol", self.outputs_rtol.get(n))) if v is not None}
+                        for n in sorted(set(self.outputs_atol) | set(self.outputs_rtol))},
+            "allow_nonfinite": self.allow_nonfinite,
+            "min_top1_agreement": self.min_top1_agreement,
+            "defaults": {f"{d}/{dev}": t.to_json() for (d, dev), t in sorted(self.defaults.items())},
+        }
+
+    @classmethod
+    def from_json(cls, data: dict) -> "Policy":
+        defaults = dict(DEFAULTS)
+        for key, tol in (data.get("defaults") or {}).items():
+            dtype, _, device = key.partition("/")
+            defaults[(dtype, device or "cpu")] = Tolerance(float(tol["atol"]), float(tol["rtol"]))
+        outs = data.get("outputs") or {}
+        return cls(
+            atol=_num(data.get("atol"), "atol"), rtol=_num(data.get("rtol"), "rtol"),
+            outputs_atol={n: _num(v["atol"], f"{n}.atol") for n, v in outs.items() if "atol" in v},
+            outputs_rtol={n: _num(v["rtol"], f"{n}.rtol") for n, v in outs.items() if "rtol" in v},
+            allow_nonfinite=bool(data.get("allow_nonfinite", False)),
+            defaults=defaults,
+            min_top1_agreement=_num(data.get("min_top1_agreement"), "min_top1_agreement"),
+        )
+
+
+def _num(value, what: str) -> float | None:
+    if value is None:
+        return None
+    try:
+        val = float(value)
+    except (TypeError, ValueError):
+        raise UsageError(f"tolerance {what}={value!r} is not a number") from None
+    if not math.isfinite(val) or val < 0:
+        raise UsageError(f"tolerance {what}={value!r} must be a finite number >= 0")
+    return val
+
+
+def parse_tolerance_args(tokens: list[str], what: str) -> tuple[float | None, dict]:
+    """Polygraphy's vocabulary: ``--atol 1e-5 logits:1e-4`` = 1e-5 everywhere, 1e-4 for 'logits'."""
+    global_value = None
+    per_output: dict[str, float] = {}
+    for tok in tokens:
+        name, sep, val = tok.rpartition(":")
+        if sep and name:
+            per_output[name] = _num(val, f"--{what} {tok}")
+        else:
+            global_value = _num(tok, f"--{what}")
+    return global_value, per_output
+
+
+def load_policy_file(path: str) -> dict:
+    p = Path(path)
+    try:
+        text = p.read_text()
+    except OSError as exc:
+        raise UsageError(f"cannot read policy file {path}: {exc.strerror}") from None
+    try:
+        data = tomllib.loads(text) if p.suffix == ".toml" else json.loads(text)
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
+        raise UsageError(f"policy file {path} is not valid {'TOML' if p.suffix == '.toml' else 'JSON'}: {exc}") from None
+    if not isinstance(data, dict):
+        raise UsageError(f"policy file {path} must hold a table/object at top level")
+    return data
+
+
+def build_policy(base: dict | None = None, atol_args: list[str] | None = None, rtol_args: list[str] | None = None,
+                 allow_nonfinite: bool = False, min_top1: float | None = None) -> Policy:
+    """A policy from a stored/file dict, then command-line overrides on top."""
+    policy = Policy.from_json(base or {})
+    atol, per_atol = parse_tolerance_args(atol_args or [], "atol")
+    rtol, per_rtol = parse_tolerance_args(rtol_args or [], "rtol")
+    return replace(
+        policy,
+        atol=atol if atol is not None else policy.atol,
+        rtol=rtol if rtol is not None else policy.rtol,
+        outputs_atol={**policy.outputs_atol, **per_atol},
+        outputs_rtol={**policy.outputs_rtol, **per_rtol},
+        allow_nonfinite=allow_nonfinite or policy.allow_nonfinite,
+        min_top1_agreement=min_top1 if min_top1 is not None else policy.min_top1_agreement,
+    )

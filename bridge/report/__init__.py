@@ -1,0 +1,1 @@
+"""Reports: one data model (model.py), renderers per format (terminal, json)."""

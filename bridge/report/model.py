@@ -1,0 +1,83 @@
+"""The report every command produces: verdict, per-output results, cases, policy, latency, environment."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from bridge.compare import FAIL, INCONCLUSIVE, PASS, OutputResult, summarize
+
+REPORT_SCHEMA_VERSION = 1
+
+
+@dataclass
+class Report:
+    kind: str  # "export" | "verify"
+    target: str
+    source: str | None = None
+    framework: str | None = None
+    exporter: dict | None = None
+    devices: list = field(default_factory=lambda: ["cpu"])
+    cases: list = field(default_factory=list)  # [{"label", "seed", "sizes", "origin"}]
+    results: list[OutputResult] = field(default_factory=list)
+    policy: dict | None = None
+    latency: dict = field(default_factory=dict)  # device -> LatencyComparison.to_json()
+    environment: dict = field(default_factory=dict)
+    notes: list = field(default_factory=list)
+    forced_status: str | None = None  # a verdict reached before any comparison (nondeterministic reference)
+    forced_reason: str | None = None
+
+    @property
+    def summary(self) -> dict[str, OutputResult]:
+        return summarize(self.results)
+
+    @property
+    def status(self) -> str:
+        if self.forced_status:
+            return self.forced_status
+        statuses = {r.status for r in self.summary.values()}
+        if not statuses:
+            return INCONCLUSIVE
+        if FAIL in statuses:
+            return FAIL
+        if INCONCLUSIVE in statuses:
+            return INCONCLUSIVE
+        return PASS
+
+    @property
+    def passed(self) -> bool:
+        return self.status == PASS
+
+    @property
+    def reason(self) -> str:
+        if self.forced_reason:
+            return self.forced_reason
+        for r in self.summary.values():
+            if r.status == FAIL:
+                return f"{r.name}: {r.reason}" + (f" [case {r.case}, {r.device}]" if r.case else "")
+        for r in self.summary.values():
+            if r.status == INCONCLUSIVE:
+                return f"{r.name}: {r.reason}"
+        if not self.summary:
+            return "no outputs were compared"
+        return ""
+
+    def to_json(self) -> dict:
+        return {
+            "schema_version": REPORT_SCHEMA_VERSION,
+            "kind": self.kind,
+            "passed": self.passed,
+            "status": self.status,
+            "reason": self.reason,
+            "target": self.target,
+            "source": self.source,
+            "framework": self.framework,
+            "exporter": self.exporter,
+            "devices": list(self.devices),
+            "cases": list(self.cases),
+            "outputs": [r.to_json() for r in self.summary.values()],
+            "checks": [r.to_json() for r in self.results],
+            "policy": self.policy,
+            "latency": self.latency,
+            "environment": self.environment,
+            "notes": list(self.notes),
+        }

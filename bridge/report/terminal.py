@@ -1,0 +1,65 @@
+"""Plain-text rendering of a Report for the terminal (no colour codes; readable in CI logs)."""
+
+from __future__ import annotations
+
+from bridge.report.model import Report
+
+_MARK = {"pass": "PASS", "fail": "FAIL", "inconclusive": "INCONCLUSIVE"}
+
+
+def fmt(x, spec: str = ".2e") -> str:
+    if x is None:
+        return "-"
+    if isinstance(x, str):
+        return x
+    return format(x, spec)
+
+
+def table(headers: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
+    line = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa: E731
+    return "\n".join([line(headers), line(["-" * w for w in widths]), *(line(r) for r in rows)])
+
+
+def render(report: Report) -> str:
+    parts = []
+    head = f"bridge {report.kind}: {report.target}"
+    if report.source:
+        head += f"  vs  {report.source}"
+    parts.append(head)
+    if report.exporter:
+        parts.append(f"exporter: {report.exporter.get('name')}"
+                     + (f" (after {', '.join(a['exporter'] for a in report.exporter.get('failed_first') or [])} failed)"
+                        if report.exporter.get("failed_first") else ""))
+    if report.cases:
+        parts.append("cases: " + ", ".join(
+            f"{c['label']}" + (f"[{','.join(f'{k}={v}' for k, v in c['sizes'].items())}]" if c.get("sizes") else "")
+            for c in report.cases))
+    rows = []
+    for r in report.summary.values():
+        tol = r.tolerance
+        rows.append([
+            r.name, _MARK[r.status], r.device,
+            "x".join(map(str, r.ref_shape)) if r.ref_shape is not None else "-",
+            r.ref_dtype or r.cand_dtype or "-",
+            fmt(r.max_abs), fmt(r.max_rel), fmt(r.fail_fraction, ".2%") if r.fail_fraction is not None else "-",
+            f"{tol.atol:g}/{tol.rtol:g}" if tol else "-",
+            f"{fmt(r.needed_atol, '.1e')}/{fmt(r.needed_rtol, '.1e')}",
+        ])
+    if rows:
+        parts.append(table(["output", "verdict", "device", "shape", "dtype", "max abs", "max rel", "failing",
+                            "atol/rtol", "would pass at"], rows))
+    for device, lat in report.latency.items():
+        sides = lat["sides"]
+        lrows = [[name, device, f"{s['p50_ms']:.3f}", f"{s['p90_ms']:.3f}", f"{s['p99_ms']:.3f}",
+                  f"{s['min_ms']:.3f}", str(s["runs"])] for name, s in sides.items()]
+        parts.append(table(["latency", "device", "p50 ms", "p90 ms", "p99 ms", "min ms", "runs"], lrows))
+        for side, ratio in lat["speedup_vs_baseline_p50"].items():
+            rounds = lat["speedup_per_round"][side]
+            parts.append(f"{side} vs {lat['baseline']}: {ratio:.2f}x at p50 "
+                         f"(per round {min(rounds):.2f}x..{max(rounds):.2f}x, threads={lat['threads']})")
+    for note in report.notes:
+        parts.append(f"note: {note}")
+    verdict = _MARK[report.status]
+    parts.append(f"verdict: {verdict}" + (f": {report.reason}" if report.reason else ""))
+    return "\n".join(parts)

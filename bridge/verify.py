@@ -1,0 +1,127 @@
+"""Orchestration: TARGET (bundle or .onnx) [+ SOURCE] -> runners -> compare (+ bench) -> Report."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bridge.bundle import is_bundle, open_bundle
+from bridge.errors import UsageError
+from bridge.inputs import batch_sizes, load_npz, make_feeds, sweep_cases
+from bridge.onnx_file import io_specs, load_checked
+from bridge.parity import case_json, fixed_dynamic_axes, run_onnx, run_reference
+from bridge.policy import build_policy, load_policy_file
+from bridge.report.model import Report
+from bridge.spec import apply_ranges, parse_dim_size, parse_range
+from bridge.types import Case
+
+
+@dataclass
+class VerifyOptions:
+    target: str
+    source: str | None = None
+    devices: list = field(default_factory=lambda: ["cpu"])
+    weights: str | None = None
+    framework: str | None = None
+    ranges: list = field(default_factory=list)
+    dims: list = field(default_factory=list)
+    inputs_npz: str | None = None
+    seed: int = 1
+    atol: list = field(default_factory=list)
+    rtol: list = field(default_factory=list)
+    policy_file: str | None = None
+    allow_nonfinite: bool = False
+    min_top1: float | None = None
+    latency_runs: int = 0
+    threads: int | None = None
+    trust_code: bool = False
+
+
+def run_verify(opts: VerifyOptions) -> Report:
+    target = Path(opts.target)
+    bundle = None
+    if is_bundle(target) or (target.is_dir() and not target.suffix == ".onnx"):
+        bundle = open_bundle(target)  # hashes first: a changed byte is refused before anything runs
+        model_path = bundle.model_path
+        specs = bundle.inputs
+        stored_policy = bundle.manifest.get("policy") or {}
+    elif target.suffix == ".onnx" or target.is_file():
+        model_path = target
+        stored_policy = {}
+        specs = None
+    else:
+        raise UsageError(f"TARGET {target} does not exist", hint="give a bundle directory or a .onnx file")
+    proto = load_checked(model_path)
+    onnx_inputs, _ = io_specs(proto)
+    del proto
+    if specs is None:
+        specs = onnx_inputs
+    specs = apply_ranges(specs, dict(parse_range(r) for r in opts.ranges))
+    base = load_policy_file(opts.policy_file) if opts.policy_file else stored_policy
+    policy = build_policy(base, opts.atol, opts.rtol, opts.allow_nonfinite, opts.min_top1)
+    report = Report(kind="verify", target=str(target), source=opts.source, devices=list(opts.devices),
+                    policy=policy.to_json())
+    baked = fixed_dynamic_axes(specs, onnx_inputs)
+
+    native = None
+    if opts.source:
+        from bridge.native import load_native
+
+        loaded = load_native(opts.source, weights=opts.weights, framework=opts.framework,
+                             trust_code=opts.trust_code, threads=opts.threads)
+        native = loaded.model
+        report.framework = loaded.framework
+        sizes = dict(parse_dim_size(d) for d in opts.dims)
+        if bundle is not None:  # sweep around the sizes the bundle was exported at
+            sizes = {**(bundle.cases[0].sizes if bundle.cases else {}), **sizes}
+        cases = [(c, make_feeds(specs, c)) for c in sweep_cases(specs, opts.seed, sizes)]
+        origins = ["seeded"] * len(cases)
+        if opts.inputs_npz:
+            feeds = load_npz(opts.inputs_npz, specs)
+            cases.append((Case("data", None, batch_sizes(specs, feeds)), feeds))
+            origins.append(opts.inputs_npz)
+        reference, problem = run_reference(native, cases)
+        report.cases = [case_json(c, o) for (c, _), o in zip(cases, origins)]
+        if problem:
+            report.forced_status, report.forced_reason = "inconclusive", problem
+            return report
+    elif bundle is not None:
+        if opts.inputs_npz:
+            raise UsageError("--inputs needs --source: without it there is no reference for new inputs")
+        reference = bundle.golden()
+        report.cases = [case_json(c, "golden") for c, _, _ in reference]
+        report.framework = bundle.manifest.get("source", {}).get("framework")
+        report.exporter = bundle.manifest.get("exporter")
+    else:
+        raise UsageError(f"nothing to compare {target} with",
+                         hint="pass --source SOURCE (the native model), or verify a bundle made by 'bridge export'")
+
+    if baked:
+        report.forced_status = "fail"
+        report.forced_reason = "declared dynamic axis baked into a constant: " + "; ".join(baked)
+
+    from bridge.frameworks.ort import OrtRunner
+
+    for device in opts.devices:
+        runner = OrtRunner(str(model_path), device, threads=opts.threads)
+        report.results.extend(run_onnx(runner, reference, policy, device))
+        if opts.latency_runs > 0:
+            report.latency[device] = _latency(native, runner, reference[0][1], opts).to_json()
+        report.environment.setdefault("onnxruntime", {})[device] = {
+            "providers": runner.providers, "settings": runner.settings, "precision": runner.precision()}
+        runner.close()
+    report.environment["threads"] = opts.threads
+    if native is not None:
+        report.environment["native"] = {"versions": native.versions(), "precision": native.precision()}
+    return report
+
+
+def _latency(native, runner, feeds, opts):
+    from bridge.bench import Side, measure
+
+    batch = next((int(v.shape[0]) for v in feeds.values() if v.ndim), 1)
+    sides = [Side("onnxruntime", lambda: runner.run(feeds))]
+    if native is not None:
+        sides.insert(0, Side("native", lambda: native.run(feeds), native.synchronize))
+    return measure(sides, runs=opts.latency_runs, warmup=max(2, opts.latency_runs // 10), rounds=5,
+                   batch=batch, threads=opts.threads)
