@@ -28,9 +28,12 @@ class Latency:
     throughput_per_s: float  # samples (batch rows) per second at the p50
     first_run_ms: float | None = None
     setup_ms: float | None = None
+    samples_ms: tuple = ()  # every timed run, in order, for distributions
 
     def to_json(self) -> dict:
-        return dict(self.__dict__)
+        out = dict(self.__dict__)
+        out["samples_ms"] = [round(x, 6) for x in self.samples_ms]
+        return out
 
 
 @dataclass(frozen=True)
@@ -72,7 +75,7 @@ def _stats(side: Side, samples_ns: list[int], warmup: int, batch: int, first_ms:
         p50_ms=p50, p90_ms=float(np.percentile(ms, 90)), p99_ms=float(np.percentile(ms, 99)),
         min_ms=float(ms.min()), mean_ms=float(ms.mean()),
         throughput_per_s=batch * 1000.0 / p50 if p50 > 0 else float("inf"),
-        first_run_ms=first_ms, setup_ms=side.setup_ms,
+        first_run_ms=first_ms, setup_ms=side.setup_ms, samples_ms=tuple(float(x) for x in ms),
     )
 
 

@@ -47,6 +47,8 @@ class OutputResult:
     worst_ref: float | None = None
     worst_cand: float | None = None
     top1_agreement: float | None = None
+    # Histogram of log10(abs error) for plots: bin edges (decades) and counts; exact zeros counted apart.
+    error_histogram: dict | None = None
 
     @property
     def passed(self) -> bool:
@@ -164,7 +166,7 @@ def _compare_float(ref, cand, tol: Tolerance, policy: Policy, head) -> OutputRes
     allowed = tol.atol + tol.rtol * mag
     failing = abs_err > allowed
     n_fail = int(np.count_nonzero(failing))
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         rel = np.where(mag > 0, abs_err / np.where(mag > 0, mag, 1.0), np.where(abs_err > 0, np.inf, 0.0))
         over = abs_err - tol.atol
         need_rtol_el = np.where(over > 0, np.where(mag > 0, over / np.where(mag > 0, mag, 1.0), np.inf), 0.0)
@@ -176,13 +178,14 @@ def _compare_float(ref, cand, tol: Tolerance, policy: Policy, head) -> OutputRes
         fail_count=n_fail, fail_fraction=n_fail / ref.size,
         max_abs=float(abs_err.max()), mean_abs=float(abs_err.mean()), p99_abs=float(np.percentile(abs_err, 99)),
         max_rel=float(rel.max()), mean_rel=float(np.mean(rel)) if np.isfinite(rel).all() else math.inf,
-        p99_rel=float(np.percentile(rel, 99)),
+        p99_rel=_percentile(rel, 99),
         rel_norm=err_norm / ref_norm if ref_norm > 0 else (0.0 if err_norm == 0 else math.inf),
         needed_atol=float(max(0.0, (abs_err - tol.rtol * mag).max())),
         needed_rtol=float(need_rtol_el.max()),
         ref_abs_max=float(mag.max()),
         worst_index=worst_idx, worst_ref=float(ref.reshape(-1)[worst]), worst_cand=float(cand.reshape(-1)[worst]),
         top1_agreement=_top1(ref, cand),
+        error_histogram=error_histogram(abs_err),
     )
     if n_fail:
         return OutputResult(
@@ -201,6 +204,24 @@ def _compare_float(ref, cand, tol: Tolerance, policy: Policy, head) -> OutputRes
     if vacuous:
         return OutputResult(status=INCONCLUSIVE, reason=vacuous, **stats, **head)
     return OutputResult(status=PASS, reason="", **stats, **head)
+
+
+def _percentile(values: np.ndarray, q: float) -> float:
+    finite = values[np.isfinite(values)]
+    if finite.size < values.size and (values.size - finite.size) / values.size > 1 - q / 100:
+        return math.inf
+    return float(np.percentile(finite, q)) if finite.size else math.inf
+
+
+def error_histogram(abs_err: np.ndarray) -> dict:
+    """Counts of abs errors per decade from 1e-12 to 1e2, plus exact zeros and anything larger."""
+    edges = list(range(-12, 3))
+    flat = abs_err.reshape(-1)
+    zeros = int(np.count_nonzero(flat == 0))
+    nz = flat[flat > 0]
+    logs = np.log10(nz) if nz.size else np.zeros(0)
+    counts = np.histogram(np.clip(logs, edges[0], edges[-1] - 1e-9), bins=edges)[0] if nz.size else np.zeros(len(edges) - 1)
+    return {"log10_edges": edges, "counts": [int(c) for c in counts], "zeros": zeros}
 
 
 def vacuous_reason(ref: np.ndarray, tol: Tolerance) -> str | None:

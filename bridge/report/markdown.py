@@ -1,0 +1,217 @@
+"""Markdown summary of a report dict (``Report.to_json()``): for a GitHub step summary or a PR comment.
+
+Also holds the small, defensive formatting helpers the JUnit and HTML renderers share: report dicts
+come from JSON, so numbers may be None or the strings "inf", "-inf", "nan".
+"""
+
+from __future__ import annotations
+
+import math
+
+MARK = {"pass": "PASS", "fail": "FAIL", "inconclusive": "INCONCLUSIVE"}
+
+OUTPUT_HEADERS = ["output", "verdict", "device", "shape", "dtype", "max abs", "max rel", "failing",
+                  "atol / rtol applied", "smallest passing atol / rtol"]
+
+
+def mark(status) -> str:
+    return MARK.get(status, str(status or "unknown").upper())
+
+
+def to_float(x) -> float | None:
+    """A JSON number, or "inf"/"-inf"/"nan", as a float; anything else as None."""
+    if isinstance(x, bool) or x is None:
+        return None
+    try:
+        return float(x)
+    except (TypeError, ValueError):
+        return None
+
+
+def num(x, spec: str = ".3g") -> str:
+    f = to_float(x)
+    if f is None:
+        return "-"
+    if math.isnan(f) or math.isinf(f):
+        return str(f)
+    return format(f, spec)
+
+
+def num_up(x, digits: int = 2) -> str:
+    """A number rounded *up* to ``digits`` significant digits: a suggested tolerance that still passes."""
+    f = to_float(x)
+    if f is None or math.isnan(f) or math.isinf(f) or f <= 0:
+        return num(x)
+    step = 10.0 ** (math.floor(math.log10(f)) - digits + 1)
+    return format(math.ceil(f / step - 1e-9) * step, f".{digits}g")
+
+
+def percent(x) -> str:
+    f = to_float(x)
+    if f is None or math.isnan(f):
+        return "-"
+    return f"{100 * f:.3g}%"
+
+
+def shape(s) -> str:
+    if s is None:
+        return "-"
+    if isinstance(s, (list, tuple)):
+        return "x".join(str(d) for d in s) if s else "scalar"
+    return str(s)
+
+
+def pair(ref, cand, fmt=str) -> str:
+    """One value if both sides agree (or one is missing), else 'ref vs cand'."""
+    a, b = (fmt(ref) if ref is not None else None), (fmt(cand) if cand is not None else None)
+    if a == b or b is None:
+        return a or "-"
+    if a is None:
+        return f"- vs {b}"
+    return f"{a} vs {b}"
+
+
+def tolerance(tol) -> str:
+    if not isinstance(tol, dict):
+        return "-"
+    return f"{num(tol.get('atol'), 'g')} / {num(tol.get('rtol'), 'g')}"
+
+
+def needed(r: dict) -> str:
+    if r.get("needed_atol") is None and r.get("needed_rtol") is None:
+        return "-"
+    return f"{num_up(r.get('needed_atol'))} / {num_up(r.get('needed_rtol'))}"
+
+
+def output_row(r: dict) -> list[str]:
+    """The cells of the verdict table, in OUTPUT_HEADERS order."""
+    return [
+        str(r.get("name", "?")), mark(r.get("status")), str(r.get("device") or "-"),
+        pair(r.get("ref_shape"), r.get("cand_shape"), shape), pair(r.get("ref_dtype"), r.get("cand_dtype")),
+        num(r.get("max_abs")), num(r.get("max_rel")), percent(r.get("fail_fraction")),
+        tolerance(r.get("tolerance")), needed(r),
+    ]
+
+
+def where(r: dict) -> str:
+    bits = [f"case {r['case']}" if r.get("case") else "", r.get("device") or ""]
+    return ", ".join(b for b in bits if b)
+
+
+def case_label(c: dict) -> str:
+    if not isinstance(c, dict):
+        return str(c)
+    sizes = c.get("sizes") or {}
+    extra = [f"{k}={v}" for k, v in sizes.items()] if isinstance(sizes, dict) else [str(sizes)]
+    if c.get("seed") is not None:
+        extra.append(f"seed {c['seed']}")
+    if c.get("origin"):
+        extra.append(str(c["origin"]))
+    return f"{c.get('label', '?')} ({', '.join(extra)})" if extra else str(c.get("label", "?"))
+
+
+def versions(env) -> dict:
+    """Every ``versions`` mapping found anywhere in the environment, merged (package -> version)."""
+    found: dict = {}
+
+    def walk(node):
+        if isinstance(node, dict):
+            for k, v in node.items():
+                if k == "versions" and isinstance(v, dict):
+                    found.update({str(a): str(b) for a, b in v.items()})
+                elif k.endswith("_version") and isinstance(v, (str, int, float)):
+                    found[k[: -len("_version")]] = str(v)
+                else:
+                    walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+
+    walk(env)
+    return found
+
+
+def check_counts(report: dict) -> dict:
+    counts: dict = {}
+    for c in report.get("checks") or []:
+        counts[c.get("status")] = counts.get(c.get("status"), 0) + 1
+    return counts
+
+
+def latency_rows(lat: dict) -> list[list[str]]:
+    """side, p50, p90, p99, min, runs, speedup at p50 vs the baseline."""
+    sides = lat.get("sides") or {}
+    speedup = lat.get("speedup_vs_baseline_p50") or {}
+    rows = []
+    for name, s in sides.items():
+        s = s or {}
+        if name == lat.get("baseline"):
+            ratio = "baseline"
+        else:
+            ratio = f"{num(speedup.get(name), '.2f')}x" if speedup.get(name) is not None else "-"
+        rows.append([str(name), num(s.get("p50_ms"), ".3f"), num(s.get("p90_ms"), ".3f"),
+                     num(s.get("p99_ms"), ".3f"), num(s.get("min_ms"), ".3f"), str(s.get("runs", "-")), ratio])
+    return rows
+
+
+LATENCY_HEADERS = ["runner", "p50 ms", "p90 ms", "p99 ms", "min ms", "runs", "speedup at p50"]
+
+
+# --- markdown proper ---------------------------------------------------------------------------
+
+def cell(x) -> str:
+    return str(x).replace("\\", "\\\\").replace("|", "\\|").replace("\r", " ").replace("\n", " ")
+
+
+def md_table(headers: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(cell(h) for h in headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(cell(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def render_markdown(report: dict) -> str:
+    status = report.get("status") or ("pass" if report.get("passed") else "fail")
+    head = f"### {mark(status)}: bridge {report.get('kind') or 'report'} of `{report.get('target', '?')}`"
+    parts = [head]
+    meta = []
+    if report.get("source"):
+        meta.append(f"reference `{report['source']}`")
+    if report.get("framework"):
+        meta.append(f"framework {report['framework']}")
+    exporter = report.get("exporter")
+    if isinstance(exporter, dict) and exporter.get("name"):
+        meta.append(f"exporter {exporter['name']}")
+    if report.get("devices"):
+        meta.append("devices " + ", ".join(map(str, report["devices"])))
+    counts = check_counts(report)
+    if counts:
+        meta.append(f"{sum(counts.values())} checks: " + ", ".join(f"{n} {mark(s)}" for s, n in counts.items()))
+    if meta:
+        parts.append(" · ".join(meta))
+    if status != "pass" and report.get("reason"):
+        parts.append(f"**Reason:** {cell(report['reason'])}")
+
+    outputs = report.get("outputs") or []
+    if outputs:
+        parts.append(md_table(OUTPUT_HEADERS, [output_row(r) for r in outputs]))
+        bad = [r for r in outputs if r.get("status") != "pass"]
+        if bad:
+            parts.append("\n".join(f"- **{cell(r.get('name', '?'))}** {mark(r.get('status'))}"
+                                   f" ({cell(where(r))}): {cell(r.get('reason') or '')}" for r in bad))
+        parts.append("_Tolerance test: |onnx - ref| <= atol + rtol * |ref|. Worst case/device shown per output; "
+                     "smallest passing atol is at the applied rtol and vice versa, rounded up._")
+
+    for device, lat in (report.get("latency") or {}).items():
+        if isinstance(lat, dict) and lat.get("sides"):
+            threads = f", {lat['threads']} threads" if lat.get("threads") else ""
+            parts.append(f"**Latency on {cell(device)}**{threads}\n\n" + md_table(LATENCY_HEADERS, latency_rows(lat)))
+
+    cases = report.get("cases") or []
+    if cases:
+        parts.append("**Cases swept:** " + cell(", ".join(case_label(c) for c in cases)))
+    vers = versions(report.get("environment"))
+    if vers:
+        parts.append("**Versions:** " + cell(", ".join(f"{k} {v}" for k, v in vers.items())))
+    for note in report.get("notes") or []:
+        parts.append(f"> {cell(note)}")
+    return "\n\n".join(parts) + "\n"

@@ -1,0 +1,1 @@
+"""Reference models (PyTorch and Keras) that bridge exports to ONNX and verifies."""

@@ -1,0 +1,41 @@
+import pytest
+
+from bridge.errors import UsageError
+from bridge.policy import DEFAULTS, Policy, build_policy, load_policy_file, parse_tolerance_args
+
+
+def test_defaults_by_dtype_and_device():
+    p = Policy()
+    assert p.tolerance("y", "float32", "cpu") == DEFAULTS[("float32", "cpu")]
+    assert p.tolerance("y", "float32", "cuda").rtol > p.tolerance("y", "float32", "cpu").rtol
+    assert p.tolerance("y", "float16", "cpu").atol >= 1e-3
+    assert p.tolerance("n", "int64", "cpu").atol == 0 and p.tolerance("n", "bool", "cuda").rtol == 0
+
+
+def test_polygraphy_style_overrides_and_precedence():
+    assert parse_tolerance_args(["1e-3", "logits:1e-2"], "atol") == (1e-3, {"logits": 1e-2})
+    p = build_policy({"atol": 1e-4, "outputs": {"score": {"rtol": 0.5}}}, ["1e-3", "logits:1e-2"], ["0.1"])
+    assert p.tolerance("logits", "float32", "cpu").atol == 1e-2
+    assert p.tolerance("other", "float32", "cpu").atol == 1e-3  # command line beats the file
+    assert p.tolerance("score", "float32", "cpu").rtol == 0.5  # per output beats global
+    assert p.tolerance("other", "float32", "cpu").rtol == 0.1
+    assert p.tolerance("ids", "int64", "cpu").atol == 0  # integers stay exact
+
+
+def test_bad_values_are_usage_errors():
+    for bad in (["x"], ["-1"], ["nan"], ["logits:abc"]):
+        with pytest.raises(UsageError):
+            parse_tolerance_args(bad, "atol")
+
+
+def test_policy_file_roundtrip(tmp_path):
+    f = tmp_path / "p.toml"
+    f.write_text('atol = 1e-4\n[outputs.logits]\nrtol = 0.01\n[defaults]\n"float32/cuda" = {atol = 0.01, rtol = 0.02}\n')
+    p = build_policy(load_policy_file(str(f)))
+    assert p.tolerance("logits", "float32", "cpu").rtol == 0.01
+    assert p.tolerance("x", "float32", "cuda").atol == 1e-4  # the global atol overrides every default
+    again = Policy.from_json(p.to_json())
+    assert again.tolerance("logits", "float32", "cpu") == p.tolerance("logits", "float32", "cpu")
+    (tmp_path / "bad.json").write_text("{nope")
+    with pytest.raises(UsageError, match="not valid JSON"):
+        load_policy_file(str(tmp_path / "bad.json"))
