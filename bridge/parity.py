@@ -5,6 +5,7 @@ Shared by export (which records the verdict in the manifest) and verify.
 
 from __future__ import annotations
 
+from bridge.errors import BridgeError, InputError
 from bridge.compare import FAIL, OutputResult, compare_outputs, outputs_equal
 from bridge.policy import Policy
 from bridge.types import Case, TensorSpec
@@ -18,9 +19,9 @@ def run_reference(model, cases: list[tuple[Case, dict]]) -> tuple[list[CaseRun],
     runs: list[CaseRun] = []
     problem = None
     for i, (case, feeds) in enumerate(cases):
-        out = model.run(feeds)
+        out = _run_native(model, feeds)
         if i == 0:
-            again = model.run(feeds)
+            again = _run_native(model, feeds)
             differ = outputs_equal(out, again)
             if differ:
                 problem = (f"nondeterministic reference: two runs of the native model on the same inputs differ "
@@ -30,6 +31,18 @@ def run_reference(model, cases: list[tuple[Case, dict]]) -> tuple[list[CaseRun],
     if mutated and problem is None:
         problem = f"nondeterministic reference: {mutated} (BatchNorm in training mode?)"
     return runs, problem
+
+
+def _run_native(model, feeds: dict) -> dict:
+    try:
+        return model.run(feeds)
+    except BridgeError:
+        raise
+    except Exception as exc:
+        shapes = ", ".join(f"{k}:{v.dtype}{list(v.shape)}" for k, v in feeds.items())
+        text = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ""
+        raise InputError(f"the native model failed on inputs {shapes}: {type(exc).__name__}: {text}",
+                         hint="check that the --input specs match the model's forward() arguments, in order") from None
 
 
 def fixed_dynamic_axes(declared: list[TensorSpec], onnx_inputs: list[TensorSpec]) -> list[str]:

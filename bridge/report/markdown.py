@@ -15,7 +15,28 @@ OUTPUT_HEADERS = ["output", "verdict", "device", "shape", "dtype", "max abs", "m
 
 
 def mark(status) -> str:
-    return MARK.get(status, str(status or "unknown").upper())
+    return MARK.get(status, str(status or "unknown").upper()) if isinstance(status, str) else "UNKNOWN"
+
+
+def as_dict(x) -> dict:
+    return x if isinstance(x, dict) else {}
+
+
+def as_list(x) -> list:
+    return x if isinstance(x, list) else []
+
+
+def records(x) -> list[dict]:
+    """The dicts of a list (checks, outputs, cases); anything malformed is dropped."""
+    return [r for r in as_list(x) if isinstance(r, dict)]
+
+
+def status_of(report: dict) -> str:
+    """The report's verdict; a report that does not say is not a pass."""
+    status = report.get("status")
+    if isinstance(status, str) and status:
+        return status
+    return "pass" if report.get("passed") is True else "fail"
 
 
 def to_float(x) -> float | None:
@@ -93,9 +114,60 @@ def output_row(r: dict) -> list[str]:
     ]
 
 
+def _worst(values):
+    fs = [f for f in (to_float(v) for v in values) if f is not None]
+    if not fs:
+        return None
+    return math.nan if any(math.isnan(f) for f in fs) else max(fs)
+
+
+def output_groups(report: dict) -> list[dict]:
+    """One record per output and device, over every case swept.
+
+    The shown record is the one ``summarize`` would pick (first failure, else the pass needing the
+    largest atol, else the first inconclusive); errors, failing fraction and the smallest passing
+    tolerances are the worst over all cases; histogram counts are summed. Falls back to ``outputs``
+    when there are no checks.
+    """
+    groups: dict = {}
+    for c in records(report.get("checks")):
+        groups.setdefault((str(c.get("name")), str(c.get("device"))), []).append(c)
+    if not groups:
+        return [dict(r, n_cases=1, hist_cases=1) for r in records(report.get("outputs"))]
+    order = {str(r.get("name")): i for i, r in enumerate(records(report.get("outputs")))}
+    out = []
+    for (name, _device), rs in sorted(groups.items(), key=lambda kv: order.get(kv[0][0], len(order))):
+        fails = [r for r in rs if r.get("status") == "fail"]
+        passes = [r for r in rs if r.get("status") == "pass"]
+        shown = fails[0] if fails else max(passes, key=lambda r: to_float(r.get("needed_atol")) or 0.0) \
+            if passes else rs[0]
+        g = dict(shown, n_cases=len(rs))
+        for key in ("max_abs", "max_rel"):
+            g[key] = _worst(r.get(key) for r in rs)
+        # A failure without a value comparison (shape, dtype, missing output) passes at no tolerance.
+        for key in ("needed_atol", "needed_rtol"):
+            g[key] = None if any(r.get(key) is None for r in fails) else _worst(r.get(key) for r in rs)
+        if all(isinstance(r.get("size"), int) and isinstance(r.get("fail_count"), int)
+               and to_float(r.get("fail_fraction")) is not None for r in rs):
+            g["fail_count"], g["size"] = sum(r["fail_count"] for r in rs), sum(r["size"] for r in rs)
+            g["fail_fraction"] = g["fail_count"] / g["size"] if g["size"] else None
+        hists = [r.get("error_histogram") for r in rs if isinstance(r.get("error_histogram"), dict)]
+        if hists and all(h.get("log10_edges") == hists[0].get("log10_edges") for h in hists):
+            try:
+                g["error_histogram"] = {
+                    "log10_edges": hists[0]["log10_edges"],
+                    "counts": [sum(col) for col in zip(*(h["counts"] for h in hists))],
+                    "zeros": sum(h.get("zeros") or 0 for h in hists)}
+                g["hist_cases"] = len(hists)
+            except (KeyError, TypeError):
+                pass
+        out.append(g)
+    return out
+
+
 def where(r: dict) -> str:
     bits = [f"case {r['case']}" if r.get("case") else "", r.get("device") or ""]
-    return ", ".join(b for b in bits if b)
+    return ", ".join(str(b) for b in bits if b)
 
 
 def case_label(c: dict) -> str:
@@ -133,18 +205,18 @@ def versions(env) -> dict:
 
 def check_counts(report: dict) -> dict:
     counts: dict = {}
-    for c in report.get("checks") or []:
-        counts[c.get("status")] = counts.get(c.get("status"), 0) + 1
+    for c in records(report.get("checks")):
+        status = c.get("status") if isinstance(c.get("status"), str) else "unknown"
+        counts[status] = counts.get(status, 0) + 1
     return counts
 
 
 def latency_rows(lat: dict) -> list[list[str]]:
     """side, p50, p90, p99, min, runs, speedup at p50 vs the baseline."""
-    sides = lat.get("sides") or {}
-    speedup = lat.get("speedup_vs_baseline_p50") or {}
+    speedup = as_dict(lat.get("speedup_vs_baseline_p50"))
     rows = []
-    for name, s in sides.items():
-        s = s or {}
+    for name, s in as_dict(lat.get("sides")).items():
+        s = as_dict(s)
         if name == lat.get("baseline"):
             ratio = "baseline"
         else:
@@ -159,8 +231,19 @@ LATENCY_HEADERS = ["runner", "p50 ms", "p90 ms", "p99 ms", "min ms", "runs", "sp
 
 # --- markdown proper ---------------------------------------------------------------------------
 
+NOTE = ("Element test: |onnx - ref| <= atol + rtol * |ref|. Per output and device, over every case swept: the "
+        "largest errors, the share of failing elements, and the smallest tolerance that passes them all "
+        "(atol at the applied rtol, rtol at the applied atol, rounded up).")
+
+
 def cell(x) -> str:
-    return str(x).replace("\\", "\\\\").replace("|", "\\|").replace("\r", " ").replace("\n", " ")
+    """Text safe in a table cell: pipes escaped, one line, no raw HTML (GitHub would drop unknown tags)."""
+    text = str(x).replace("\\", "\\\\").replace("|", "\\|").replace("\r", " ").replace("\n", " ")
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def code(x) -> str:
+    return "`" + str(x).replace("`", "'").replace("\n", " ") + "`"
 
 
 def md_table(headers: list[str], rows: list[list[str]]) -> str:
@@ -170,19 +253,23 @@ def md_table(headers: list[str], rows: list[list[str]]) -> str:
 
 
 def render_markdown(report: dict) -> str:
-    status = report.get("status") or ("pass" if report.get("passed") else "fail")
-    head = f"### {mark(status)}: bridge {report.get('kind') or 'report'} of `{report.get('target', '?')}`"
+    report = as_dict(report)
+    status = status_of(report)
+    head = f"### {mark(status)}: bridge {cell(report.get('kind') or 'report')} of {code(report.get('target') or '?')}"
     parts = [head]
     meta = []
     if report.get("source"):
-        meta.append(f"reference `{report['source']}`")
+        meta.append(f"reference {code(report['source'])}")
     if report.get("framework"):
-        meta.append(f"framework {report['framework']}")
+        meta.append(f"framework {cell(report['framework'])}")
     exporter = report.get("exporter")
     if isinstance(exporter, dict) and exporter.get("name"):
-        meta.append(f"exporter {exporter['name']}")
+        failed = [str(a.get("exporter", "?")) if isinstance(a, dict) else str(a)
+                  for a in as_list(exporter.get("failed_first"))]
+        after = f" (after {cell(', '.join(failed))} failed)" if failed else ""
+        meta.append(f"exporter {cell(exporter['name'])}{after}")
     if report.get("devices"):
-        meta.append("devices " + ", ".join(map(str, report["devices"])))
+        meta.append("devices " + cell(", ".join(map(str, as_list(report["devices"])))))
     counts = check_counts(report)
     if counts:
         meta.append(f"{sum(counts.values())} checks: " + ", ".join(f"{n} {mark(s)}" for s, n in counts.items()))
@@ -191,27 +278,26 @@ def render_markdown(report: dict) -> str:
     if status != "pass" and report.get("reason"):
         parts.append(f"**Reason:** {cell(report['reason'])}")
 
-    outputs = report.get("outputs") or []
+    outputs = output_groups(report)
     if outputs:
         parts.append(md_table(OUTPUT_HEADERS, [output_row(r) for r in outputs]))
         bad = [r for r in outputs if r.get("status") != "pass"]
         if bad:
             parts.append("\n".join(f"- **{cell(r.get('name', '?'))}** {mark(r.get('status'))}"
                                    f" ({cell(where(r))}): {cell(r.get('reason') or '')}" for r in bad))
-        parts.append("_Tolerance test: |onnx - ref| <= atol + rtol * |ref|. Worst case/device shown per output; "
-                     "smallest passing atol is at the applied rtol and vice versa, rounded up._")
+        parts.append(f"_{NOTE}_")
 
-    for device, lat in (report.get("latency") or {}).items():
+    for device, lat in as_dict(report.get("latency")).items():
         if isinstance(lat, dict) and lat.get("sides"):
             threads = f", {lat['threads']} threads" if lat.get("threads") else ""
             parts.append(f"**Latency on {cell(device)}**{threads}\n\n" + md_table(LATENCY_HEADERS, latency_rows(lat)))
 
-    cases = report.get("cases") or []
+    cases = as_list(report.get("cases"))
     if cases:
         parts.append("**Cases swept:** " + cell(", ".join(case_label(c) for c in cases)))
     vers = versions(report.get("environment"))
     if vers:
         parts.append("**Versions:** " + cell(", ".join(f"{k} {v}" for k, v in vers.items())))
-    for note in report.get("notes") or []:
+    for note in as_list(report.get("notes")):
         parts.append(f"> {cell(note)}")
     return "\n\n".join(parts) + "\n"
