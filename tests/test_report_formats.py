@@ -60,7 +60,8 @@ ENV = {"threads": 2, "native": {"versions": {"torch": "2.14.1+cu130", "onnxscrip
 CASES = [{"label": "draw0", "seed": 1, "sizes": {"batch": 2}, "origin": "seeded"},
          {"label": "size1", "seed": 3, "sizes": {"batch": 1}, "origin": "seeded"}]
 POLICY = {"atol": None, "rtol": None, "outputs": {}, "allow_nonfinite": False, "min_top1_agreement": None,
-          "defaults": {"float32/cpu": dict(TOL), "float32/cuda": {"atol": 0.001, "rtol": 0.005, "allow_nonfinite": False}}}
+          "defaults": {"float32/cpu": dict(TOL),
+                       "float32/cuda": {"atol": 0.001, "rtol": 0.005, "allow_nonfinite": False}}}
 
 
 def report(target, status, reason, checks, outputs=None, **kw) -> dict:
@@ -94,10 +95,10 @@ def fail_report() -> dict:
         check("score", "draw0"),
         check("logits", "size1", shape=(1, 3)),
         # A shape mismatch: no statistics at all, and an "inf" string where a float would be.
-        check("score", "size1", "fail", shape=(1, 1), cand_shape=[1, 2], reason="shape: reference (1, 1) vs ONNX (1, 2)",
-              max_abs=None, mean_abs=None, p99_abs=None, max_rel="inf", mean_rel=None, p99_rel=None, rel_norm=None,
-              needed_atol=None, needed_rtol=None, error_histogram=None, worst_index=None, fail_count=0,
-              fail_fraction=None),
+        check("score", "size1", "fail", shape=(1, 1), cand_shape=[1, 2],
+              reason="shape: reference (1, 1) vs ONNX (1, 2)", max_abs=None, mean_abs=None, p99_abs=None,
+              max_rel="inf", mean_rel=None, p99_rel=None, rel_norm=None, needed_atol=None, needed_rtol=None,
+              error_histogram=None, worst_index=None, fail_count=0, fail_fraction=None),
     ]
     r = report("bad.onnx", "fail", "logits: " + BAD_REASON + " [case draw0, cpu]", checks, latency=LATENCY)
     r["notes"] = ["a note with <angle> & ampersand"]
@@ -155,7 +156,8 @@ def test_junit_counts_and_structure():
 def test_junit_names_and_failure_messages():
     _, suites = _suites(render_junit([fail_report()], suite_name="parity"))
     cases = {(c.get("classname"), c.get("name")): c for c in suites["bad.onnx"].findall("testcase")}
-    assert set(cases) == {("bad.onnx.cpu", n) for n in ("logits[draw0]", "score[draw0]", "logits[size1]", "score[size1]")}
+    names = ("logits[draw0]", "score[draw0]", "logits[size1]", "score[size1]")
+    assert set(cases) == {("bad.onnx.cpu", n) for n in names}
     assert cases[("bad.onnx.cpu", "logits[size1]")].find("failure") is None
     failure = cases[("bad.onnx.cpu", "logits[draw0]")].find("failure")
     msg = failure.get("message")
@@ -298,6 +300,31 @@ def test_html_fail_content():
     assert "score on cpu: no error histogram (shape: reference (1, 1) vs ONNX (1, 2))" in text
     assert "Tolerance policy" in text and "Environment" in text and "Cases swept" in text
     assert "CPUExecutionProvider" in text
+
+
+# --- robustness ----------------------------------------------------------------------------------
+
+def _degrade(node, depth=0):
+    """Every number becomes None, "nan", "inf" or "-inf" in turn; some containers become None."""
+    cycle = [None, "nan", "inf", "-inf"]
+    if isinstance(node, dict):
+        return {k: None if depth > 1 and i % 5 == 4 else _degrade(v, depth + 1)
+                for i, (k, v) in enumerate(node.items())}
+    if isinstance(node, list):
+        return [_degrade(v, depth + 1) for v in node]
+    if isinstance(node, (int, float)) and not isinstance(node, bool):
+        return cycle[(len(repr(node)) + depth) % 4]
+    return node
+
+
+@pytest.mark.parametrize("make", ALL)
+def test_renderers_survive_nulls_and_nonfinite_strings(make):
+    for r in (_degrade(make()), {}, {"status": "pass", "checks": None, "outputs": None, "latency": None}):
+        _suites(render_junit([r]))
+        assert render_markdown(r).startswith("### ")
+        page = render_html(r)
+        parse(page)
+        assert "http://" not in page
 
 
 # --- a real browser ------------------------------------------------------------------------------

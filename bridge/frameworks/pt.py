@@ -38,10 +38,21 @@ def load(ref, obj=None, weights: str | None = None) -> "TorchModel":
     if ref.kind == "pt2":
         if weights:
             raise InputError("--weights does not apply to a .pt2 file: it carries its own weights")
+        import logging
+        import zipfile
+
+        if not zipfile.is_zipfile(ref.path):
+            raise InputError(f"{ref.path} is not a torch.export program (.pt2 files are zip archives)",
+                             hint="write one with torch.export.save(torch.export.export(model, args), path)")
+        logger = logging.getLogger("torch")
+        level = logger.level
+        logger.setLevel(logging.ERROR)  # torch.export.load logs a traceback before raising
         try:
             program = torch.export.load(str(ref.path))
         except Exception as exc:
             raise InputError(f"cannot load {ref.path} as a torch.export program: {type(exc).__name__}: {exc}") from None
+        finally:
+            logger.setLevel(level)
         return TorchModel(ref.text, program.module(), program=program)
     if not isinstance(obj, torch.nn.Module):
         raise InputError(f"SOURCE {ref.text}: the factory returned {type(obj).__name__}, expected a torch.nn.Module")

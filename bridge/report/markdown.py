@@ -139,8 +139,12 @@ def output_groups(report: dict) -> list[dict]:
     for (name, _device), rs in sorted(groups.items(), key=lambda kv: order.get(kv[0][0], len(order))):
         fails = [r for r in rs if r.get("status") == "fail"]
         passes = [r for r in rs if r.get("status") == "pass"]
-        shown = fails[0] if fails else max(passes, key=lambda r: to_float(r.get("needed_atol")) or 0.0) \
-            if passes else rs[0]
+        if fails:
+            shown = fails[0]
+        elif passes:
+            shown = max(passes, key=lambda r: to_float(r.get("needed_atol")) or 0.0)
+        else:
+            shown = rs[0]
         g = dict(shown, n_cases=len(rs))
         for key in ("max_abs", "max_rel"):
             g[key] = _worst(r.get(key) for r in rs)
