@@ -47,7 +47,10 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--atol", nargs="+", default=[], metavar="TOL",
                    help="absolute tolerance: a number for every output and/or NAME:TOL per output")
     p.add_argument("--rtol", nargs="+", default=[], metavar="TOL", help="relative tolerance, same forms as --atol")
-    p.add_argument("--json", metavar="PATH", help="write the report as JSON")
+    p.add_argument("--json", metavar="PATH", help="write the report as JSON (schema in docs/reports.md)")
+    p.add_argument("--junit", metavar="PATH", help="write a JUnit XML report (one testcase per output, case and device)")
+    p.add_argument("--markdown", metavar="PATH", help="write a Markdown summary (CI step summary, PR comment)")
+    p.add_argument("--html", metavar="PATH", help="write a self-contained HTML report with plots")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
 
 
@@ -120,13 +123,16 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_INTERNAL
 
 
-def _write_json(path: str, data: dict) -> None:
+def _write_text(path: str, text: str) -> None:
+    """Atomic: a temporary file next to PATH, renamed over it."""
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".bridge-report-", dir=directory)
     try:
         with os.fdopen(fd, "w") as fh:
-            json.dump(data, fh, indent=2)
-            fh.write("\n")
+            fh.write(text)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -138,8 +144,21 @@ def _finish(report, args) -> int:
     from bridge.report.terminal import render
 
     print(render(report))
+    data = report.to_json()
     if args.json:
-        _write_json(args.json, report.to_json())
+        _write_text(args.json, json.dumps(data, indent=2) + "\n")
+    if args.junit:
+        from bridge.report.junit import render_junit
+
+        _write_text(args.junit, render_junit([data]))
+    if args.markdown:
+        from bridge.report.markdown import render_markdown
+
+        _write_text(args.markdown, render_markdown(data))
+    if args.html:
+        from bridge.report.html import render_html
+
+        _write_text(args.html, render_html(data))
     return STATUS_EXIT[report.status]
 
 

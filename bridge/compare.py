@@ -54,6 +54,15 @@ class OutputResult:
     def passed(self) -> bool:
         return self.status == PASS
 
+    @property
+    def kind(self) -> str:
+        """What went wrong, for machines: values, shape, dtype, non-finite, missing, extra, vacuous,
+        top-1, runtime, nondeterministic; '' for a pass. Every reason starts with it."""
+        if self.status == PASS:
+            return ""
+        head = self.reason.split(":", 1)[0].strip()
+        return "runtime" if head.startswith("ONNX Runtime failed") else head
+
     def to_json(self) -> dict:
         out = {}
         for key, value in self.__dict__.items():
@@ -65,6 +74,7 @@ class OutputResult:
                 value = json_float(value)
             out[key] = value
         out["passed"] = self.passed
+        out["kind"] = self.kind
         return out
 
 
@@ -115,11 +125,11 @@ def compare_one(name: str, ref: np.ndarray, cand: np.ndarray, policy: Policy, de
     if ref.dtype != cand.dtype:
         return OutputResult(status=FAIL, reason=f"dtype: reference {ref.dtype.name} vs ONNX {cand.dtype.name}", **head)
     if ref.size == 0:
-        return OutputResult(status=INCONCLUSIVE, reason="empty output: nothing to compare", **head)
+        return OutputResult(status=INCONCLUSIVE, reason="vacuous: empty output, nothing to compare", **head)
     if ref.dtype.kind in "biu":
         return _compare_exact(ref, cand, policy, head)
     if ref.dtype.kind == "c":
-        return OutputResult(status=FAIL, reason="complex outputs are not supported", **head)
+        return OutputResult(status=FAIL, reason="dtype: complex outputs are not supported", **head)
     return _compare_float(ref.astype(np.float64), cand.astype(np.float64), tol, policy, head)
 
 
@@ -160,7 +170,7 @@ def _compare_float(ref, cand, tol: Tolerance, policy: Policy, head) -> OutputRes
         keep = ~ref_bad
         ref, cand = ref[keep], cand[keep]
         if ref.size == 0:
-            return OutputResult(status=INCONCLUSIVE, reason="every element is NaN/Inf on both sides", **head)
+            return OutputResult(status=INCONCLUSIVE, reason="non-finite: every element is NaN/Inf on both sides", **head)
     abs_err = np.abs(cand - ref)
     mag = np.abs(ref)
     allowed = tol.atol + tol.rtol * mag
@@ -261,8 +271,9 @@ def outputs_equal(a: dict, b: dict) -> list[str]:
 
 
 def summarize(results: list[OutputResult]) -> dict[str, OutputResult]:
-    """Per output name, over cases and devices: the first failure, else the worst inconclusive
-    only when no case passed, else the pass with the largest needed atol."""
+    """Per output name, over cases and devices: the worst failure (structural failures first, then
+    the largest needed atol), else the pass with the largest needed atol, else (no case passed and
+    none failed) the first inconclusive one."""
     by_name: dict[str, list[OutputResult]] = {}
     for r in results:
         by_name.setdefault(r.name, []).append(r)
@@ -271,7 +282,7 @@ def summarize(results: list[OutputResult]) -> dict[str, OutputResult]:
         fails = [r for r in rs if r.status == FAIL]
         passes = [r for r in rs if r.status == PASS]
         if fails:
-            out[name] = fails[0]
+            out[name] = max(fails, key=lambda r: math.inf if r.needed_atol is None else r.needed_atol)
         elif passes:
             out[name] = max(passes, key=lambda r: (r.needed_atol or 0.0))
         else:

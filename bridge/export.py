@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 import datetime as _dt
-import os
-import platform
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bridge import __version__
 from bridge.bundle import MODEL, SCHEMA_VERSION, Staging, check_destination, golden_arrays
+from bridge.environment import environment_info
 from bridge.errors import ConversionError
 from bridge.inputs import make_feeds, sweep_cases
 from bridge.native import load_native, resolve_specs
 from bridge.onnx_file import describe, io_specs, load_checked
 from bridge.parity import case_json, fixed_dynamic_axes, run_onnx, run_reference
 from bridge.policy import build_policy
-from bridge.report.model import Report
+from bridge.report.model import Report, timed
 from bridge.spec import parse_dim_size
 
 
@@ -39,6 +37,10 @@ class ExportOptions:
 
 
 def run_export(opts: ExportOptions) -> Report:
+    return timed(_run_export, opts)
+
+
+def _run_export(opts: ExportOptions) -> Report:
     dest = Path(opts.output)
     check_destination(dest, opts.force)  # before any work: a refused destination costs nothing
     sizes = dict(parse_dim_size(d) for d in opts.dims)
@@ -74,7 +76,7 @@ def run_export(opts: ExportOptions) -> Report:
         del proto
 
         report.exporter = {"name": result.exporter, "settings": result.settings, "failed_first": result.attempts}
-        report.environment = environment(model, runner_versions={"onnxruntime": _ort_version()}, threads=opts.threads)
+        report.environment = environment(model, opts.threads)
         stage.write_golden(golden_arrays(reference))
         out_dtypes = {n: a.dtype.name for n, a in reference[0][2].items()}
         manifest = {
@@ -108,21 +110,8 @@ def _check_io(specs, onnx_inputs, native_outputs: list[str], onnx_outputs, expor
         raise ConversionError(f"{exporter} wrote a graph with outputs {got_out}, the model returns {native_outputs}")
 
 
-def _ort_version() -> str:
-    import onnxruntime
-
-    return onnxruntime.__version__
-
-
-def environment(model, runner_versions: dict, threads: int | None) -> dict:
-    import numpy
-    import onnx
-
-    versions = {"bridge": __version__, "python": platform.python_version(), "numpy": numpy.__version__,
-                "onnx": onnx.__version__, **runner_versions, **model.versions()}
-    return {
-        "versions": versions,
-        "machine": {"platform": platform.platform(), "processor": platform.machine(), "cpus": os.cpu_count()},
-        "threads": threads,
-        "precision": {"native": model.precision()},
-    }
+def environment(model, threads: int | None) -> dict:
+    env = environment_info(threads)
+    env["versions"].update(model.versions())
+    env["precision"] = {"native": model.precision()}
+    return env

@@ -6,12 +6,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bridge.bundle import is_bundle, open_bundle
+from bridge.environment import environment_info
 from bridge.errors import UsageError
 from bridge.inputs import batch_sizes, load_npz, make_feeds, sweep_cases
 from bridge.onnx_file import io_specs, load_checked
 from bridge.parity import case_json, fixed_dynamic_axes, run_onnx, run_reference
 from bridge.policy import build_policy, load_policy_file
-from bridge.report.model import Report
+from bridge.report.model import Report, timed
 from bridge.spec import apply_ranges, parse_dim_size, parse_range
 from bridge.types import Case
 
@@ -38,6 +39,10 @@ class VerifyOptions:
 
 
 def run_verify(opts: VerifyOptions) -> Report:
+    return timed(_run_verify, opts)
+
+
+def _run_verify(opts: VerifyOptions) -> Report:
     target = Path(opts.target)
     bundle = None
     if is_bundle(target) or (target.is_dir() and not target.suffix == ".onnx"):
@@ -80,11 +85,8 @@ def run_verify(opts: VerifyOptions) -> Report:
             feeds = load_npz(opts.inputs_npz, specs)
             cases.append((Case("data", None, batch_sizes(specs, feeds)), feeds))
             origins.append(opts.inputs_npz)
-        reference, problem = run_reference(native, cases)
         report.cases = [case_json(c, o) for (c, _), o in zip(cases, origins)]
-        if problem:
-            report.forced_status, report.forced_reason = "inconclusive", problem
-            return report
+        reference = None  # computed per device below, where the native model runs
     elif bundle is not None:
         if opts.inputs_npz:
             raise UsageError("--inputs needs --source: without it there is no reference for new inputs")
@@ -102,26 +104,43 @@ def run_verify(opts: VerifyOptions) -> Report:
 
     from bridge.frameworks.ort import OrtRunner
 
+    native_on = None
     for device in opts.devices:
-        runner = OrtRunner(str(model_path), device, threads=opts.threads)
+        runner = OrtRunner(str(model_path), device, threads=opts.threads)  # a missing GPU stops here (exit 4)
+        if native is not None and native.to(device) != native_on:
+            native_on = native.to(device)
+            reference, problem = run_reference(native, cases)
+            report.environment.setdefault("native_devices", []).append(native_on)
+            if problem:
+                report.forced_status, report.forced_reason = "inconclusive", problem
+                runner.close()
+                break
         report.results.extend(run_onnx(runner, reference, policy, device))
         if opts.latency_runs > 0:
-            report.latency[device] = _latency(native, runner, reference[0][1], opts).to_json()
+            report.latency[device] = _latency(native, runner, reference[0][1], opts, device).to_json()
         report.environment.setdefault("onnxruntime", {})[device] = {
             "providers": runner.providers, "settings": runner.settings, "precision": runner.precision()}
         runner.close()
-    report.environment["threads"] = opts.threads
+    report.environment.update(environment_info(opts.threads))
     if native is not None:
-        report.environment["native"] = {"versions": native.versions(), "precision": native.precision()}
+        report.environment["versions"].update(native.versions())
+        report.environment["native"] = {"precision": native.precision()}
+    if bundle is not None:
+        report.environment["bundle_versions"] = bundle.manifest.get("versions", {})
     return report
 
 
-def _latency(native, runner, feeds, opts):
+def _latency(native, runner, feeds, opts, device):
+    """Native (host arrays in and out) vs ORT with numpy in/out; on CUDA also ORT with IO binding
+    (inputs copied to the device once, outputs left there): the device-resident figure."""
     from bridge.bench import Side, measure
 
     batch = next((int(v.shape[0]) for v in feeds.values() if v.ndim), 1)
     sides = [Side("onnxruntime", lambda: runner.run(feeds))]
     if native is not None:
         sides.insert(0, Side("native", lambda: native.run(feeds), native.synchronize))
+    if device == "cuda":
+        runner.bind(feeds)
+        sides.append(Side("onnxruntime-iobinding", runner.run_bound, runner.synchronize))
     return measure(sides, runs=opts.latency_runs, warmup=max(2, opts.latency_runs // 10), rounds=5,
                    batch=batch, threads=opts.threads)

@@ -143,6 +143,7 @@ class TorchModel:
         self.source = source
         self.module = module
         self.program = program
+        self.device = "cpu"
         if program is None:
             module.eval()  # always: dropout off, BatchNorm on running statistics
         self._state = self._buffers()
@@ -163,13 +164,56 @@ class TorchModel:
         return specs
 
     # -- running ------------------------------------------------------------------------------
+    def to(self, device: str) -> str:
+        """Move the model to 'cpu' or 'cuda'; returns the device it now runs on."""
+        if device == "cuda":
+            if not torch.cuda.is_available():
+                from bridge.errors import EnvironmentProblem
+
+                raise EnvironmentProblem("--device cuda: torch sees no CUDA device",
+                                         hint="run on a machine with an NVIDIA GPU and a CUDA build of torch")
+        self.module.to(device)
+        self.device = device
+        return device
+
     def _call(self, tensors):
         return self.module(*tensors)
 
     def run(self, feeds: Feeds) -> Feeds:
         with torch.inference_mode():
-            out = self._call([_to_torch(a) for a in feeds.values()])
+            out = self._call([_to_torch(a).to(self.device) for a in feeds.values()])
         return {k: _to_numpy(v) for k, v in flatten_outputs(out).items()}
+
+    def capture_modules(self, feeds: Feeds, keep=None) -> list[tuple]:
+        """One inference with a forward hook on every named submodule (the root included, as "").
+        Returns one entry per finished module call, in the order the calls finished (children before
+        their parents): ``(qualified name, call index, leaves)``. ``leaves`` are the call's tensor
+        outputs flattened (pytree order): numpy arrays when ``keep`` is None or holds
+        ``(name, call index)``, else ``(shape tuple, dtype name)`` pairs, so that a first pass can
+        learn the call order without holding every activation."""
+        records: list[tuple] = []
+        counts: dict[str, int] = {}
+
+        def hook_for(name):
+            def hook(_module, _args, output):
+                call = counts.get(name, 0)
+                counts[name] = call + 1
+                leaves = [leaf for leaf in pytree.tree_leaves(output) if isinstance(leaf, torch.Tensor)]
+                if keep is None or (name, call) in keep:
+                    leaves = [_to_numpy(t) for t in leaves]
+                else:
+                    leaves = [(tuple(int(d) for d in t.shape), _TORCH_DTYPES.get(t.dtype, str(t.dtype))) for t in leaves]
+                records.append((name, call, leaves))
+            return hook
+
+        handles = [m.register_forward_hook(hook_for(name)) for name, m in self.module.named_modules()]
+        try:
+            with torch.inference_mode():
+                self._call([_to_torch(a) for a in feeds.values()])
+        finally:
+            for h in handles:
+                h.remove()
+        return records
 
     def _buffers(self) -> dict[str, np.ndarray]:
         return {k: _to_numpy(v) for k, v in self.module.named_buffers()}
@@ -182,7 +226,7 @@ class TorchModel:
         return f"buffers changed by inference: {', '.join(changed[:5])}" if changed else None
 
     def synchronize(self) -> None:
-        if torch.cuda.is_available() and torch.cuda.is_initialized():
+        if self.device == "cuda":
             torch.cuda.synchronize()
 
     def versions(self) -> dict:

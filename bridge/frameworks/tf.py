@@ -163,6 +163,10 @@ class _TfBase:
     def check_state(self) -> str | None:
         return None
 
+    def to(self, device: str) -> str:
+        """TensorFlow runs where it was placed at start; bridge compares it on the CPU."""
+        return "cpu"
+
     def synchronize(self) -> None:
         pass  # .numpy() on every output already waits for the device
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as _dt
+import time
 from dataclasses import dataclass, field
 
 from bridge.compare import FAIL, INCONCLUSIVE, PASS, OutputResult, summarize
@@ -23,8 +25,10 @@ class Report:
     latency: dict = field(default_factory=dict)  # device -> LatencyComparison.to_json()
     environment: dict = field(default_factory=dict)
     notes: list = field(default_factory=list)
-    forced_status: str | None = None  # a verdict reached before any comparison (nondeterministic reference)
+    forced_status: str | None = None  # a verdict reached outside the per-output checks
     forced_reason: str | None = None
+    created: str = ""
+    duration_s: float | None = None
 
     @property
     def summary(self) -> dict[str, OutputResult]:
@@ -68,6 +72,9 @@ class Report:
             "passed": self.passed,
             "status": self.status,
             "reason": self.reason,
+            "verdict_source": "forced" if self.forced_status else "checks",
+            "created": self.created,
+            "duration_s": self.duration_s,
             "target": self.target,
             "source": self.source,
             "framework": self.framework,
@@ -81,3 +88,13 @@ class Report:
             "environment": self.environment,
             "notes": list(self.notes),
         }
+
+
+def timed(run, opts) -> Report:
+    """Run a command's orchestration and stamp its report with the start time and duration."""
+    created = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    start = time.perf_counter()
+    report = run(opts)
+    report.created = created
+    report.duration_s = round(time.perf_counter() - start, 3)
+    return report

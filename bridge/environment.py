@@ -1,0 +1,54 @@
+"""What a report records about the machine and the software versions (no framework imports)."""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+
+from bridge import __version__
+
+
+def environment_info(threads: int | None) -> dict:
+    import numpy
+    import onnx
+
+    versions = {"bridge": __version__, "python": platform.python_version(), "numpy": numpy.__version__,
+                "onnx": onnx.__version__}
+    if "onnxruntime" in sys.modules:
+        versions["onnxruntime"] = sys.modules["onnxruntime"].__version__
+    else:
+        try:
+            from importlib.metadata import version
+
+            versions["onnxruntime"] = next(v for v in (_dist_version(version, n) for n in
+                                                      ("onnxruntime", "onnxruntime-gpu")) if v)
+        except StopIteration:
+            pass
+    return {
+        "versions": versions,
+        "machine": {"platform": platform.platform(), "processor": platform.machine(), "cpus": os.cpu_count(),
+                    "gpu": gpu_name()},
+        "threads": threads,
+    }
+
+
+def _dist_version(version, name: str) -> str | None:
+    try:
+        return version(name)
+    except Exception:
+        return None
+
+
+def gpu_name() -> str | None:
+    """The first NVIDIA GPU's name from the driver's proc files, without importing CUDA libraries."""
+    root = "/proc/driver/nvidia/gpus"
+    try:
+        for bus in sorted(os.listdir(root)):
+            with open(os.path.join(root, bus, "information")) as fh:
+                for line in fh:
+                    if line.startswith("Model:"):
+                        return line.split(":", 1)[1].strip()
+    except OSError:
+        return None
+    return None
