@@ -71,6 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--opset", type=int, help="ONNX opset (default: the exporter's)")
     p.add_argument("--seed", type=int, default=0, help="seed of the golden inputs (default 0)")
     p.add_argument("--force", action="store_true", help="replace an existing bundle at BUNDLE_DIR")
+    p.add_argument("--optimize", default="none", metavar="LEVEL",
+                   help="graph optimization saved into the bundle, verified like any export: none (default), "
+                        "ort (ONNX Runtime's offline fusions)")
     _common(p)
 
     for name, text in (("verify", "compare ONNX Runtime with the native model or the bundle's golden outputs"),
@@ -168,7 +171,7 @@ def cmd_export(args) -> int:
     report = run_export(ExportOptions(
         source=args.source, output=args.output, inputs=args.input, ranges=args.input_range, dims=args.dim,
         opset=args.opset, framework=args.framework, weights=args.weights, seed=args.seed, force=args.force,
-        trust_code=args.trust_code, threads=args.threads, atol=args.atol, rtol=args.rtol))
+        trust_code=args.trust_code, threads=args.threads, atol=args.atol, rtol=args.rtol, optimize=args.optimize))
     return _finish(report, args)
 
 

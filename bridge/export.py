@@ -34,6 +34,7 @@ class ExportOptions:
     threads: int | None = None
     atol: list = field(default_factory=list)
     rtol: list = field(default_factory=list)
+    optimize: str = "none"
 
 
 def run_export(opts: ExportOptions) -> Report:
@@ -63,6 +64,11 @@ def _run_export(opts: ExportOptions) -> Report:
     with Staging(dest) as stage:
         model_path = stage.dir / MODEL
         result = model.export(str(model_path), specs, reference[0][1], opts.opset)
+        load_checked(model_path, produced_by_us=True)  # the exporter's own graph must be valid ONNX
+        if opts.optimize != "none":
+            from bridge.optimize import optimize_onnx
+
+            result.settings["graph_optimization"] = optimize_onnx(model_path, opts.optimize, opts.threads)
         proto = load_checked(model_path, produced_by_us=True)
         onnx_inputs, onnx_outputs = io_specs(proto)
         _check_io(specs, onnx_inputs, [n for n in reference[0][2]], onnx_outputs, result.exporter)

@@ -25,7 +25,7 @@ def load_native(source: str, *, weights: str | None = None, framework: str | Non
     declared_specs: list[TensorSpec] | None = None
     if ref.kind in ("pyfile", "module"):
         module = load_user_module(ref)
-        decl, decl_ranges = declared_inputs(module)
+        decl, decl_ranges = declared_inputs(module, ref.attr)
         obj = call_factory(ref, module)
         fw = framework_of(obj)
         if fw is None:

@@ -138,11 +138,15 @@ def framework_of(obj) -> str | None:
     return None
 
 
-def declared_inputs(module) -> tuple[list[str], dict[str, str]]:
-    """``BRIDGE_INPUTS`` (list of spec strings) and ``BRIDGE_INPUT_RANGES`` ({name: "LOW:HIGH"})
-    a factory's module may declare, so that users need no --input on the command line."""
-    specs = getattr(module, "BRIDGE_INPUTS", None) or []
-    ranges = getattr(module, "BRIDGE_INPUT_RANGES", None) or {}
+def declared_inputs(module, attr: str | None = None) -> tuple[list[str], dict[str, str]]:
+    """The inputs a source declares, so that users need no --input on the command line: the
+    factory's own ``bridge_inputs`` / ``bridge_input_ranges`` attributes first (one module, many
+    factories), else the module's ``BRIDGE_INPUTS`` (list of spec strings) and
+    ``BRIDGE_INPUT_RANGES`` ({name: "LOW:HIGH"})."""
+    factory = getattr(module, attr, None) if attr else None
+    specs = getattr(factory, "bridge_inputs", None) or getattr(module, "BRIDGE_INPUTS", None) or []
+    ranges = (getattr(factory, "bridge_input_ranges", None) if getattr(factory, "bridge_inputs", None)
+              else getattr(module, "BRIDGE_INPUT_RANGES", None)) or {}
     if not isinstance(specs, (list, tuple)) or not all(isinstance(s, str) for s in specs):
         raise InputError("BRIDGE_INPUTS must be a list of strings like 'x:float32[batch,3,224,224]'")
     if not isinstance(ranges, dict):
