@@ -424,10 +424,21 @@ def exit_code(results: list[ModelResult]) -> int:
     return EXIT_PASS
 
 
+def _float(value) -> float | None:
+    """A JSON number, or the strings "inf", "-inf", "nan" reports write for non-finite floats."""
+    if _is_number(value):
+        value = float(value)
+    elif isinstance(value, str) and value in ("inf", "-inf", "nan"):
+        value = float(value)
+    else:
+        return None
+    return None if math.isnan(value) else value
+
+
 def report_max_abs(report: dict | None) -> float | None:
     values = [c.get("max_abs") for c in (report or {}).get("checks") or []]
     values += [o.get("max_abs") for o in (report or {}).get("outputs") or []]
-    values = [float(v) for v in values if _is_number(v) and math.isfinite(v)]
+    values = [v for v in map(_float, values) if v is not None]
     return max(values) if values else None
 
 
@@ -484,8 +495,8 @@ def _per_output(report: dict) -> dict[str, dict]:
             continue
         entry = out.setdefault(name, {"max_abs": None, "ref_abs_max": None})
         for key in ("max_abs", "ref_abs_max"):
-            v = c.get(key)
-            if _is_number(v) and math.isfinite(v):
+            v = _float(c.get(key))
+            if v is not None:
                 entry[key] = v if entry[key] is None else max(entry[key], v)
     return out
 
@@ -536,6 +547,8 @@ def _first_error_line(text: str) -> str:
     for ln in lines:
         if ln.startswith("bridge:"):
             return ln[:400]
+    if lines and lines[0].startswith("Traceback"):  # a Python crash: its last line names the exception
+        return lines[-1][:400]
     return lines[0][:400] if lines else "(no output on stderr)"
 
 
@@ -590,6 +603,7 @@ class Runner:
         self.children = _Children()
         self.prepared: dict[tuple, StepResult] = {}
         self.prepare_failures: dict[str, str] = {}
+        self.prepare_seconds: dict[str, float] = {}  # counted in the model's seconds
         pkg_root = str(Path(__file__).resolve().parent.parent)
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (pkg_root, env.get("PYTHONPATH", "")) if p)
@@ -614,6 +628,10 @@ class Runner:
             timed_out = True
             _kill(proc)
             stdout, stderr = proc.communicate()
+        except BaseException:  # an interrupt: the child runs in its own session and did not get it
+            _kill(proc)
+            proc.wait()
+            raise
         finally:
             with self.children.lock:
                 self.children.procs.discard(proc)
@@ -640,6 +658,7 @@ class Runner:
                 key = tuple(argv)
                 if key not in self.prepared:
                     self.prepared[key] = self._run(argv, self.workdir / f"{m.name}.prepare{i}.log")
+                    self.prepare_seconds[m.name] = self.prepare_seconds.get(m.name, 0.0) + self.prepared[key].seconds
                 step = self.prepared[key]
                 if step.returncode != 0:
                     what = "timed out" if step.timed_out else f"exit {step.returncode}"
@@ -650,12 +669,12 @@ class Runner:
             else:
                 still = [p for p in m.required_files() if not os.path.exists(p)]
                 if still:
-                    self.prepare_failures[m.name] = f"prepare ran, but {', '.join(still)} still missing"
+                    self.prepare_failures[m.name] = f"prepare ran, but {', '.join(still)} is still missing"
 
     def run_model(self, m: ModelConfig) -> ModelResult:
         start = time.perf_counter()
         result = self._run_model(m)
-        result.seconds = time.perf_counter() - start
+        result.seconds = time.perf_counter() - start + self.prepare_seconds.get(m.name, 0.0)
         return result
 
     def _fail(self, result: ModelResult, step: str, run: StepResult | None, message: str) -> ModelResult:
@@ -681,6 +700,7 @@ class Runner:
         weights = ["--weights", m.weights] if m.weights else []
         threads = ["--threads", str(self.threads)]
 
+        before = _stamp(bundle / "manifest.json")  # an earlier run's bundle must not pass for this one's
         self.progress.phase(m.name, "exporting")
         argv = [*py, "export", m.source, "-o", str(bundle), "--force", "--json", str(export_json), *threads,
                 *weights, *[a for s in m.inputs for a in ("--input", s)], *ranges, *tol]
@@ -690,7 +710,8 @@ class Runner:
             return self._fail(result, "export", run, problem)
         result.export_json = str(export_json)
         result.export_report = json.loads(export_json.read_text())
-        if not (bundle / "manifest.json").is_file():  # inconclusive export: no bundle was written
+        after = _stamp(bundle / "manifest.json")
+        if after is None or after == before:  # e.g. an inconclusive export: no bundle was written
             result.verdict = result.status = result.export_report.get("status") or FAIL
             result.message = "export: " + (result.export_report.get("reason") or "no bundle was written")
             result.max_abs = report_max_abs(result.export_report)
@@ -715,7 +736,7 @@ class Runner:
         export_status = result.export_report.get("status") or FAIL
         verify_status = report.get("status") or FAIL
         result.verdict = worst(export_status, verify_status)
-        if _RANK[verify_status] >= _RANK[export_status]:
+        if _RANK.get(verify_status, 2) >= _RANK.get(export_status, 2):
             result.message = report.get("reason") or ""
         else:
             result.message = "export: " + (result.export_report.get("reason") or "")
@@ -732,7 +753,7 @@ class Runner:
                 result.baseline = [Check("baseline", FAIL, f"cannot read baseline {m.baseline}: {exc}")]
         checks = result.budgets + result.baseline
         result.status = worst(result.verdict, *(c.status for c in checks))
-        if _RANK[result.status] > _RANK[result.verdict]:  # a budget or the baseline decided the status
+        if _RANK.get(result.status, 2) > _RANK.get(result.verdict, 2):  # a budget or the baseline decided the status
             bad = next(c for c in checks if c.status == result.status)
             result.message = f"{bad.name}: {bad.message}"
         return result
@@ -751,6 +772,14 @@ class Runner:
         except (OSError, ValueError) as exc:
             return f"{step} wrote an unreadable report: {exc}"
         return None
+
+
+def _stamp(path: Path) -> tuple | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (st.st_ino, st.st_mtime_ns, st.st_size)
 
 
 def _tolerance_args(m: ModelConfig) -> list[str]:
@@ -836,7 +865,7 @@ class _RichProgress(_NullProgress):
 
         msg = f": {escape(result.message)}" if result.message and result.status != PASS else ""
         self.progress.console.print(f"[{style}]{_MARK[result.status]}[/] {escape(result.name)} "
-                                    f"({result.seconds:.1f} s){msg}")
+                                    f"({result.seconds:.1f} s){msg}", highlight=False)
 
     def stop(self):
         self.progress.stop()
@@ -1007,8 +1036,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     """Add the ``check`` subcommand to an argparse subparsers object; returns its parser."""
     p = subparsers.add_parser(
         "check", help="export and verify every model of bridge.toml / [tool.bridge]: one CI exit code",
-        description="Export and verify every model listed in a config file (bridge.toml, or [tool.bridge] in "
-                    "pyproject.toml), each step in its own process, then apply latency budgets and baseline "
+        description="Export and verify every model listed in a config file (bridge.toml, or [tool.bridge] in\n"
+                    "pyproject.toml), each step in its own process, then apply latency budgets and baseline\n"
                     "regression checks. See docs/ci.md.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", metavar="PATH",

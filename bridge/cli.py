@@ -47,6 +47,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--atol", nargs="+", default=[], metavar="TOL",
                    help="absolute tolerance: a number for every output and/or NAME:TOL per output")
     p.add_argument("--rtol", nargs="+", default=[], metavar="TOL", help="relative tolerance, same forms as --atol")
+    p.add_argument("--scale-atol", nargs="+", default=[], metavar="TOL",
+                   help="extra atol as a fraction of the output's largest |value| (CUDA default 2e-3), same forms")
     p.add_argument("--json", metavar="PATH", help="write the report as JSON (schema in docs/reports.md)")
     p.add_argument("--junit", metavar="PATH", help="write a JUnit XML report (one testcase per output, case and device)")
     p.add_argument("--markdown", metavar="PATH", help="write a Markdown summary (CI step summary, PR comment)")
@@ -93,6 +95,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help=f"timed runs per side, 0 to skip (default {default_runs})")
         _common(p)
 
+    from bridge.check import add_parser as add_check_parser  # stdlib-only at import
+
+    add_check_parser(sub)
+
     p = sub.add_parser("inspect", help="show a bundle's or an ONNX file's inputs, outputs and provenance")
     p.add_argument("target", metavar="TARGET")
     p.add_argument("--debug", action="store_true")
@@ -106,7 +112,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return EXIT_USAGE
     try:
-        return {"export": cmd_export, "verify": cmd_verify, "bench": cmd_bench, "inspect": cmd_inspect}[args.command](args)
+        return {"export": cmd_export, "verify": cmd_verify, "bench": cmd_bench, "inspect": cmd_inspect,
+                "check": cmd_check}[args.command](args)
     except BridgeError as exc:
         if getattr(args, "debug", False):
             traceback.print_exc()
@@ -171,7 +178,8 @@ def cmd_export(args) -> int:
     report = run_export(ExportOptions(
         source=args.source, output=args.output, inputs=args.input, ranges=args.input_range, dims=args.dim,
         opset=args.opset, framework=args.framework, weights=args.weights, seed=args.seed, force=args.force,
-        trust_code=args.trust_code, threads=args.threads, atol=args.atol, rtol=args.rtol, optimize=args.optimize))
+        trust_code=args.trust_code, threads=args.threads, atol=args.atol, rtol=args.rtol, scale_atol=args.scale_atol,
+        optimize=args.optimize))
     return _finish(report, args)
 
 
@@ -181,7 +189,7 @@ def _verify_options(args, latency_runs: int):
     return VerifyOptions(
         target=args.target, source=args.source, devices=args.device or ["cpu"], weights=args.weights,
         framework=args.framework, ranges=args.input_range, dims=args.dim, inputs_npz=args.inputs, seed=args.seed,
-        atol=args.atol, rtol=args.rtol, policy_file=args.policy, allow_nonfinite=args.allow_nonfinite,
+        atol=args.atol, rtol=args.rtol, scale_atol=args.scale_atol, policy_file=args.policy, allow_nonfinite=args.allow_nonfinite,
         min_top1=args.min_top1, latency_runs=latency_runs, threads=args.threads, trust_code=args.trust_code)
 
 
@@ -199,6 +207,12 @@ def cmd_bench(args) -> int:
     report = run_verify(_verify_options(args, args.latency_runs))
     _finish(report, args)
     return EXIT_PASS
+
+
+def cmd_check(args) -> int:
+    from bridge.check import cmd_check as run_check
+
+    return run_check(args)
 
 
 def cmd_inspect(args) -> int:

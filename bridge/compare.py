@@ -173,12 +173,13 @@ def _compare_float(ref, cand, tol: Tolerance, policy: Policy, head) -> OutputRes
             return OutputResult(status=INCONCLUSIVE, reason="non-finite: every element is NaN/Inf on both sides", **head)
     abs_err = np.abs(cand - ref)
     mag = np.abs(ref)
-    allowed = tol.atol + tol.rtol * mag
+    atol = tol.atol + tol.scale_atol * float(mag.max())  # the absolute part, scaled to the output
+    allowed = atol + tol.rtol * mag
     failing = abs_err > allowed
     n_fail = int(np.count_nonzero(failing))
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         rel = np.where(mag > 0, abs_err / np.where(mag > 0, mag, 1.0), np.where(abs_err > 0, np.inf, 0.0))
-        over = abs_err - tol.atol
+        over = abs_err - atol
         need_rtol_el = np.where(over > 0, np.where(mag > 0, over / np.where(mag > 0, mag, 1.0), np.inf), 0.0)
     ref_norm = float(np.linalg.norm(ref))
     err_norm = float(np.linalg.norm(cand - ref))
@@ -201,7 +202,7 @@ def _compare_float(ref, cand, tol: Tolerance, policy: Policy, head) -> OutputRes
         return OutputResult(
             status=FAIL,
             reason=f"values: {n_fail} of {ref.size} elements ({100 * n_fail / ref.size:.3g}%) outside "
-                   f"atol={tol.atol:g} + rtol={tol.rtol:g}*|ref|; max abs error {stats['max_abs']:.3g} at "
+                   f"atol={atol:.3g}{_scale_note(tol, mag)} + rtol={tol.rtol:g}*|ref|; max abs error {stats['max_abs']:.3g} at "
                    f"{list(worst_idx)} (reference {stats['worst_ref']:.6g}, ONNX {stats['worst_cand']:.6g})",
             **stats, **head)
     if policy.min_top1_agreement is not None and stats["top1_agreement"] is not None \
@@ -214,6 +215,12 @@ def _compare_float(ref, cand, tol: Tolerance, policy: Policy, head) -> OutputRes
     if vacuous:
         return OutputResult(status=INCONCLUSIVE, reason=vacuous, **stats, **head)
     return OutputResult(status=PASS, reason="", **stats, **head)
+
+
+def _scale_note(tol: Tolerance, mag: np.ndarray) -> str:
+    if not tol.scale_atol:
+        return ""
+    return f" ({tol.atol:g} + {tol.scale_atol:g}*max|ref| {float(mag.max()):.3g})"
 
 
 def _percentile(values: np.ndarray, q: float) -> float:

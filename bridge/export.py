@@ -34,6 +34,7 @@ class ExportOptions:
     threads: int | None = None
     atol: list = field(default_factory=list)
     rtol: list = field(default_factory=list)
+    scale_atol: list = field(default_factory=list)
     optimize: str = "none"
 
 
@@ -45,7 +46,7 @@ def _run_export(opts: ExportOptions) -> Report:
     dest = Path(opts.output)
     check_destination(dest, opts.force)  # before any work: a refused destination costs nothing
     sizes = dict(parse_dim_size(d) for d in opts.dims)
-    policy = build_policy({}, opts.atol, opts.rtol)
+    policy = build_policy({}, opts.atol, opts.rtol, scale_args=opts.scale_atol)
     loaded = load_native(opts.source, weights=opts.weights, framework=opts.framework,
                          trust_code=opts.trust_code, threads=opts.threads)
     model = loaded.model

@@ -30,6 +30,7 @@ class VerifyOptions:
     seed: int = 1
     atol: list = field(default_factory=list)
     rtol: list = field(default_factory=list)
+    scale_atol: list = field(default_factory=list)
     policy_file: str | None = None
     allow_nonfinite: bool = False
     min_top1: float | None = None
@@ -63,7 +64,7 @@ def _run_verify(opts: VerifyOptions) -> Report:
         specs = onnx_inputs
     specs = apply_ranges(specs, dict(parse_range(r) for r in opts.ranges))
     base = load_policy_file(opts.policy_file) if opts.policy_file else stored_policy
-    policy = build_policy(base, opts.atol, opts.rtol, opts.allow_nonfinite, opts.min_top1)
+    policy = build_policy(base, opts.atol, opts.rtol, opts.allow_nonfinite, opts.min_top1, opts.scale_atol)
     report = Report(kind="verify", target=str(target), source=opts.source, devices=list(opts.devices),
                     policy=policy.to_json())
     baked = fixed_dynamic_axes(specs, onnx_inputs)

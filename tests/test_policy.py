@@ -39,3 +39,20 @@ def test_policy_file_roundtrip(tmp_path):
     (tmp_path / "bad.json").write_text("{nope")
     with pytest.raises(UsageError, match="not valid JSON"):
         load_policy_file(str(tmp_path / "bad.json"))
+
+
+def test_cuda_row_scales_atol_with_the_output_and_still_catches_corruption():
+    import numpy as np
+
+    from bridge.compare import FAIL, PASS, compare_outputs, verdict
+
+    rng = np.random.default_rng(0)
+    ref = {"logits": (rng.standard_normal((4, 1000)) * 40).astype(np.float32)}  # like resnet50: |max| ~ 110
+    # TF32-like error: about 3e-4 of the largest magnitude, on every element, near-zero ones included
+    tf32 = {"logits": ref["logits"] + (rng.standard_normal((4, 1000)) * 3e-4 * 40).astype(np.float32)}
+    policy = Policy()
+    assert verdict(compare_outputs(ref, tf32, policy, device="cpu")) == FAIL  # the CPU row is too tight
+    assert verdict(compare_outputs(ref, tf32, policy, device="cuda")) == PASS
+    broken = {"logits": ref["logits"] * np.float32(1.02)}
+    assert verdict(compare_outputs(ref, broken, policy, device="cuda")) == FAIL
+    assert build_policy({}, scale_args=["logits:0"]).tolerance("logits", "float32", "cuda").scale_atol == 0

@@ -185,31 +185,44 @@ class TorchModel:
         return {k: _to_numpy(v) for k, v in flatten_outputs(out).items()}
 
     def capture_modules(self, feeds: Feeds, keep=None) -> list[tuple]:
-        """One inference with a forward hook on every named submodule (the root included, as "").
+        """One inference with forward hooks on every named submodule (the root included, as "").
         Returns one entry per finished module call, in the order the calls finished (children before
-        their parents): ``(qualified name, call index, leaves)``. ``leaves`` are the call's tensor
-        outputs flattened (pytree order): numpy arrays when ``keep`` is None or holds
-        ``(name, call index)``, else ``(shape tuple, dtype name)`` pairs, so that a first pass can
-        learn the call order without holding every activation."""
+        their parents): ``(qualified name, call index, outputs, inputs)``, the call's tensor outputs and
+        positional tensor arguments flattened (pytree order): numpy arrays when ``keep`` is None or holds
+        ``(name, call index)``, else ``(shape tuple, dtype name)`` pairs, so that a first pass can learn
+        the call order without holding every activation."""
         records: list[tuple] = []
         counts: dict[str, int] = {}
 
-        def hook_for(name):
-            def hook(_module, _args, output):
+        def leaves_of(tree, as_arrays):
+            tensors = [t for t in pytree.tree_leaves(tree) if isinstance(t, torch.Tensor)]
+            if as_arrays:
+                return [_to_numpy(t) for t in tensors]
+            return [(tuple(int(d) for d in t.shape), _TORCH_DTYPES.get(t.dtype, str(t.dtype))) for t in tensors]
+
+        pending: dict[str, list] = {}
+
+        def pre_hook_for(name):
+            def pre_hook(_module, args):
                 call = counts.get(name, 0)
                 counts[name] = call + 1
-                leaves = [leaf for leaf in pytree.tree_leaves(output) if isinstance(leaf, torch.Tensor)]
-                if keep is None or (name, call) in keep:
-                    leaves = [_to_numpy(t) for t in leaves]
-                else:
-                    leaves = [(tuple(int(d) for d in t.shape), _TORCH_DTYPES.get(t.dtype, str(t.dtype))) for t in leaves]
-                records.append((name, call, leaves))
+                # Inputs are read before forward: an in-place module (ReLU(inplace=True)) overwrites them.
+                pending.setdefault(name, []).append((call, leaves_of(args, keep is None or (name, call) in keep)))
+            return pre_hook
+
+        def hook_for(name):
+            def hook(_module, _args, output):
+                call, inputs = pending[name].pop()
+                records.append((name, call, leaves_of(output, keep is None or (name, call) in keep), inputs))
             return hook
 
-        handles = [m.register_forward_hook(hook_for(name)) for name, m in self.module.named_modules()]
+        handles = []
+        for name, m in self.module.named_modules():
+            handles.append(m.register_forward_pre_hook(pre_hook_for(name)))
+            handles.append(m.register_forward_hook(hook_for(name)))
         try:
             with torch.inference_mode():
-                self._call([_to_torch(a) for a in feeds.values()])
+                self._call([_to_torch(a).to(self.device) for a in feeds.values()])
         finally:
             for h in handles:
                 h.remove()

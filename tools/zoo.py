@@ -1,0 +1,462 @@
+"""The CPU benchmark zoo: export, verify and time real architectures with bridge's own commands.
+
+For each model and each --optimize level, two subprocesses (torch and TensorFlow never share a
+process, and each model's memory is returned to the system before the next one starts):
+
+    python -m bridge export SOURCE -o BUNDLE --force --json ... --threads T --optimize LEVEL
+    python -m bridge bench BUNDLE --source SOURCE --latency-runs N --threads T --dim batch=B --json ...
+
+and records the exporter used, the parity verdict and largest errors, native and ONNX Runtime p50
+latency, their ratio with the per-round spread, the export time, and the peak RSS of each subprocess
+(``os.wait4``'s rusage). Results merge into OUT/cpu.json by (model, level), so models can be run one
+at a time; OUT/cpu.md is regenerated from the JSON every time.
+
+    .venv/bin/python tools/zoo.py                                   # every model, default levels
+    .venv/bin/python tools/zoo.py --models resnet50 lstm --runs 30  # a subset
+    .venv/bin/python tools/zoo.py --optimize none ort               # the same levels for every model
+    .venv/bin/python tools/zoo.py --render                          # only rewrite cpu.md from cpu.json
+
+Run one zoo at a time: the subprocesses are sequential, and timings are only comparable as ratios
+measured side by side in one bench run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import os
+import platform
+import shlex
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PY = str(ROOT / ".venv" / "bin" / "python") if (ROOT / ".venv" / "bin" / "python").exists() else sys.executable
+
+T = "tools/zoo_models.py"
+K = "tools/zoo_keras.py"
+
+PIXELS = ["--input-range", "x=0:255"]  # keras.applications models take pixels 0..255 and scale them
+
+# name -> source, framework, and the --optimize levels compared by default ("none" first: the "before").
+# "ort" is measured where it changes the graph that ONNX Runtime runs; elsewhere ORT applies the same
+# fusions when the session loads (bridge's runner uses ORT_ENABLE_ALL), so "ort" only saves load time.
+MODELS = {
+    "resnet50": {"source": f"{T}:resnet50", "framework": "torch", "levels": ["none", "ort"]},
+    "mobilenet_v3_large": {"source": f"{T}:mobilenet_v3_large", "framework": "torch", "levels": ["none"]},
+    "efficientnet_b0": {"source": f"{T}:efficientnet_b0", "framework": "torch", "levels": ["none"]},
+    "convnext_tiny": {"source": f"{T}:convnext_tiny", "framework": "torch", "levels": ["none"]},
+    "vit_b_16": {"source": f"{T}:vit_b_16", "framework": "torch", "levels": ["none", "transformer"]},
+    "swin_t": {"source": f"{T}:swin_t", "framework": "torch", "levels": ["none", "transformer"]},
+    "transformer_encoder": {"source": f"{T}:transformer_encoder", "framework": "torch",
+                            "levels": ["none", "ort", "transformer"]},
+    "lstm": {"source": f"{T}:lstm", "framework": "torch", "levels": ["none", "ort"]},
+    "torch_cnn": {"source": f"{T}:torch_cnn", "framework": "torch", "levels": ["none"]},
+    "keras_resnet50": {"source": f"{K}:keras_resnet50", "framework": "tensorflow", "extra": PIXELS,
+                       "levels": ["none"]},
+    "keras_mobilenet_v2": {"source": f"{K}:keras_mobilenet_v2", "framework": "tensorflow", "extra": PIXELS,
+                           "levels": ["none"]},
+    "keras_efficientnet_b0": {"source": f"{K}:keras_efficientnet_b0", "framework": "tensorflow", "extra": PIXELS,
+                              "levels": ["none"]},
+    "keras_tf_cnn": {"source": f"{K}:keras_tf_cnn", "framework": "tensorflow", "levels": ["none"]},
+}
+
+
+def _cpu_times() -> tuple[float, float]:
+    """(busy, total) jiffies of the whole machine, from /proc/stat."""
+    try:
+        vals = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    except (OSError, ValueError, IndexError):
+        return 0.0, 0.0
+    idle = vals[3] + (vals[4] if len(vals) > 4 else 0)
+    return float(sum(vals[:8]) - idle), float(sum(vals[:8]))
+
+
+def wait_quiet(max_wait: float, busy_below: float = 0.15, window: float = 2.0) -> float:
+    """Wait (at most ``max_wait`` s) until the machine's CPUs are busy less than ``busy_below`` over a
+    ``window``: other work on a shared machine hits the native side's OpenMP barriers much harder than
+    ONNX Runtime's pool. Returns the busy fraction last seen."""
+    deadline = time.monotonic() + max_wait
+    while True:
+        b0, t0 = _cpu_times()
+        time.sleep(window)
+        b1, t1 = _cpu_times()
+        busy = (b1 - b0) / (t1 - t0) if t1 > t0 else 0.0
+        if busy < busy_below or time.monotonic() > deadline:
+            return busy
+
+
+def _child(cmd: list[str], log: Path, timeout: float) -> dict:
+    """Run ``cmd`` with its output in ``log``; its exit code, wall seconds, peak RSS (MiB), and the CPU
+    share the rest of the machine used meanwhile (``others_cpu``: 0 on a quiet machine, 1 = a full core
+    per core busy with other work)."""
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONHASHSEED="0")
+    ticks = os.sysconf("SC_CLK_TCK")
+    b0, tot0 = _cpu_times()
+    t0 = time.perf_counter()
+    with open(log, "w") as fh:
+        fh.write("$ " + shlex.join(cmd) + "\n")
+        fh.flush()
+        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=fh, stderr=subprocess.STDOUT, env=env)
+        timed_out = False
+        while True:
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                break
+            if time.perf_counter() - t0 > timeout:
+                proc.kill()
+                timed_out = True
+                pid, status, usage = os.wait4(proc.pid, 0)
+                break
+            time.sleep(0.2)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+    b1, tot1 = _cpu_times()
+    own = (usage.ru_utime + usage.ru_stime) * ticks
+    others = max(0.0, (b1 - b0) - own) / (tot1 - tot0) if tot1 > tot0 else None
+    return {"rc": proc.returncode, "wall_s": round(time.perf_counter() - t0, 2), "timed_out": timed_out,
+            "peak_rss_mib": round(usage.ru_maxrss / 1024, 1),  # ru_maxrss is in KiB on Linux
+            "others_cpu": None if others is None else round(others, 3)}
+
+
+def _worst(report: dict) -> dict:
+    checks = report.get("checks") or report.get("outputs") or []
+    if not checks:
+        return {}
+    return {
+        "max_abs": max(c.get("max_abs") or 0.0 for c in checks),
+        "max_rel": max(c.get("max_rel") or 0.0 for c in checks),
+        "needed_atol": max(c.get("needed_atol") or 0.0 for c in checks),
+        "outputs": sorted({c["name"] for c in checks}),
+        "tolerance": checks[0].get("tolerance"),
+    }
+
+
+def _load(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def run_one(name: str, level: str, args, work: Path) -> dict:
+    spec = MODELS[name]
+    tag = f"{name}.{level}"
+    bundle = work / tag
+    # export at the default dynamic size (2): exporters specialise a size-1 axis (dynamo pins batch=1,
+    # and bridge then falls back to TorchScript); bench at --batch (the verification sweep adds 1 and 3)
+    common = ["--threads", str(args.threads), *spec.get("extra", [])]
+    if spec.get("atol"):
+        common += ["--atol", str(spec["atol"])]
+        row_tol = {"atol": spec["atol"], "why": spec.get("why", "")}
+    else:
+        row_tol = None
+    exp_json, bench_json = work / f"{tag}.export.json", work / f"{tag}.bench.json"
+    for p in (exp_json, bench_json):
+        if p.exists():
+            p.unlink()
+    export_cmd = [PY, "-m", "bridge", "export", spec["source"], "-o", str(bundle), "--force", "--json", str(exp_json),
+                  "--optimize", level, *common]
+    bench_cmd = [PY, "-m", "bridge", "bench", str(bundle), "--source", spec["source"], "--latency-runs",
+                 str(args.runs), "--json", str(bench_json), "--dim", f"batch={args.batch}", *common]
+    row = {"model": name, "level": level, "framework": spec["framework"], "source": spec["source"],
+           "batch": args.batch, "threads": args.threads, "runs": args.runs,
+           "measured": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), "atol_override": row_tol}
+    print(f"[zoo] {tag}: export ...", flush=True)
+    ex = _child(export_cmd, work / f"{tag}.export.log", args.timeout)
+    exp = _load(exp_json) or {}
+    exporter = exp.get("exporter") or {}
+    row["export"] = {"rc": ex["rc"], "wall_s": ex["wall_s"], "report_s": exp.get("duration_s"),
+                     "peak_rss_mib": ex["peak_rss_mib"], "timed_out": ex["timed_out"], "status": exp.get("status"),
+                     "reason": exp.get("reason"), "exporter": exporter.get("name"),
+                     "fallback_from": [a.get("exporter") + ": " + (a.get("error") or "")[:200]
+                                       for a in exporter.get("failed_first") or []],
+                     "graph_optimization": (exporter.get("settings") or {}).get("graph_optimization"),
+                     **{f"worst_{k}": v for k, v in _worst(exp).items() if k in ("max_abs", "max_rel")}}
+    if ex["rc"] not in (0, 1) or not bundle.is_dir() or not exp:  # 1: parity failed, bundle published
+        row["error"] = _tail(work / f"{tag}.export.log")
+        print(f"[zoo] {tag}: export failed rc={ex['rc']}: {row['error'][-300:]}", flush=True)
+        return row
+    print(f"[zoo] {tag}: exported in {ex['wall_s']}s ({exporter.get('name')}, {exp.get('status')}); bench ...",
+          flush=True)
+    quiet = wait_quiet(args.quiet_wait)
+    be = _child(bench_cmd, work / f"{tag}.bench.log", args.timeout)
+    rep = _load(bench_json) or {}
+    row["bench"] = {"rc": be["rc"], "wall_s": be["wall_s"], "peak_rss_mib": be["peak_rss_mib"],
+                    "timed_out": be["timed_out"], "others_cpu": be["others_cpu"], "busy_before": round(quiet, 3)}
+    row["status"] = rep.get("status")
+    row["reason"] = rep.get("reason")
+    row.update(_worst(rep))
+    lat = (rep.get("latency") or {}).get("cpu")
+    if lat:
+        sides = lat["sides"]
+        nat, ort = sides.get("native", {}), sides.get("onnxruntime", {})
+        rounds = (lat.get("speedup_per_round") or {}).get("onnxruntime", [])
+        row["latency"] = {
+            "native_p50_ms": nat.get("p50_ms"), "native_p90_ms": nat.get("p90_ms"),
+            "ort_p50_ms": ort.get("p50_ms"), "ort_p90_ms": ort.get("p90_ms"),
+            "native_first_ms": nat.get("first_run_ms"), "ort_first_ms": ort.get("first_run_ms"),
+            "ratio_p50": (lat.get("speedup_vs_baseline_p50") or {}).get("onnxruntime"),
+            "ratio_rounds": rounds, "rounds": lat.get("rounds"), "idle_gap_ms": lat.get("idle_gap_ms"),
+        }
+    env = rep.get("environment") or {}
+    row["versions"] = env.get("versions")
+    row["ort_settings"] = ((env.get("onnxruntime") or {}).get("cpu") or {}).get("settings")
+    if be["rc"] != 0 or not lat:
+        row["error"] = _tail(work / f"{tag}.bench.log")
+    lt = row.get("latency") or {}
+    print(f"[zoo] {tag}: {row.get('status')} native {lt.get('native_p50_ms', float('nan')):.2f} ms, "
+          f"ORT {lt.get('ort_p50_ms', float('nan')):.2f} ms, ratio {lt.get('ratio_p50', float('nan')):.2f}x "
+          f"(bench {be['wall_s']}s, peak RSS {be['peak_rss_mib']} MiB, others' CPU {be['others_cpu']})", flush=True)
+    return row
+
+
+SPIN_SCRIPT = r"""
+import json, sys
+from bridge.bench import Side, measure
+from bridge.bundle import open_bundle
+from bridge.frameworks.ort import OrtRunner
+from bridge.inputs import make_feeds
+from bridge.native import load_native
+from bridge.types import Case
+bundle_dir, source, runs, threads, batch, out = sys.argv[1:7]
+threads, runs, batch = int(threads), int(runs), int(batch)
+bundle = open_bundle(bundle_dir)
+sizes = {**(bundle.cases[0].sizes if bundle.cases else {}), "batch": batch}
+feeds = make_feeds(bundle.inputs, Case("spin", 1, sizes))
+native = load_native(source, threads=threads).model
+off = OrtRunner(str(bundle.model_path), "cpu", threads=threads, spinning=False)
+on = OrtRunner(str(bundle.model_path), "cpu", threads=threads, spinning=True)
+sides = [Side("native", lambda: native.run(feeds), native.synchronize),
+         Side("ort-spin-off", lambda: off.run(feeds)), Side("ort-spin-on", lambda: on.run(feeds))]
+res = measure(sides, runs=runs, warmup=max(2, runs // 10), rounds=5, batch=batch, threads=threads).to_json()
+for side in res["sides"].values():
+    side.pop("samples_ms", None)
+open(out, "w").write(json.dumps(res, indent=1))
+"""
+
+
+def run_spin(name: str, level: str, args, work: Path) -> dict | None:
+    """allow_spinning=1 vs bridge's default 0, timed in one run with the native side (not the
+    fairness setting: a spinning pool keeps cores busy after each call)."""
+    spec = MODELS[name]
+    tag = f"{name}.{level}"
+    out = work / f"{tag}.spin.json"
+    if out.exists():
+        out.unlink()
+    wait_quiet(args.quiet_wait)
+    ch = _child([PY, "-c", SPIN_SCRIPT, str(work / tag), spec["source"], str(args.runs), str(args.threads),
+                 str(args.batch), str(out)], work / f"{tag}.spin.log", args.timeout)
+    res = _load(out)
+    if not res:
+        return {"error": _tail(work / f"{tag}.spin.log")}
+    sides = res["sides"]
+    return {"native_p50_ms": sides["native"]["p50_ms"], "spin_off_p50_ms": sides["ort-spin-off"]["p50_ms"],
+            "spin_on_p50_ms": sides["ort-spin-on"]["p50_ms"],
+            "ratio_off": res["speedup_vs_baseline_p50"]["ort-spin-off"],
+            "ratio_on": res["speedup_vs_baseline_p50"]["ort-spin-on"],
+            "others_cpu": ch["others_cpu"]}
+
+
+def _tail(path: Path, n: int = 1500) -> str:
+    try:
+        return path.read_text()[-n:]
+    except OSError:
+        return ""
+
+
+def machine() -> dict:
+    cpu = platform.processor() or "?"
+    flags = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+            if line.startswith("flags") and not flags:
+                have = set(line.split(":", 1)[1].split())
+                flags = " ".join(f for f in ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile") if f in have)
+    except OSError:
+        pass
+    try:
+        mem = next(int(l.split()[1]) for l in Path("/proc/meminfo").read_text().splitlines() if l.startswith("MemTotal"))
+        mem_gib = round(mem / 2**20, 1)
+    except (OSError, StopIteration, ValueError):
+        mem_gib = None
+    return {"cpu": cpu, "cores": os.cpu_count(), "isa": flags, "memory_gib": mem_gib,
+            "platform": platform.platform()}
+
+
+# -- rendering -------------------------------------------------------------------------------------
+def _f(x, fmt="{:.2f}", dash="-"):
+    return dash if x is None else fmt.format(x)
+
+
+def best_rows(rows: list[dict]) -> dict:
+    """Per model: the "before" row (level none) and the level whose verified artifact ran fastest (lowest
+    ONNX Runtime p50: the artifact's own latency, far less noisy on a shared machine than the ratio)."""
+    out = {}
+    for r in rows:
+        m = out.setdefault(r["model"], {"before": None, "after": None})
+        ok = r.get("status") == "pass" and (r.get("latency") or {}).get("ratio_p50")
+        if r["level"] == "none":
+            m["before"] = r
+        if ok and (m["after"] is None or r["latency"]["ort_p50_ms"] < m["after"]["latency"]["ort_p50_ms"]):
+            m["after"] = r
+    return out
+
+
+def render(data: dict) -> str:
+    rows = data["rows"]
+    order = {n: i for i, n in enumerate(MODELS)}
+    rows = sorted(rows, key=lambda r: (order.get(r["model"], 99), r["level"] != "none", r["level"]))
+    m = data.get("machine", {})
+    lines = [
+        "# bridge CPU benchmark zoo",
+        "",
+        f"Machine: {m.get('cpu')}, {m.get('cores')} cores ({m.get('isa')}), {m.get('memory_gib')} GiB; "
+        f"{m.get('platform')}.",
+        f"Threads: {data.get('threads')} on every side (ONNX Runtime intra-op {data.get('threads')}, inter-op 1, "
+        "spinning off; torch intra-op threads; TensorFlow intra-op pool). Batch 1. "
+        f"{data.get('runs')} timed runs per side in 5 alternating rounds (bridge bench).",
+        "Versions: " + ", ".join(f"{k} {v}" for k, v in (data.get("versions") or {}).items()) + ".",
+        "",
+        "Reproduce (one model at a time, nothing else running):",
+        "",
+        "```bash",
+        data.get("command", ""),
+        "```",
+        "",
+        "## Summary: before (plain export) and after (best verified --optimize level)",
+        "",
+        "ratio = native p50 / ONNX Runtime p50, both measured in the same bench run (>1: the bundle is faster). "
+        "Per-round range: the smallest and largest of the 5 per-round ratios.",
+        "",
+        "| model | framework | exporter | before: ratio | after: level | after: ratio (per-round range) | native p50 ms | ORT p50 ms |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    best = best_rows(rows)
+    ratios = []
+    for name in sorted(best, key=lambda n: order.get(n, 99)):
+        b, a = best[name]["before"], best[name]["after"]
+        bl = (b or {}).get("latency") or {}
+        if a is None:
+            lines.append(f"| {name} | {(b or {}).get('framework', '-')} | {(b or {}).get('export', {}).get('exporter') or '-'} "
+                         f"| {_f(bl.get('ratio_p50'), '{:.2f}x')} | (none passed) | - | - | - |")
+            continue
+        al = a["latency"]
+        ratios.append(al["ratio_p50"])
+        rr = al.get("ratio_rounds") or []
+        lines.append(
+            f"| {name} | {a['framework']} | {a['export'].get('exporter')} | {_f(bl.get('ratio_p50'), '{:.2f}x')} "
+            f"| {a['level']} | **{al['ratio_p50']:.2f}x** ({_f(min(rr) if rr else None)}..{_f(max(rr) if rr else None)}) "
+            f"| {al['native_p50_ms']:.2f} | {al['ort_p50_ms']:.2f} |")
+    if ratios:
+        lines += ["", f"After: median ratio {statistics.median(ratios):.2f}x over {len(ratios)} models, "
+                      f"smallest {min(ratios):.2f}x, largest {max(ratios):.2f}x; "
+                      f"{sum(r < 1.0 for r in ratios)} model(s) below 1.0x."]
+    lines += [
+        "",
+        "## Every run",
+        "",
+        "| model | level | exporter | verdict | max abs | max rel | native p50 ms | ORT p50 ms | ratio | per-round | "
+        "export s | nodes | peak RSS export / bench MiB | others' CPU |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in rows:
+        lt = r.get("latency") or {}
+        ex = r.get("export") or {}
+        rr = lt.get("ratio_rounds") or []
+        go = ex.get("graph_optimization") or {}
+        nodes = f"{go['nodes_before']}->{go['nodes_after']}" if "nodes_after" in go else "-"
+        verdict = (r.get("status") or ex.get("status") or "error").upper()
+        if r.get("error") and not lt:
+            verdict += " (see log)"
+        lines.append(
+            f"| {r['model']} | {r['level']} | {ex.get('exporter') or '-'} | {verdict} | {_f(r.get('max_abs'), '{:.1e}')} "
+            f"| {_f(r.get('max_rel'), '{:.1e}')} | {_f(lt.get('native_p50_ms'))} | {_f(lt.get('ort_p50_ms'))} "
+            f"| {_f(lt.get('ratio_p50'), '{:.2f}x')} | {_f(min(rr) if rr else None)}..{_f(max(rr) if rr else None)} "
+            f"| {_f(ex.get('wall_s'), '{:.0f}')} | {nodes} "
+            f"| {_f(ex.get('peak_rss_mib'), '{:.0f}')} / {_f((r.get('bench') or {}).get('peak_rss_mib'), '{:.0f}')} "
+            f"| {_f((r.get('bench') or {}).get('others_cpu'), '{:.0%}')} |")
+    spins = [r for r in rows if (r.get("spin") or {}).get("spin_on_p50_ms")]
+    if spins:
+        lines += ["", "## ONNX Runtime thread spinning (not bridge's default)", "",
+                  "`session.intra_op.allow_spinning` 1 vs 0, both timed in one run beside native (3 sides, "
+                  "alternating rounds). Spinning keeps ONNX Runtime's pool busy-waiting between calls: it "
+                  "lowers its latency but holds the cores, which is why bridge benches with it off.", "",
+                  "| model | level | native p50 ms | ORT spin off p50 ms | ORT spin on p50 ms | ratio off | ratio on | "
+                  "spin on / off |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+        for r in spins:
+            sp = r["spin"]
+            lines.append(f"| {r['model']} | {r['level']} | {sp['native_p50_ms']:.2f} | {sp['spin_off_p50_ms']:.2f} "
+                         f"| {sp['spin_on_p50_ms']:.2f} | {sp['ratio_off']:.2f}x | {sp['ratio_on']:.2f}x "
+                         f"| {sp['spin_off_p50_ms'] / sp['spin_on_p50_ms']:.2f}x faster |")
+    fallbacks = [(r["model"], r["level"], f) for r in rows for f in (r.get("export") or {}).get("fallback_from") or []]
+    if fallbacks:
+        lines += ["", "Exporter fallbacks (dynamo failed, TorchScript used):", ""]
+        lines += [f"- {m} ({lv}): {f}" for m, lv, f in fallbacks]
+    lines += ["", "max abs / max rel: the largest errors over every output and case of the bench's verification "
+                  "(seeded draws at batch 1, then batch 1 and 3), under bridge's default float32 CPU policy. "
+                  "export s: wall time of `bridge export` (load, export, optimize, verify). "
+                  "Peak RSS: `ru_maxrss` of each subprocess. others' CPU: the share of the machine's CPU time "
+                  "that other processes used while the bench ran (from /proc/stat less the bench's own rusage); "
+                  "above a few percent the native side's timings are inflated (its OpenMP barriers wait on "
+                  "descheduled threads) and the ratio overstates ONNX Runtime's lead.", ""]
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--models", nargs="+", choices=list(MODELS), metavar="MODEL",
+                    help=f"subset (default: all): {' '.join(MODELS)}")
+    ap.add_argument("--optimize", nargs="+", metavar="LEVEL", help="levels to compare for every model "
+                    "(default: each model's own list, 'none' first)")
+    ap.add_argument("--runs", type=int, default=30, help="timed runs per side (default 30)")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--batch", type=int, default=1)
+    ap.add_argument("--out", default="docs/zoo", help="output directory (default docs/zoo)")
+    ap.add_argument("--work", default="build/zoo", help="bundles, reports and logs (default build/zoo)")
+    ap.add_argument("--timeout", type=float, default=1800, help="seconds per subprocess")
+    ap.add_argument("--quiet-wait", type=float, default=120,
+                    help="seconds to wait for other work on the machine to stop before each bench (default 120)")
+    ap.add_argument("--spin", action="store_true",
+                    help="also time ONNX Runtime with allow_spinning=1 beside the default (0) and native")
+    ap.add_argument("--fresh", action="store_true", help="discard earlier rows in cpu.json instead of merging")
+    ap.add_argument("--render", action="store_true", help="only regenerate cpu.md from cpu.json")
+    args = ap.parse_args(argv)
+
+    out = ROOT / args.out
+    work = ROOT / args.work
+    out.mkdir(parents=True, exist_ok=True)
+    work.mkdir(parents=True, exist_ok=True)
+    path = out / "cpu.json"
+    data = (None if args.fresh else _load(path)) or {"rows": []}
+    if not args.render:
+        for name in args.models or list(MODELS):
+            for level in args.optimize or MODELS[name]["levels"]:
+                row = run_one(name, level, args, work)
+                if args.spin and row.get("latency"):
+                    row["spin"] = run_spin(name, level, args, work)
+                    print(f"[zoo] {name}.{level}: spinning {row['spin']}", flush=True)
+                data["rows"] = [r for r in data["rows"] if (r["model"], r["level"]) != (name, level)] + [row]
+                data.update(machine=machine(), threads=args.threads, runs=args.runs, batch=args.batch,
+                            command=_command())
+                for r in data["rows"]:
+                    data.setdefault("versions", {}).update({k: v for k, v in (r.get("versions") or {}).items()
+                                                            if k not in ("bridge",)})
+                path.write_text(json.dumps(data, indent=1) + "\n")
+                (out / "cpu.md").write_text(render(data))
+    (out / "cpu.md").write_text(render(data))
+    print(f"[zoo] wrote {path} and {out / 'cpu.md'}")
+    return 0
+
+
+def _command() -> str:
+    return ".venv/bin/python tools/zoo.py --runs 30 --threads 2 --batch 1 --out docs/zoo"
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
