@@ -90,6 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--allow-nonfinite", action="store_true", help="NaN/Inf pass when both sides agree on them")
         p.add_argument("--min-top1", type=float, metavar="FRACTION",
                        help="fail a classifier output whose argmax agrees on fewer rows (e.g. 1.0)")
+        p.add_argument("--localize", metavar="DIR",
+                       help="on a parity failure, find the first diverging node and write a reproduction to DIR")
         default_runs = 0 if name == "verify" else 100
         p.add_argument("--latency-runs", type=int, default=default_runs,
                        help=f"timed runs per side, 0 to skip (default {default_runs})")
@@ -190,7 +192,8 @@ def _verify_options(args, latency_runs: int):
         target=args.target, source=args.source, devices=args.device or ["cpu"], weights=args.weights,
         framework=args.framework, ranges=args.input_range, dims=args.dim, inputs_npz=args.inputs, seed=args.seed,
         atol=args.atol, rtol=args.rtol, scale_atol=args.scale_atol, policy_file=args.policy, allow_nonfinite=args.allow_nonfinite,
-        min_top1=args.min_top1, latency_runs=latency_runs, threads=args.threads, trust_code=args.trust_code)
+        min_top1=args.min_top1, latency_runs=latency_runs, threads=args.threads, trust_code=args.trust_code,
+        localize_dir=args.localize)
 
 
 def cmd_verify(args) -> int:

@@ -37,6 +37,7 @@ class VerifyOptions:
     latency_runs: int = 0
     threads: int | None = None
     trust_code: bool = False
+    localize_dir: str | None = None
 
 
 def run_verify(opts: VerifyOptions) -> Report:
@@ -122,6 +123,8 @@ def _run_verify(opts: VerifyOptions) -> Report:
         report.environment.setdefault("onnxruntime", {})[device] = {
             "providers": runner.providers, "settings": runner.settings, "precision": runner.precision()}
         runner.close()
+    if opts.localize_dir and report.status == "fail" and reference:
+        report.localize = _localize(model_path, reference, report, policy, native, opts.localize_dir)
     report.environment.update(environment_info(opts.threads))
     if native is not None:
         report.environment["versions"].update(native.versions())
@@ -129,6 +132,18 @@ def _run_verify(opts: VerifyOptions) -> Report:
     if bundle is not None:
         report.environment["bundle_versions"] = bundle.manifest.get("versions", {})
     return report
+
+
+def _localize(model_path, reference, report, policy, native, out_dir) -> dict:
+    """First diverging node on the inputs of the first failing case (native model on the CPU)."""
+    from bridge.localize import localize
+
+    failing = next((r.case for r in report.summary.values() if r.status == "fail" and r.case), None)
+    feeds = next((f for c, f, _ in reference if c.label == failing), reference[0][1])
+    if native is not None:
+        native.to("cpu")
+    result = localize(str(model_path), feeds, policy, out_dir, native=native)
+    return {"case": failing or reference[0][0].label, **result.to_json()}
 
 
 def _latency(native, runner, feeds, opts, device):

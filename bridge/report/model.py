@@ -29,6 +29,7 @@ class Report:
     forced_reason: str | None = None
     created: str = ""
     duration_s: float | None = None
+    localize: dict | None = None  # where the first divergence is, when asked (bridge.localize)
 
     @property
     def summary(self) -> dict[str, OutputResult]:
@@ -87,6 +88,7 @@ class Report:
             "latency": self.latency,
             "environment": self.environment,
             "notes": list(self.notes),
+            "localize": self.localize,
         }
 
 

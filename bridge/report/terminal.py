@@ -58,6 +58,18 @@ def render(report: Report) -> str:
             rounds = lat["speedup_per_round"][side]
             parts.append(f"{side} vs {lat['baseline']}: {ratio:.2f}x at p50 "
                          f"(per round {min(rounds):.2f}x..{max(rounds):.2f}x, threads={lat['threads']})")
+    loc = report.localize
+    if loc:
+        if loc.get("status") == "diverged":
+            where = f"node {loc.get('node')} ({loc.get('op_type')}), output {loc.get('output')}"
+            if loc.get("module") is not None:
+                where += f", module {loc.get('module') or '(root)'}"
+            parts.append(f"first divergence [{loc.get('engines')}, case {loc.get('case')}]: {where}; "
+                         f"max abs {fmt(loc.get('max_abs'))}; reproduction in {loc.get('repro_dir')}")
+        else:
+            parts.append(f"localize: {loc.get('status')}")
+        for note in loc.get("notes") or []:
+            parts.append(f"  localize note: {note}")
     for note in report.notes:
         parts.append(f"note: {note}")
     verdict = _MARK[report.status]

@@ -50,19 +50,25 @@ def test_verify_against_source_and_golden(two_bundle, workdir):
 
 def test_scaled_weight_fails_with_exit_1(two_bundle, workdir):
     model = onnx.load(two_bundle / "model.onnx")
+    scaled = None
     for init in model.graph.initializer:
         arr = numpy_helper.to_array(init)
         if arr.dtype == np.float32 and arr.ndim == 2 and arr.size > 10:
             init.CopyFrom(numpy_helper.from_array(arr * np.float32(1.02), init.name))
+            scaled = init.name
             break
     bad = workdir / "scaled.onnx"
     onnx.save(model, bad)
-    res = run_cli("verify", bad, "--source", TWO, "--json", workdir / "bad.json")
+    res = run_cli("verify", bad, "--source", TWO, "--json", workdir / "bad.json", "--localize", workdir / "repro")
     assert res.returncode == 1, res.stdout + res.stderr
     report = json.loads((workdir / "bad.json").read_text())
     assert report["passed"] is False
     assert any(o["status"] == "fail" for o in report["outputs"])
     assert "outside atol" in report["reason"]
+    # the localizer names the module that owns the scaled weight and leaves a reproduction
+    loc = report["localize"]
+    assert loc["status"] == "diverged" and scaled.startswith(loc["module"] + ".")
+    assert {"sub.onnx", "inputs.npz", "expected.npz"} <= {p.name for p in (workdir / "repro").iterdir()}
 
 
 def test_tuple_outputs_get_stable_names(workdir):
