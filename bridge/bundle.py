@@ -158,12 +158,40 @@ def check_destination(dest: Path, force: bool) -> None:
         raise UsageError(f"the parent directory of {dest} does not exist")
 
 
+def _remove_stale_staging(dest: Path) -> None:
+    prefix = f".{dest.name}.staging-"
+    try:
+        entries = list(dest.parent.iterdir())
+    except OSError:
+        return
+    for entry in entries:
+        if not entry.name.startswith(prefix) or entry.is_symlink() or not entry.is_dir():
+            continue
+        pid = entry.name[len(prefix):].split("-", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(entry, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 class Staging:
-    """A temporary directory next to ``dest``; ``publish`` renames it into place atomically."""
+    """A temporary directory next to ``dest``; ``publish`` renames it into place atomically.
+
+    Its name carries the writer's pid, so that staging left by a killed writer is removed by the
+    next export to the same destination."""
 
     def __init__(self, dest: Path):
         self.dest = dest
-        self.dir = Path(tempfile.mkdtemp(prefix=f".{dest.name}.staging-", dir=dest.parent))
+        _remove_stale_staging(dest)
+        self.dir = Path(tempfile.mkdtemp(prefix=f".{dest.name}.staging-{os.getpid()}-", dir=dest.parent))
 
     def __enter__(self) -> "Staging":
         return self

@@ -54,6 +54,12 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--markdown", metavar="PATH", help="write a Markdown summary (CI step summary, PR comment)")
     p.add_argument("--html", metavar="PATH", help="write a self-contained HTML report with plots")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
+    p.add_argument("--timeout", type=float, default=3600.0, metavar="SECONDS",
+                   help="stop loading, conversion and execution after this long (default 3600; 0: none)")
+    p.add_argument("--memory-limit", type=float, metavar="GB",
+                   help="stop the worker past this resident memory (default: 80%% of the machine's memory)")
+    p.add_argument("--no-contain", action="store_true",
+                   help="run in this process instead of a contained worker process (debugging)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -126,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         sys.stderr.write("bridge: interrupted\n")
         return 130
-    except Exception as exc:  # a bug in bridge or an unforeseen library failure
+    except Exception as exc:  # a bug in bridge or an unforeseen library failure (here or in the worker)
         if getattr(args, "debug", False):
             traceback.print_exc()
         text = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ""
@@ -174,14 +180,27 @@ def _finish(report, args) -> int:
     return STATUS_EXIT[report.status]
 
 
-def cmd_export(args) -> int:
-    from bridge.export import ExportOptions, run_export
+def _run(target: str, opts, args):
+    """Run an orchestration function, in a contained worker process unless --no-contain."""
+    if args.no_contain:
+        import importlib
 
-    report = run_export(ExportOptions(
+        module, func = target.split(":")
+        return getattr(importlib.import_module(module), func)(opts)
+    from bridge.contain import Limits, run_contained
+
+    memory = int(args.memory_limit * 2**30) if args.memory_limit else None
+    return run_contained(target, opts, Limits(args.timeout or None, memory), debug=args.debug)
+
+
+def cmd_export(args) -> int:
+    from bridge.export import ExportOptions
+
+    report = _run("bridge.export:run_export", ExportOptions(
         source=args.source, output=args.output, inputs=args.input, ranges=args.input_range, dims=args.dim,
         opset=args.opset, framework=args.framework, weights=args.weights, seed=args.seed, force=args.force,
         trust_code=args.trust_code, threads=args.threads, atol=args.atol, rtol=args.rtol, scale_atol=args.scale_atol,
-        optimize=args.optimize))
+        optimize=args.optimize), args)
     return _finish(report, args)
 
 
@@ -197,17 +216,13 @@ def _verify_options(args, latency_runs: int):
 
 
 def cmd_verify(args) -> int:
-    from bridge.verify import run_verify
-
-    return _finish(run_verify(_verify_options(args, args.latency_runs)), args)
+    return _finish(_run("bridge.verify:run_verify", _verify_options(args, args.latency_runs), args), args)
 
 
 def cmd_bench(args) -> int:
-    from bridge.verify import run_verify
-
     if args.latency_runs < 1:
         raise BridgeError("bench needs --latency-runs of at least 1")
-    report = run_verify(_verify_options(args, args.latency_runs))
+    report = _run("bridge.verify:run_verify", _verify_options(args, args.latency_runs), args)
     _finish(report, args)
     return EXIT_PASS
 

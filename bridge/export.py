@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bridge.bundle import MODEL, SCHEMA_VERSION, Staging, check_destination, golden_arrays
+from bridge.contain import stage
 from bridge.environment import environment_info
 from bridge.errors import ConversionError
 from bridge.inputs import make_feeds, sweep_cases
@@ -47,11 +48,13 @@ def _run_export(opts: ExportOptions) -> Report:
     check_destination(dest, opts.force)  # before any work: a refused destination costs nothing
     sizes = dict(parse_dim_size(d) for d in opts.dims)
     policy = build_policy({}, opts.atol, opts.rtol, scale_args=opts.scale_atol)
+    stage(f"loading {opts.source}")
     loaded = load_native(opts.source, weights=opts.weights, framework=opts.framework,
                          trust_code=opts.trust_code, threads=opts.threads)
     model = loaded.model
     specs = resolve_specs(loaded, opts.inputs, opts.ranges)
     cases = sweep_cases(specs, opts.seed, sizes)
+    stage("running the native model")
     reference, problem = run_reference(model, [(c, make_feeds(specs, c)) for c in cases])
     report = Report(kind="export", target=str(dest), source=opts.source, framework=loaded.framework,
                     cases=[case_json(c, "seeded") for c in cases], policy=policy.to_json())
@@ -62,9 +65,11 @@ def _run_export(opts: ExportOptions) -> Report:
 
     from bridge.frameworks.ort import OrtRunner
 
-    with Staging(dest) as stage:
-        model_path = stage.dir / MODEL
+    with Staging(dest) as staging:
+        model_path = staging.dir / MODEL
+        stage(f"converting {opts.source} to ONNX")
         result = model.export(str(model_path), specs, reference[0][1], opts.opset)
+        stage("checking the exported ONNX file")
         load_checked(model_path, produced_by_us=True)  # the exporter's own graph must be valid ONNX
         if opts.optimize != "none":
             from bridge.optimize import optimize_onnx
@@ -76,6 +81,7 @@ def _run_export(opts: ExportOptions) -> Report:
         baked = fixed_dynamic_axes(specs, onnx_inputs)
         if baked:
             raise ConversionError(f"{result.exporter} wrote a graph with declared dynamic axes fixed: {'; '.join(baked)}")
+        stage("running the export in ONNX Runtime")
         runner = OrtRunner(str(model_path), "cpu", threads=opts.threads)  # must load, or export fails
         report.results = run_onnx(runner, reference, policy, "cpu")
         runner.close()
@@ -84,7 +90,7 @@ def _run_export(opts: ExportOptions) -> Report:
 
         report.exporter = {"name": result.exporter, "settings": result.settings, "failed_first": result.attempts}
         report.environment = environment(model, opts.threads)
-        stage.write_golden(golden_arrays(reference))
+        staging.write_golden(golden_arrays(reference))
         out_dtypes = {n: a.dtype.name for n, a in reference[0][2].items()}
         manifest = {
             "schema_version": SCHEMA_VERSION,
@@ -102,8 +108,9 @@ def _run_export(opts: ExportOptions) -> Report:
             "verification": {"status": report.status, "reason": report.reason, "device": "cpu",
                              "at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")},
         }
-        stage.write_manifest(manifest)
-        stage.publish(opts.force)
+        stage("publishing the bundle")
+        staging.write_manifest(manifest)
+        staging.publish(opts.force)
     return report
 
 

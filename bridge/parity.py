@@ -67,7 +67,9 @@ def run_onnx(runner, reference: list[CaseRun], policy: Policy, device: str) -> l
             cand = runner.run(feeds)
         except Exception as exc:
             shapes = ", ".join(f"{k}{list(v.shape)}" for k, v in feeds.items())
-            text = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+            from bridge.frameworks.ort import ort_message
+
+            text = ort_message(exc) or type(exc).__name__
             results.extend(OutputResult(name, FAIL, f"ONNX Runtime failed on inputs {shapes}: {text}", case.label, device)
                            for name in ref_out)
             continue

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bridge.bundle import is_bundle, open_bundle
+from bridge.contain import stage
 from bridge.environment import environment_info
 from bridge.errors import UsageError
 from bridge.inputs import batch_sizes, load_npz, make_feeds, sweep_cases
@@ -58,6 +59,7 @@ def _run_verify(opts: VerifyOptions) -> Report:
         specs = None
     else:
         raise UsageError(f"TARGET {target} does not exist", hint="give a bundle directory or a .onnx file")
+    stage(f"checking {model_path}")
     proto = load_checked(model_path)
     onnx_inputs, _ = io_specs(proto)
     del proto
@@ -74,6 +76,7 @@ def _run_verify(opts: VerifyOptions) -> Report:
     if opts.source:
         from bridge.native import load_native
 
+        stage(f"loading {opts.source}")
         loaded = load_native(opts.source, weights=opts.weights, framework=opts.framework,
                              trust_code=opts.trust_code, threads=opts.threads)
         native = loaded.model
@@ -108,22 +111,27 @@ def _run_verify(opts: VerifyOptions) -> Report:
 
     native_on = None
     for device in opts.devices:
+        stage(f"creating the ONNX Runtime session ({device})")
         runner = OrtRunner(str(model_path), device, threads=opts.threads)  # a missing GPU stops here (exit 4)
         if native is not None and native.to(device) != native_on:
             native_on = native.to(device)
+            stage(f"running the native model ({native_on})")
             reference, problem = run_reference(native, cases)
             report.environment.setdefault("native_devices", []).append(native_on)
             if problem:
                 report.forced_status, report.forced_reason = "inconclusive", problem
                 runner.close()
                 break
+        stage(f"running ONNX Runtime ({device})")
         report.results.extend(run_onnx(runner, reference, policy, device))
         if opts.latency_runs > 0:
+            stage(f"timing ({device})")
             report.latency[device] = _latency(native, runner, reference[0][1], opts, device).to_json()
         report.environment.setdefault("onnxruntime", {})[device] = {
             "providers": runner.providers, "settings": runner.settings, "precision": runner.precision()}
         runner.close()
     if opts.localize_dir and report.status == "fail" and reference:
+        stage("localizing the first divergence")
         report.localize = _localize(model_path, reference, report, policy, native, opts.localize_dir)
     report.environment.update(environment_info(opts.threads))
     if native is not None:

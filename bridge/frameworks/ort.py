@@ -11,6 +11,16 @@ from bridge.frameworks.base import Feeds
 PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
 
 
+def ort_message(exc: BaseException, limit: int = 300) -> str:
+    """ONNX Runtime's error text without its source paths and C++ signatures: the reason is at the end."""
+    import re
+
+    text = " ".join(str(exc).split())
+    text = re.sub(r"^\[ONNXRuntimeError\] : \d+ : \w+ : ", "", text)
+    text = re.sub(r"/onnxruntime_src/\S+:\d+ [\w:~<>]+\([^)]*\)\s*", "", text)
+    return text if len(text) <= limit else "..." + text[-limit:]
+
+
 def cuda_problem() -> str | None:
     """Why the CUDA EP cannot run here, or None. onnxruntime-gpu lists the CUDA EP as available even
     on machines without a GPU, so the list of available providers proves nothing."""
@@ -59,7 +69,7 @@ class OrtRunner:
             self.session = ort.InferenceSession(model_path, sess_options=so, providers=providers)
         except Exception as exc:
             raise InputError(
-                f"ONNX Runtime cannot load {model_path}: {str(exc).strip().splitlines()[0][:300]}",
+                f"ONNX Runtime cannot load {model_path}: {ort_message(exc)}",
                 hint="the file may be malformed or use an operator this onnxruntime does not support",
             ) from None
         used = self.session.get_providers()

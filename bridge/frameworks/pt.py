@@ -243,11 +243,11 @@ class TorchModel:
             torch.cuda.synchronize()
 
     def versions(self) -> dict:
-        out = {"torch": torch.__version__}
+        out = {"torch": str(torch.__version__)}  # TorchVersion would drag torch into unpickling
         try:
             import onnxscript
 
-            out["onnxscript"] = onnxscript.__version__
+            out["onnxscript"] = str(onnxscript.__version__)
         except ImportError:
             pass
         return out

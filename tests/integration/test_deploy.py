@@ -1,6 +1,7 @@
 """A deployment machine has only numpy, onnx and onnxruntime: the bundle re-verifies there, and a
 changed byte is refused by name."""
 
+import os
 import shutil
 import subprocess
 import sys
@@ -9,24 +10,23 @@ from conftest import FIXTURES, ROOT, needs_torch, run_cli
 
 BLOCKED = ("torch", "tensorflow", "keras", "tf2onnx", "safetensors", "torchvision", "onnxscript")
 
-ONLY_ORT = f"""
+SITECUSTOMIZE = f"""
 import sys
-class Block:
+class _Block:
     def find_spec(self, name, path=None, target=None):
         if name.split(".")[0] in {BLOCKED!r}:
             raise ImportError("blocked on this deployment machine: " + name)
         return None
-sys.meta_path.insert(0, Block())
-from bridge.cli import main
-code = main(sys.argv[1:])
-leaked = [m for m in {BLOCKED!r} if m in sys.modules]
-assert not leaked, leaked
-sys.exit(code)
+sys.meta_path.insert(0, _Block())
 """
 
 
-def verify_without_frameworks(*args):
-    return subprocess.run([sys.executable, "-c", ONLY_ORT, "verify", *map(str, args)], cwd=ROOT,
+def verify_without_frameworks(*args, site):
+    """`bridge verify` in processes (the CLI and its worker) where importing a framework fails."""
+    site.mkdir(exist_ok=True)
+    (site / "sitecustomize.py").write_text(SITECUSTOMIZE)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), str(ROOT)])}
+    return subprocess.run([sys.executable, "-m", "bridge", "verify", *map(str, args)], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=300)
 
 
@@ -38,7 +38,8 @@ def test_bundle_reverifies_with_only_onnxruntime(workdir, tmp_path):
     bundle = tmp_path / "shipped"
     shutil.copytree(built, bundle)
 
-    res = verify_without_frameworks(bundle, "--json", tmp_path / "r.json")
+    site = tmp_path / "site"
+    res = verify_without_frameworks(bundle, "--json", tmp_path / "r.json", site=site)
     assert res.returncode == 0, res.stdout + res.stderr
     assert "PASS" in res.stdout
 
@@ -49,11 +50,26 @@ def test_bundle_reverifies_with_only_onnxruntime(workdir, tmp_path):
         data = bytearray((broken / name).read_bytes())
         data[len(data) // 2] ^= 0x40
         (broken / name).write_bytes(bytes(data))
-        res = verify_without_frameworks(broken)
+        res = verify_without_frameworks(broken, site=site)
         assert res.returncode == 2, res.stdout + res.stderr
         assert f"{name} was changed: sha256" in res.stderr
         assert "PASS" not in res.stdout
 
     # the blocker really blocks: asking for the native model fails as a missing framework (exit 4)
-    res = verify_without_frameworks(bundle, "--source", f"{FIXTURES / 'torch_models.py'}:tuple_outputs")
-    assert res.returncode in (2, 4), res.stdout + res.stderr
+    res = verify_without_frameworks(bundle, "--source", f"{FIXTURES / 'torch_models.py'}:tuple_outputs", site=site)
+    assert res.returncode == 2, res.stdout + res.stderr
+    assert "blocked on this deployment machine: torch" in res.stderr
+
+
+@needs_torch
+def test_cli_process_never_imports_a_framework(workdir, tmp_path):
+    """The contained worker does the framework work; the CLI process only renders plain data."""
+    built = workdir / "deploy_src"
+    if not built.exists():
+        assert run_cli("export", f"{FIXTURES / 'torch_models.py'}:tuple_outputs", "-o", built,
+                       "--input", "x:float32[batch,4]").returncode == 0
+    code = (f"import sys\nexec({SITECUSTOMIZE!r})\nfrom bridge.cli import main\n"
+            f"sys.exit(main(['verify', {str(built)!r}, '--source', {str(FIXTURES / 'torch_models.py') + ':tuple_outputs'!r}]))")
+    res = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stdout + res.stderr

@@ -1,0 +1,171 @@
+"""Containment: run one command's orchestration in a child process with a time and a memory limit.
+
+Model files are attack surface and runtimes crash on malformed input: a segfault, an abort, an
+endless ONNX ``Loop`` or a runaway allocation in the child becomes a clean ``ContainedCrash``
+(exit 7) naming the stage it happened in; the parent never hangs and prints no traceback.
+
+The child is started with the ``spawn`` method (a fresh interpreter: no framework state inherited),
+dies with its parent (PR_SET_PDEATHSIG), and reports the stage it is in through a shared buffer.
+Memory is watched from the parent as the child's resident set size (an address-space rlimit would
+break CUDA, which reserves far more virtual memory than it uses).
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import signal
+import time
+import traceback
+from dataclasses import dataclass
+
+from bridge.errors import BridgeError, ContainedCrash
+
+DEFAULT_TIMEOUT_S = 3600.0
+_STAGE_BYTES = 200
+_stage_buffer = None  # set in the child
+
+
+@dataclass(frozen=True)
+class Limits:
+    timeout_s: float | None = DEFAULT_TIMEOUT_S
+    memory_bytes: int | None = None  # None: 80% of the machine's memory
+
+    def resolved_memory(self) -> int:
+        if self.memory_bytes:
+            return int(self.memory_bytes)
+        try:
+            return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") * 0.8)
+        except (ValueError, OSError):
+            return 16 << 30
+
+
+def stage(name: str) -> None:
+    """Record what the child is doing, so a crash or timeout can name it. No-op outside a child."""
+    if _stage_buffer is not None:
+        data = name.encode("utf-8", "replace")[: _STAGE_BYTES - 1]
+        _stage_buffer[: len(data) + 1] = data + b"\0"
+
+
+def _read_stage(buf) -> str:
+    raw = bytes(buf[:])
+    return raw.split(b"\0", 1)[0].decode("utf-8", "replace") or "starting"
+
+
+def _die_with_parent() -> None:
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def _child(target: str, opts, conn, buf, debug: bool) -> None:
+    global _stage_buffer
+    _die_with_parent()
+    _stage_buffer = buf
+    try:
+        module_name, func_name = target.rsplit(":", 1)
+        import importlib
+
+        func = getattr(importlib.import_module(module_name), func_name)
+        result = func(opts)
+        conn.send(("ok", result))
+    except BridgeError as exc:
+        conn.send(("error", (type(exc).__name__, exc.exit_code, exc.category, exc.message, exc.hint,
+                             traceback.format_exc() if debug else None)))
+    except BaseException as exc:  # noqa: BLE001 - everything must reach the parent as data
+        text = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ""
+        conn.send(("crash", (f"{type(exc).__name__}: {text}", traceback.format_exc() if debug else None)))
+    finally:
+        conn.close()
+
+
+class _Remote(BridgeError):
+    """A BridgeError raised in the child, rebuilt with its exit code and category."""
+
+    def __init__(self, exit_code: int, category: str, message: str, hint: str | None):
+        super().__init__(message, hint)
+        self.exit_code = exit_code
+        self.category = category
+
+
+def _rss_bytes(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            for line in fh:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
+def run_contained(target: str, opts, limits: Limits, debug: bool = False, poll_s: float = 0.1):
+    """Run ``module:function(opts)`` in a child and return its result. The result must pickle."""
+    ctx = mp.get_context("spawn")
+    parent_conn, child_conn = ctx.Pipe(duplex=False)
+    buf = ctx.Array("c", _STAGE_BYTES, lock=False)
+    proc = ctx.Process(target=_child, args=(target, opts, child_conn, buf, debug), daemon=True)
+    proc.start()
+    child_conn.close()
+    memory = limits.resolved_memory()
+    start = time.monotonic()
+    peak = 0
+    message = None
+    try:
+        while True:
+            if parent_conn.poll(poll_s):
+                try:
+                    message = parent_conn.recv()
+                except EOFError:
+                    message = None
+                break
+            if not proc.is_alive():
+                break
+            peak = max(peak, _rss_bytes(proc.pid))
+            if peak > memory:
+                proc.kill()
+                proc.join()
+                raise ContainedCrash(
+                    f"{_read_stage(buf)}: used more than {memory / 2**30:.1f} GiB of memory and was stopped",
+                    hint="raise the limit with --memory-limit GB if the model really needs it")
+            if limits.timeout_s and time.monotonic() - start > limits.timeout_s:
+                proc.kill()
+                proc.join()
+                raise ContainedCrash(
+                    f"{_read_stage(buf)}: still running after {limits.timeout_s:g} s and was stopped",
+                    hint="raise the limit with --timeout SECONDS, or check the model for unbounded loops")
+        proc.join(timeout=30)
+    finally:
+        if proc.is_alive():
+            proc.kill()
+            proc.join()
+        parent_conn.close()
+    if message is None:
+        code = proc.exitcode
+        how = f"killed by {signal.Signals(-code).name}" if code is not None and code < 0 else f"exited with code {code}"
+        raise ContainedCrash(f"{_read_stage(buf)}: the worker process {how}",
+                             hint="the model or a runtime crashed on it; rerun with --no-contain --debug to investigate")
+    kind, payload = message
+    if kind == "ok":
+        return payload
+    if kind == "error":
+        _, exit_code, category, text, hint, trace = payload
+        if trace:
+            import sys
+
+            sys.stderr.write(trace)
+        raise _Remote(exit_code, category, text, hint)
+    text, trace = payload
+    if trace:
+        import sys
+
+        sys.stderr.write(trace)
+    raise _InternalError(f"{_read_stage(buf)}: {text}")
+
+
+class _InternalError(Exception):
+    """An unexpected exception in the child: the CLI reports it as an internal error."""
