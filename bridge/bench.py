@@ -29,6 +29,7 @@ class Latency:
     first_run_ms: float | None = None
     setup_ms: float | None = None
     samples_ms: tuple = ()  # every timed run, in order, for distributions
+    rss_growth_mb: float | None = None  # resident memory this side added (load/session + runs)
 
     def to_json(self) -> dict:
         out = dict(self.__dict__)
@@ -65,6 +66,7 @@ class Side:
     run: Callable[[], object]
     sync: Callable[[], None] = lambda: None
     setup_ms: float | None = None
+    rss_growth_mb: float | None = None
 
 
 def _stats(side: Side, samples_ns: list[int], warmup: int, batch: int, first_ms: float | None) -> Latency:
@@ -76,6 +78,7 @@ def _stats(side: Side, samples_ns: list[int], warmup: int, batch: int, first_ms:
         min_ms=float(ms.min()), mean_ms=float(ms.mean()),
         throughput_per_s=batch * 1000.0 / p50 if p50 > 0 else float("inf"),
         first_run_ms=first_ms, setup_ms=side.setup_ms, samples_ms=tuple(float(x) for x in ms),
+        rss_growth_mb=side.rss_growth_mb,
     )
 
 
@@ -119,6 +122,40 @@ def measure(sides: list[Side], *, runs: int = 50, warmup: int = 5, rounds: int =
     ratio = {n: stats[base].p50_ms / stats[n].p50_ms for n in stats if n != base}
     ratio_rounds = {n: [b / c for b, c in zip(round_p50[base], round_p50[n])] for n in stats if n != base}
     return LatencyComparison(stats, base, ratio, ratio_rounds, rounds, idle_gap_ms, threads)
+
+
+def rss_mb() -> float | None:
+    """This process's resident set size in MiB (Linux), for per-side memory growth."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+class Meter:
+    """Wall time and resident-memory growth of one step (loading a model, creating a session)."""
+
+    def __init__(self):
+        self.ms: float | None = None
+        self.rss_mb: float | None = None
+
+    def __enter__(self) -> "Meter":
+        self._t = time.perf_counter_ns()
+        self._m = rss_mb()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.ms = (time.perf_counter_ns() - self._t) / 1e6
+        now = rss_mb()
+        self.rss_mb = now - self._m if now is not None and self._m is not None else None
+
+    def add(self, other: "Meter") -> None:
+        if other.rss_mb is not None:
+            self.rss_mb = (self.rss_mb or 0.0) + other.rss_mb
 
 
 def spread(values: list[float]) -> tuple[float, float]:

@@ -92,6 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--device", action="append", choices=["cpu", "cuda"], help="ONNX Runtime device (repeatable)")
         p.add_argument("--seed", type=int, default=1, help="seed of fresh inputs with --source (default 1)")
         p.add_argument("--inputs", metavar="FILE.npz", help="real samples to verify on as well (needs --source)")
+        p.add_argument("--labels", metavar="FILE.npy", help="class labels of the --inputs samples: accuracy on both sides")
         p.add_argument("--policy", metavar="FILE", help="tolerance policy file (.toml or .json)")
         p.add_argument("--allow-nonfinite", action="store_true", help="NaN/Inf pass when both sides agree on them")
         p.add_argument("--min-top1", type=float, metavar="FRACTION",
@@ -212,7 +213,7 @@ def _verify_options(args, latency_runs: int):
         framework=args.framework, ranges=args.input_range, dims=args.dim, inputs_npz=args.inputs, seed=args.seed,
         atol=args.atol, rtol=args.rtol, scale_atol=args.scale_atol, policy_file=args.policy, allow_nonfinite=args.allow_nonfinite,
         min_top1=args.min_top1, latency_runs=latency_runs, threads=args.threads, trust_code=args.trust_code,
-        localize_dir=args.localize)
+        localize_dir=args.localize, labels=args.labels)
 
 
 def cmd_verify(args) -> int:

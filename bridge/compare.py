@@ -307,3 +307,22 @@ def verdict(results: list[OutputResult]) -> str:
     if INCONCLUSIVE in statuses:
         return INCONCLUSIVE
     return PASS
+
+
+def dataset_metrics(reference: dict, candidate: dict, labels: np.ndarray | None) -> dict:
+    """Per classifier-shaped output (N, C): top-1 agreement between the sides and, with labels,
+    the accuracy of each side. A regression that only shows over a dataset shows here."""
+    out = {}
+    for name, ref in reference.items():
+        ref = np.asarray(ref)
+        cand = np.asarray(candidate.get(name)) if name in candidate else None
+        if cand is None or ref.ndim != 2 or ref.shape[1] < 2 or cand.shape != ref.shape or ref.dtype.kind != "f":
+            continue
+        r, c = np.argmax(ref, axis=1), np.argmax(cand, axis=1)
+        entry = {"rows": int(ref.shape[0]), "top1_agreement": float(np.mean(r == c)),
+                 "disagreeing_rows": [int(i) for i in np.flatnonzero(r != c)[:20]]}
+        if labels is not None and labels.shape == (ref.shape[0],):
+            entry["accuracy_native"] = float(np.mean(r == labels))
+            entry["accuracy_onnx"] = float(np.mean(c == labels))
+        out[name] = entry
+    return out

@@ -105,3 +105,26 @@ def batch_sizes(specs: list[TensorSpec], feeds: Feeds) -> dict[str, int]:
         for axis, name in s.dynamic_axes.items():
             sizes[name] = int(feeds[s.name].shape[axis])
     return sizes
+
+
+def load_labels(path: str | Path, feeds: Feeds) -> np.ndarray:
+    """Integer class labels (.npy or an .npz with one array), one per row of the real samples."""
+    path = Path(path)
+    try:
+        data = np.load(path, allow_pickle=False)
+        if isinstance(data, np.lib.npyio.NpzFile):
+            with data:
+                if len(data.files) != 1:
+                    raise InputError(f"labels file {path} holds {len(data.files)} arrays, expected one")
+                data = data[data.files[0]]
+    except FileNotFoundError:
+        raise InputError(f"labels file {path} does not exist") from None
+    except InputError:
+        raise
+    except Exception as exc:
+        raise InputError(f"cannot read labels file {path}: {type(exc).__name__}: {exc}") from None
+    rows = {int(v.shape[0]) for v in feeds.values() if v.ndim}
+    if data.ndim != 1 or data.dtype.kind not in "iu" or (rows and data.shape[0] not in rows):
+        raise InputError(f"labels file {path} holds {data.dtype}{list(data.shape)}, expected one integer label "
+                         f"per sample ({sorted(rows)} rows)")
+    return data.astype(np.int64)

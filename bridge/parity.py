@@ -59,8 +59,10 @@ def fixed_dynamic_axes(declared: list[TensorSpec], onnx_inputs: list[TensorSpec]
     return baked
 
 
-def run_onnx(runner, reference: list[CaseRun], policy: Policy, device: str) -> list[OutputResult]:
-    """ONNX Runtime on each case's inputs, compared with that case's reference outputs."""
+def run_onnx(runner, reference: list[CaseRun], policy: Policy, device: str,
+             keep: dict | None = None) -> list[OutputResult]:
+    """ONNX Runtime on each case's inputs, compared with that case's reference outputs. The ONNX
+    outputs of the cases named in ``keep`` (label -> None) are stored there for dataset metrics."""
     results: list[OutputResult] = []
     for case, feeds, ref_out in reference:
         try:
@@ -73,6 +75,8 @@ def run_onnx(runner, reference: list[CaseRun], policy: Policy, device: str) -> l
             results.extend(OutputResult(name, FAIL, f"ONNX Runtime failed on inputs {shapes}: {text}", case.label, device)
                            for name in ref_out)
             continue
+        if keep is not None and case.label in keep:
+            keep[case.label] = cand
         results.extend(compare_outputs(ref_out, cand, policy, device, case.label))
     return results
 

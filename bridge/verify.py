@@ -5,11 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bridge.bench import Meter
 from bridge.bundle import is_bundle, open_bundle
 from bridge.contain import stage
 from bridge.environment import environment_info
 from bridge.errors import UsageError
-from bridge.inputs import batch_sizes, load_npz, make_feeds, sweep_cases
+from bridge.compare import dataset_metrics
+from bridge.inputs import batch_sizes, load_labels, load_npz, make_feeds, sweep_cases
 from bridge.onnx_file import io_specs, load_checked
 from bridge.parity import case_json, fixed_dynamic_axes, run_onnx, run_reference
 from bridge.policy import build_policy, load_policy_file
@@ -39,6 +41,7 @@ class VerifyOptions:
     threads: int | None = None
     trust_code: bool = False
     localize_dir: str | None = None
+    labels: str | None = None
 
 
 def run_verify(opts: VerifyOptions) -> Report:
@@ -72,13 +75,18 @@ def _run_verify(opts: VerifyOptions) -> Report:
                     policy=policy.to_json())
     baked = fixed_dynamic_axes(specs, onnx_inputs)
 
+    if opts.labels and not opts.inputs_npz:
+        raise UsageError("--labels needs --inputs: labels belong to the real samples they describe")
     native = None
+    labels = None
+    native_meter = Meter()
     if opts.source:
         from bridge.native import load_native
 
         stage(f"loading {opts.source}")
-        loaded = load_native(opts.source, weights=opts.weights, framework=opts.framework,
-                             trust_code=opts.trust_code, threads=opts.threads)
+        with native_meter:
+            loaded = load_native(opts.source, weights=opts.weights, framework=opts.framework,
+                                 trust_code=opts.trust_code, threads=opts.threads)
         native = loaded.model
         report.framework = loaded.framework
         sizes = dict(parse_dim_size(d) for d in opts.dims)
@@ -88,13 +96,14 @@ def _run_verify(opts: VerifyOptions) -> Report:
         origins = ["seeded"] * len(cases)
         if opts.inputs_npz:
             feeds = load_npz(opts.inputs_npz, specs)
+            labels = load_labels(opts.labels, feeds) if opts.labels else None
             cases.append((Case("data", None, batch_sizes(specs, feeds)), feeds))
             origins.append(opts.inputs_npz)
         report.cases = [case_json(c, o) for (c, _), o in zip(cases, origins)]
         reference = None  # computed per device below, where the native model runs
     elif bundle is not None:
-        if opts.inputs_npz:
-            raise UsageError("--inputs needs --source: without it there is no reference for new inputs")
+        if opts.inputs_npz or opts.labels:
+            raise UsageError("--inputs and --labels need --source: without it there is no reference for new inputs")
         reference = bundle.golden()
         report.cases = [case_json(c, "golden") for c, _, _ in reference]
         report.framework = bundle.manifest.get("source", {}).get("framework")
@@ -112,23 +121,36 @@ def _run_verify(opts: VerifyOptions) -> Report:
     native_on = None
     for device in opts.devices:
         stage(f"creating the ONNX Runtime session ({device})")
-        runner = OrtRunner(str(model_path), device, threads=opts.threads)  # a missing GPU stops here (exit 4)
+        with Meter() as ort_meter:
+            runner = OrtRunner(str(model_path), device, threads=opts.threads)  # a missing GPU stops here (exit 4)
+        ort_setup_ms = ort_meter.ms
         if native is not None and native.to(device) != native_on:
             native_on = native.to(device)
             stage(f"running the native model ({native_on})")
-            reference, problem = run_reference(native, cases)
+            with Meter() as runs:
+                reference, problem = run_reference(native, cases)
+            native_meter.add(runs)
             report.environment.setdefault("native_devices", []).append(native_on)
             if problem:
                 report.forced_status, report.forced_reason = "inconclusive", problem
                 runner.close()
                 break
         stage(f"running ONNX Runtime ({device})")
-        report.results.extend(run_onnx(runner, reference, policy, device))
+        kept = {"data": None} if opts.inputs_npz else None
+        with Meter() as runs:
+            report.results.extend(run_onnx(runner, reference, policy, device, keep=kept))
+        ort_meter.add(runs)
+        if kept and kept["data"] is not None:
+            ref_out = next(out for c, _, out in reference if c.label == "data")
+            report.dataset[device] = {"inputs": opts.inputs_npz, "labels": opts.labels,
+                                      "outputs": dataset_metrics(ref_out, kept["data"], labels)}
         if opts.latency_runs > 0:
             stage(f"timing ({device})")
-            report.latency[device] = _latency(native, runner, reference[0][1], opts, device).to_json()
+            report.latency[device] = _latency(native, runner, reference[0][1], opts, device,
+                                              native_meter, ort_meter, ort_setup_ms).to_json()
         report.environment.setdefault("onnxruntime", {})[device] = {
-            "providers": runner.providers, "settings": runner.settings, "precision": runner.precision()}
+            "providers": runner.providers, "settings": runner.settings, "precision": runner.precision(),
+            "nodes_per_provider": runner.node_placement(reference[0][1]) if device == "cuda" else None}
         runner.close()
     if opts.localize_dir and report.status == "fail" and reference:
         stage("localizing the first divergence")
@@ -154,15 +176,19 @@ def _localize(model_path, reference, report, policy, native, out_dir) -> dict:
     return {"case": failing or reference[0][0].label, **result.to_json()}
 
 
-def _latency(native, runner, feeds, opts, device):
+def _latency(native, runner, feeds, opts, device, native_meter, ort_meter, ort_setup_ms):
     """Native (host arrays in and out) vs ORT with numpy in/out; on CUDA also ORT with IO binding
-    (inputs copied to the device once, outputs left there): the device-resident figure."""
+    (inputs copied to the device once, outputs left there): the device-resident figure. TensorFlow
+    is timed as a tf.function ("native") and eagerly ("native-eager")."""
     from bridge.bench import Side, measure
 
     batch = next((int(v.shape[0]) for v in feeds.values() if v.ndim), 1)
-    sides = [Side("onnxruntime", lambda: runner.run(feeds))]
+    sides = [Side("onnxruntime", lambda: runner.run(feeds), setup_ms=ort_setup_ms, rss_growth_mb=ort_meter.rss_mb)]
     if native is not None:
-        sides.insert(0, Side("native", lambda: native.run(feeds), native.synchronize))
+        sides.insert(0, Side("native", lambda: native.run(feeds), native.synchronize,
+                             setup_ms=native_meter.ms, rss_growth_mb=native_meter.rss_mb))
+        if hasattr(native, "run_eager"):
+            sides.insert(1, Side("native-eager", lambda: native.run_eager(feeds), native.synchronize))
     if device == "cuda":
         runner.bind(feeds)
         sides.append(Side("onnxruntime-iobinding", runner.run_bound, runner.synchronize))

@@ -67,7 +67,7 @@ def main(argv=None) -> int:
                       "--inputs", str(out / "data" / spec["data"]), "--latency-runs", str(args.latency_runs),
                       "--json", str(out / f"{name}.verify.json")]
         if spec.get("classifier"):
-            verify_cmd += ["--min-top1", "1.0"]
+            verify_cmd += ["--min-top1", "1.0", "--labels", str(out / "data" / "digits_test_labels.npy")]
         proc = _run(verify_cmd, f"verifying {name}")
         (out / f"{name}.verify.txt").write_text(proc.stdout)
         export = json.loads((out / f"{name}.export.json").read_text())
@@ -88,17 +88,19 @@ def _row(name, spec, trained, export, report, seconds) -> dict:
     outs = report["outputs"]
     max_abs = max((o["max_abs"] for o in outs if isinstance(o.get("max_abs"), (int, float))), default=None)
     max_rel = max((o["max_rel"] for o in outs if isinstance(o.get("max_rel"), (int, float))), default=None)
-    top1 = [o["top1_agreement"] for o in report["checks"] if o.get("case") == "data" and o.get("top1_agreement") is not None]
+    data = next(iter((report.get("dataset") or {}).get("cpu", {}).get("outputs", {}).values()), None)
     lat = report.get("latency", {}).get("cpu")
     native = lat["sides"]["native"]["p50_ms"] if lat else None
     ort = lat["sides"]["onnxruntime"]["p50_ms"] if lat else None
     quality = (f"acc {trained['test_accuracy']:.3f}" if "test_accuracy" in trained
-               else f"w={trained['weight']:.3f} b={trained['bias']:.3f}")
+               else f"w={trained['weight']:.3f} b={trained['bias']:.3f} mse={trained['test_mse']:.4f}")
     return {
         "model": name, "framework": spec["framework"], "exporter": export["exporter"]["name"] if export.get("exporter") else "-",
         "verdict": report["status"].upper(), "max abs": f"{max_abs:.1e}" if max_abs is not None else "-",
         "max rel": f"{max_rel:.1e}" if max_rel is not None else "-",
-        "top-1 agree (held-out)": f"{100 * min(top1):.1f}%" if top1 else "-",
+        "top-1 agree (held-out)": f"{100 * data['top1_agreement']:.1f}%" if data else "-",
+        "held-out acc native / ONNX": (f"{data['accuracy_native']:.3f} / {data['accuracy_onnx']:.3f}"
+                                       if data and "accuracy_native" in data else "-"),
         "native p50 ms": f"{native:.3f}" if native else "-", "ORT p50 ms": f"{ort:.3f}" if ort else "-",
         "ORT speedup": f"{native / ort:.2f}x" if native and ort else "-",
         "trained": quality, "seconds": f"{seconds:.0f}",

@@ -266,7 +266,7 @@ def test_torch_native_matching_names_the_scaled_module(tmp_path):
 
 
 def test_large_embedded_weights_go_to_a_temp_file_once(save, monkeypatch):
-    import bridge.localize as loc
+    import bridge.localize.model as loc
 
     monkeypatch.setattr(loc, "_EXTERNALIZE_ABOVE", 0)
     r = localize(save(chain(dropout=True)), FEEDS, Policy(), None, chunk_size=2)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import onnxruntime as ort
 
@@ -26,8 +28,6 @@ def cuda_problem() -> str | None:
     on machines without a GPU, so the list of available providers proves nothing."""
     if "CUDAExecutionProvider" not in ort.get_available_providers():
         return f"this onnxruntime build ({ort.__version__}) has no CUDA execution provider (install onnxruntime-gpu)"
-    import os
-
     if os.environ.get("CUDA_VISIBLE_DEVICES", None) == "" or not any(
         os.path.exists(p) for p in ("/dev/nvidia0", "/dev/nvidiactl", "/proc/driver/nvidia/version")
     ):
@@ -65,6 +65,7 @@ class OrtRunner:
             self.settings["cuda_options"] = opts
         else:
             providers = [PROVIDERS["cpu"]]
+        self.model_path, self._so, self._providers = model_path, so, providers
         try:
             self.session = ort.InferenceSession(model_path, sess_options=so, providers=providers)
         except Exception as exc:
@@ -86,6 +87,28 @@ class OrtRunner:
     def run(self, feeds: Feeds) -> Feeds:
         outs = self.session.run(None, {k: np.ascontiguousarray(v) for k, v in feeds.items()})
         return dict(zip(self.output_names, outs, strict=True))
+
+    def node_placement(self, feeds: Feeds) -> dict:
+        """How many graph nodes ran on each execution provider, from one profiled run in a separate
+        session (profiling the timed session would slow it)."""
+        import json
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="bridge-prof-") as tmp:
+            so = ort.SessionOptions()
+            so.log_severity_level = 3
+            so.enable_profiling = True
+            so.profile_file_prefix = os.path.join(tmp, "prof")
+            session = ort.InferenceSession(self.model_path, sess_options=so, providers=self._providers)
+            session.run(None, {k: np.ascontiguousarray(v) for k, v in feeds.items()})
+            with open(session.end_profiling()) as fh:
+                events = json.load(fh)
+        nodes: dict[str, set] = {}
+        for ev in events:
+            args = ev.get("args") or {}
+            if ev.get("cat") == "Node" and "provider" in args:
+                nodes.setdefault(args["provider"], set()).add(args.get("node_index", ev.get("name")))
+        return {provider: len(names) for provider, names in sorted(nodes.items())}
 
     # IO binding: inputs copied to the device once, outputs left on the device (CUDA timing).
     def bind(self, feeds: Feeds) -> None:

@@ -30,6 +30,7 @@ class Report:
     created: str = ""
     duration_s: float | None = None
     localize: dict | None = None  # where the first divergence is, when asked (bridge.localize)
+    dataset: dict = field(default_factory=dict)  # device -> metrics over --inputs real samples
 
     @property
     def summary(self) -> dict[str, OutputResult]:
@@ -89,6 +90,7 @@ class Report:
             "environment": self.environment,
             "notes": list(self.notes),
             "localize": self.localize,
+            "dataset": self.dataset,
         }
 
 

@@ -52,12 +52,20 @@ def render(report: Report) -> str:
     for device, lat in report.latency.items():
         sides = lat["sides"]
         lrows = [[name, device, f"{s['p50_ms']:.3f}", f"{s['p90_ms']:.3f}", f"{s['p99_ms']:.3f}",
-                  f"{s['min_ms']:.3f}", str(s["runs"])] for name, s in sides.items()]
-        parts.append(table(["latency", "device", "p50 ms", "p90 ms", "p99 ms", "min ms", "runs"], lrows))
+                  f"{s['min_ms']:.3f}", str(s["runs"]), fmt(s.get("first_run_ms"), ".1f"), fmt(s.get("setup_ms"), ".0f"),
+                  fmt(s.get("rss_growth_mb"), ".0f")] for name, s in sides.items()]
+        parts.append(table(["latency", "device", "p50 ms", "p90 ms", "p99 ms", "min ms", "runs", "first ms",
+                            "setup ms", "memory MiB"], lrows))
         for side, ratio in lat["speedup_vs_baseline_p50"].items():
             rounds = lat["speedup_per_round"][side]
             parts.append(f"{side} vs {lat['baseline']}: {ratio:.2f}x at p50 "
                          f"(per round {min(rounds):.2f}x..{max(rounds):.2f}x, threads={lat['threads']})")
+    for device, data in report.dataset.items():
+        for name, m in data["outputs"].items():
+            line = f"real data [{device}] {name}: top-1 agreement {100 * m['top1_agreement']:.2f}% of {m['rows']} rows"
+            if "accuracy_native" in m:
+                line += f"; accuracy native {100 * m['accuracy_native']:.2f}%, ONNX {100 * m['accuracy_onnx']:.2f}%"
+            parts.append(line)
     loc = report.localize
     if loc:
         if loc.get("status") == "diverged":

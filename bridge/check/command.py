@@ -1,0 +1,156 @@
+"""The ``check`` subcommand: its arguments, the run over the config's models (a thread pool of
+subprocess runners), the outputs written, and ``python -m bridge.check``."""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import json
+import os
+import sys
+from pathlib import Path
+
+from bridge.check.config import DEFAULT_WORKDIR, load_config
+from bridge.check.progress import _make_progress
+from bridge.check.render import _counts, _print_rich_table, render_junit, render_markdown, render_table, summary_json
+from bridge.check.run import Runner
+from bridge.check.verdicts import _MARK, FAIL, PASS, ModelResult, exit_code
+from bridge.errors import EXIT_INCONCLUSIVE, EXIT_PARITY, EXIT_PASS, BridgeError, UsageError
+
+def _write(path: str, text: str) -> None:
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = p.with_name(f".{p.name}.tmp{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, p)
+
+
+EPILOG = """exit codes:
+  0  every model passes (parity, latency budgets, baseline)
+  1  a model fails: parity, a budget, a baseline regression, or its export/verify errored
+  2  bad config or usage     3  inconclusive and nothing failed
+"""
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    """Add the ``check`` subcommand to an argparse subparsers object; returns its parser."""
+    p = subparsers.add_parser(
+        "check", help="export and verify every model of bridge.toml / [tool.bridge]: one CI exit code",
+        description="Export and verify every model listed in a config file (bridge.toml, or [tool.bridge] in\n"
+                    "pyproject.toml), each step in its own process, then apply latency budgets and baseline\n"
+                    "regression checks. See docs/ci.md.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", metavar="PATH",
+                   help="config file (default: ./bridge.toml, else [tool.bridge] in ./pyproject.toml)")
+    p.add_argument("--jobs", "-j", type=int, default=1, metavar="N", help="models checked in parallel (default 1)")
+    p.add_argument("--model", action="append", default=[], metavar="NAME", help="check only this model (repeatable)")
+    p.add_argument("--workdir", metavar="DIR",
+                   help=f"where bundles, reports and logs go (default: the config's workdir, else {DEFAULT_WORKDIR})")
+    p.add_argument("--junit", metavar="PATH", help="write one JUnit XML file for all models")
+    p.add_argument("--json", metavar="PATH", help="write the summary as JSON")
+    p.add_argument("--markdown", metavar="PATH", help="write a Markdown summary (e.g. for $GITHUB_STEP_SUMMARY)")
+    p.add_argument("--threads", type=int, metavar="N",
+                   help="intra-op threads per export/verify process (default: CPU count / --jobs)")
+    p.add_argument("--timeout", type=float, default=0, metavar="SECONDS",
+                   help="limit per export/verify/prepare process, 0 for none (default 0)")
+    p.add_argument("--update-baselines", action="store_true",
+                   help="write each passing model's verify report to its baseline path instead of comparing")
+    p.add_argument("--no-progress", action="store_true", help="plain progress lines even on a terminal")
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    return p
+
+
+def cmd_check(args) -> int:
+    config = load_config(args.config)
+    jobs = getattr(args, "jobs", 1) or 1
+    if jobs < 1:
+        raise UsageError(f"--jobs {jobs}: expected 1 or more")
+    threads = getattr(args, "threads", None) or max(1, (os.cpu_count() or 1) // jobs)
+    if threads < 1:
+        raise UsageError(f"--threads {threads}: expected 1 or more")
+    timeout = getattr(args, "timeout", 0) or 0
+    if timeout < 0:
+        raise UsageError(f"--timeout {timeout:g}: expected 0 (none) or more seconds")
+    models = config.models
+    selected = getattr(args, "model", None) or []
+    if selected:
+        unknown = [n for n in selected if n not in {m.name for m in models}]
+        if unknown:
+            raise UsageError(f"--model {', '.join(unknown)}: not in {config.path}",
+                             hint="models there: " + ", ".join(m.name for m in models))
+        models = [m for m in models if m.name in selected]
+    update = getattr(args, "update_baselines", False)
+    if not update:
+        for m in models:
+            if m.baseline and not m.skip and not os.path.isfile(m.baseline):
+                raise UsageError(f"{config.path.name}: model {m.name!r}: baseline {m.baseline} does not exist",
+                                 hint="write it with --update-baselines, or remove the baseline key")
+    workdir = Path(args.workdir).resolve() if getattr(args, "workdir", None) else config.workdir
+    workdir.mkdir(parents=True, exist_ok=True)
+
+    progress, console = _make_progress(not getattr(args, "no_progress", False))
+    runner = Runner(config, workdir=workdir, threads=threads, timeout=timeout, update_baselines=update,
+                    progress=progress)
+    results: dict[str, ModelResult] = {}
+    progress.start([m.name for m in models])
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="bridge-check")
+    try:
+        runner.prepare(models)
+        futures = {pool.submit(runner.run_model, m): m for m in models}
+        for fut in concurrent.futures.as_completed(futures):
+            m = futures[fut]
+            try:
+                result = fut.result()
+            except Exception as exc:  # a bug here must not hide the other models' results
+                result = ModelResult(name=m.name, status=FAIL, message=f"internal error: {type(exc).__name__}: {exc}",
+                                     error={"step": "check", "exit_code": None, "message": str(exc)})
+            results[m.name] = result
+            progress.done(result)
+    except BaseException:
+        runner.children.kill_all()
+        pool.shutdown(wait=False, cancel_futures=True)
+        progress.stop()
+        raise
+    pool.shutdown(wait=True)
+    progress.stop()
+
+    ordered = [results[m.name] for m in models]
+    code = exit_code(ordered)
+    if console is not None:
+        _print_rich_table(console, ordered)
+    else:
+        print(render_table(ordered))
+    if update:
+        for m, r in zip(models, ordered):
+            if m.baseline and r.report is not None and r.verdict == PASS:
+                _write(m.baseline, json.dumps(r.report, indent=2) + "\n")
+                print(f"baseline written: {m.baseline}")
+    if getattr(args, "junit", None):
+        _write(args.junit, render_junit(ordered))
+    if getattr(args, "markdown", None):
+        _write(args.markdown, render_markdown(ordered, code))
+    if getattr(args, "json", None):
+        _write(args.json, json.dumps(summary_json(config, ordered, code, workdir), indent=2) + "\n")
+    counts = _counts(ordered)
+    overall = {EXIT_PASS: "PASS", EXIT_PARITY: "FAIL", EXIT_INCONCLUSIVE: "INCONCLUSIVE"}[code]
+    print(f"bridge check: {overall}: " + ", ".join(f"{n} {_MARK[s].lower()}" for s, n in counts.items() if n)
+          + f" (bundles, reports and logs in {workdir})")
+    return code
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m bridge.check``: the check command on its own (``bridge check`` once wired in)."""
+    parser = argparse.ArgumentParser(prog="bridge")
+    sub = parser.add_subparsers(dest="command", required=True)
+    add_parser(sub)
+    args = parser.parse_args(["check", *(sys.argv[1:] if argv is None else argv)])
+    try:
+        return cmd_check(args)
+    except BridgeError as exc:
+        sys.stderr.write(f"bridge: {exc.category}: {exc.message}\n")
+        if exc.hint:
+            sys.stderr.write(f"  hint: {exc.hint}\n")
+        return exc.exit_code
+    except KeyboardInterrupt:
+        sys.stderr.write("bridge: interrupted\n")
+        return 130

@@ -1,0 +1,140 @@
+"""The run's outputs: the results table (plain or rich), the Markdown summary, one JUnit XML file for
+all models, and the JSON summary. bridge.report and rich are imported only when used."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bridge.check.config import CheckConfig
+from bridge.check.verdicts import _MARK, FAIL, INCONCLUSIVE, PASS, SKIPPED, Check, ModelResult, _num
+from bridge.errors import EXIT_INCONCLUSIVE, EXIT_PARITY, EXIT_PASS
+
+SUMMARY_SCHEMA_VERSION = 1
+
+TABLE_HEADERS = ["model", "verdict", "max abs", "budgets", "baseline", "seconds"]
+
+
+def _budget_cell(checks: list[Check]) -> str:
+    if not checks:
+        return "-"
+    return ", ".join(f"{c.name.split('.', 1)[-1]} {'ok' if c.status == PASS else _MARK[c.status]}" for c in checks)
+
+
+def _baseline_cell(checks: list[Check]) -> str:
+    if not checks:
+        return "-"
+    bad = [c for c in checks if c.status != PASS]
+    if not bad:
+        return "ok"
+    return f"{len(bad)} regressed: " + ", ".join(c.name.split(".", 1)[-1] for c in bad)
+
+
+def table_rows(results: list[ModelResult]) -> list[list[str]]:
+    return [[r.name, _MARK[r.status], _num(r.max_abs), _budget_cell(r.budgets), _baseline_cell(r.baseline),
+             f"{r.seconds:.1f}"] for r in results]
+
+
+def render_table(results: list[ModelResult]) -> str:
+    rows = table_rows(results)
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(TABLE_HEADERS)]
+    line = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa: E731
+    return "\n".join([line(TABLE_HEADERS), line(["-" * w for w in widths]), *(line(r) for r in rows)])
+
+
+def _print_rich_table(console, results: list[ModelResult]) -> None:
+    from rich.table import Table
+
+    table = Table(title="bridge check")
+    for h in TABLE_HEADERS:
+        table.add_column(h, justify="right" if h in ("max abs", "seconds") else "left")
+    style = {PASS: "green", FAIL: "red", INCONCLUSIVE: "yellow", SKIPPED: "dim"}
+    for r, row in zip(results, table_rows(results)):
+        table.add_row(*row, style=None if r.status == PASS else style[r.status])
+    console.print(table)
+
+
+def render_markdown(results: list[ModelResult], code: int) -> str:
+    """Summary for CI pages ($GITHUB_STEP_SUMMARY): one table, then each non-passing model's report."""
+    from bridge.report.markdown import md_table, render_markdown as report_markdown
+
+    overall = {EXIT_PASS: "PASS", EXIT_PARITY: "FAIL", EXIT_INCONCLUSIVE: "INCONCLUSIVE"}.get(code, str(code))
+    counts = _counts(results)
+    parts = [f"## bridge check: {overall}",
+             ", ".join(f"{n} {_MARK[s].lower()}" for s, n in counts.items() if n) or "no models",
+             md_table(TABLE_HEADERS + ["reason"], [row + [r.message if r.status != PASS else ""]
+                                                   for r, row in zip(results, table_rows(results))])]
+    for r in results:
+        if r.status in (PASS, SKIPPED):
+            continue
+        parts.append(f"### {_MARK[r.status]}: {r.name}")
+        bad = [c for c in r.budgets + r.baseline if c.status != PASS]
+        if bad:
+            parts.append("\n".join(f"- `{c.name}` {_MARK[c.status]}: {c.message}" for c in bad))
+        if r.error:
+            parts.append(f"{r.error['step']} failed: `{r.error['message']}`")
+        if r.report:  # its own heading one level down
+            parts.append("#" + report_markdown(dict(r.report, target=r.name)))
+    return "\n\n".join(parts) + "\n"
+
+
+def _counts(results: list[ModelResult]) -> dict:
+    counts = {PASS: 0, FAIL: 0, INCONCLUSIVE: 0, SKIPPED: 0}
+    for r in results:
+        counts[r.status] += 1
+    return counts
+
+
+def render_junit(results: list[ModelResult], suite_name: str = "bridge") -> str:
+    """One testsuite per model: the verify report's checks (bridge.report.junit), then one testcase per
+    budget and baseline check; a model whose export or verify ended without a report is one failing
+    testcase carrying the error; a skipped model is one skipped testcase."""
+    import xml.etree.ElementTree as ET
+
+    from bridge.report.junit import render_junit as report_junit
+
+    root = ET.Element("testsuites", name=suite_name)
+    for r in results:
+        if r.report is not None or r.export_report is not None:
+            report = dict(r.report if r.report is not None else r.export_report, target=r.name)
+            suite = ET.fromstring(report_junit([report], suite_name)).find("testsuite")
+        else:
+            suite = ET.Element("testsuite", name=r.name)
+        suite.set("name", r.name)
+        if r.status == SKIPPED:
+            tc = ET.SubElement(suite, "testcase", classname=r.name, name="skipped", time="0")
+            ET.SubElement(tc, "skipped", message=r.message)
+        if r.error:
+            tc = ET.SubElement(suite, "testcase", classname=r.name, name=r.error["step"], time=f"{r.seconds:.3f}")
+            f = ET.SubElement(tc, "failure", message=r.error["message"], type="error")
+            f.text = r.error["message"]
+        if r.report is not None and r.export_report and r.export_report.get("status") != PASS:
+            tc = ET.SubElement(suite, "testcase", classname=r.name, name="export", time="0")
+            status = r.export_report.get("status") or FAIL
+            f = ET.SubElement(tc, "failure", message=f"{_MARK.get(status, status)}: {r.export_report.get('reason')}",
+                              type=status)
+            f.text = r.export_report.get("reason") or ""
+        for c in r.budgets + r.baseline:
+            tc = ET.SubElement(suite, "testcase", classname=f"{r.name}.{c.name.split('.')[0]}", name=c.name, time="0")
+            if c.status != PASS:
+                ET.SubElement(tc, "failure", message=f"{_MARK[c.status]}: {c.message}", type=c.status).text = c.message
+            else:
+                ET.SubElement(tc, "system-out").text = c.message
+        cases = suite.findall("testcase")
+        suite.set("tests", str(len(cases)))
+        suite.set("failures", str(sum(1 for tc in cases if tc.find("failure") is not None)))
+        suite.set("errors", "0")
+        suite.set("skipped", str(sum(1 for tc in cases if tc.find("skipped") is not None)))
+        suite.set("time", f"{r.seconds:.3f}")
+        root.append(suite)
+    for key in ("tests", "failures", "errors", "skipped"):
+        root.set(key, str(sum(int(s.get(key)) for s in root.findall("testsuite"))))
+    root.set("time", f"{sum(r.seconds for r in results):.3f}")
+    ET.indent(root)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+
+
+def summary_json(config: CheckConfig, results: list[ModelResult], code: int, workdir: Path) -> dict:
+    status = {EXIT_PASS: PASS, EXIT_PARITY: FAIL, EXIT_INCONCLUSIVE: INCONCLUSIVE}[code]
+    return {"schema_version": SUMMARY_SCHEMA_VERSION, "kind": "check", "status": status, "exit_code": code,
+            "config": str(config.path), "workdir": str(workdir), "counts": _counts(results),
+            "models": [r.to_json() for r in results]}
