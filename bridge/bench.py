@@ -94,7 +94,7 @@ def _timed(side: Side, n: int) -> list[int]:
 
 
 def measure(sides: list[Side], *, runs: int = 50, warmup: int = 5, rounds: int = 5, batch: int = 1,
-            idle_gap_ms: float = 50.0, threads: int | None = None) -> LatencyComparison:
+            idle_gap_ms: float = 20.0, threads: int | None = None) -> LatencyComparison:
     """Time every side with the same method. The first side is the baseline of the ratios."""
     if not sides:
         raise ValueError("nothing to time")
