@@ -19,6 +19,9 @@ from bridge.errors import ConversionError, InputError, SecurityRefusal
 from bridge.frameworks.base import ExportResult, Feeds, flat_names_from_path
 from bridge.types import DTYPES, TensorSpec
 
+# Above this many bytes of weights, exports keep them in external data (protobuf caps files at 2 GB).
+LARGE_MODEL_BYTES = 1_800_000_000
+
 _TORCH_DTYPES = {
     torch.float16: "float16", torch.float32: "float32", torch.float64: "float64",
     torch.bfloat16: "bfloat16", torch.int8: "int8", torch.int16: "int16", torch.int32: "int32",
@@ -312,12 +315,23 @@ class TorchModel:
                 optimize=True,
                 verbose=False,
             )
-        proto = program.model_proto
-        pinned = _pinned_axes(proto, specs)
+        # Weights past protobuf's 2 GB limit go to one external data file next to model.onnx.
+        large = self._weight_bytes() > LARGE_MODEL_BYTES
+        program.save(path, external_data=large)
+        import onnx
+
+        pinned = _pinned_axes(onnx.load(path, load_external_data=False), specs)
         if pinned:
+            for leftover in (path, path + ".data"):
+                if os.path.exists(leftover):
+                    os.unlink(leftover)
             raise ConversionError(f"the dynamo exporter fixed declared dynamic axes: {', '.join(pinned)}")
-        _save(proto, path)
         return {"dynamo": True, "optimize": True, "opset_requested": opset, "dynamic_shapes": bool(dynamic_shapes)}
+
+    def _weight_bytes(self) -> int:
+        module = self.program.module() if self.program is not None else self.module
+        tensors = {id(t): t for t in list(module.parameters()) + list(module.buffers())}
+        return sum(t.numel() * t.element_size() for t in tensors.values())
 
     def _export_torchscript(self, path, specs, args, output_names, opset) -> dict:
         dynamic_axes = {s.name: dict(s.dynamic_axes) for s in specs if s.dynamic_axes}
@@ -350,17 +364,6 @@ def _pinned_axes(proto, specs: list[TensorSpec]) -> list[str]:
             if axis < len(dims) and not dims[axis].dim_param:
                 pinned.append(f"{s.name}[{axis}] ({name}) became {dims[axis].dim_value}")
     return pinned
-
-
-def _save(proto, path: str) -> None:
-    import onnx
-
-    size = proto.ByteSize()
-    if size < 2**31 - 2**24:  # protobuf's 2 GB limit, with room for the graph itself
-        onnx.save_model(proto, path)
-    else:
-        onnx.save_model(proto, path, save_as_external_data=True, all_tensors_to_one_file=True,
-                        location=os.path.basename(path) + ".data", size_threshold=1024)
 
 
 def _one_line(exc: BaseException) -> str:
