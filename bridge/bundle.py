@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from bridge.errors import BundleError, UsageError
-from bridge.types import Case, TensorSpec
+from bridge.types import DTYPES, Case, TensorSpec
 
 SCHEMA_VERSION = 1
 MANIFEST = "manifest.json"
@@ -111,9 +111,7 @@ def open_bundle(path: str | Path) -> Bundle:
         raise BundleError(
             f"{mpath} has schema_version {manifest.get('schema_version') if isinstance(manifest, dict) else None!r}, "
             f"this bridge reads {SCHEMA_VERSION}", hint="re-export the model with this version of bridge")
-    for key in ("model", "inputs", "outputs", "cases", "files"):
-        if key not in manifest:
-            raise BundleError(f"{mpath} lacks the {key!r} entry")
+    _validate_manifest(manifest, mpath)
     files = manifest["files"]
     present = set()
     for entry in sorted(path.rglob("*")):
@@ -137,6 +135,45 @@ def open_bundle(path: str | Path) -> Bundle:
                 f"{str(info.get('sha256'))[:16]}…",
                 hint="the file is not the one that was verified; re-export or restore it")
     return Bundle(path, manifest)
+
+
+def _validate_manifest(m: dict, mpath: Path) -> None:
+    """Structure and types of every entry bridge reads, before anything is read from disk."""
+    def bad(what: str) -> BundleError:
+        return BundleError(f"{mpath}: {what}", hint="the manifest is damaged; re-export the bundle")
+
+    for key in ("model", "inputs", "outputs", "cases", "files"):
+        if key not in m:
+            raise bad(f"lacks the {key!r} entry")
+    files = m["files"]
+    if not isinstance(files, dict) or not all(isinstance(v, dict) and isinstance(v.get("sha256"), str)
+                                              for v in files.values()):
+        raise bad("'files' must map file names to {sha256: ...}")
+    for rel in files:
+        parts = Path(rel).parts
+        if not rel or Path(rel).is_absolute() or ".." in parts or rel == MANIFEST:
+            raise bad(f"file name {rel!r} points outside the bundle")
+    model = m["model"]
+    if not isinstance(model, dict) or not isinstance(model.get("file"), str) or model["file"] not in files:
+        raise bad("'model.file' must name one of the bundle's listed files")
+    for key in ("inputs", "outputs"):
+        specs = m[key]
+        if not isinstance(specs, list) or not all(
+                isinstance(d, dict) and isinstance(d.get("name"), str) and d.get("dtype") in DTYPES
+                and isinstance(d.get("dims"), list) and all(isinstance(x, (int, str)) and not isinstance(x, bool)
+                                                            for x in d["dims"])
+                and (d.get("range") is None or (isinstance(d["range"], list) and len(d["range"]) == 2
+                                                and all(isinstance(x, (int, float)) for x in d["range"])))
+                for d in specs):
+            raise bad(f"'{key}' must be a list of {{name, dtype, dims[, range]}}")
+    cases = m["cases"]
+    if not isinstance(cases, list) or not cases or not all(
+            isinstance(c, dict) and isinstance(c.get("label"), str) and c["label"] and "/" not in c["label"]
+            and isinstance(c.get("sizes", {}), dict)
+            and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in c.get("sizes", {}).values())
+            and (c.get("seed") is None or (isinstance(c["seed"], int) and not isinstance(c["seed"], bool)))
+            for c in cases):
+        raise bad("'cases' must be a non-empty list of {label, seed, sizes}")
 
 
 # -- writing ----------------------------------------------------------------------------------------
