@@ -2,9 +2,9 @@
 
 The element test is |candidate - reference| <= atol + scale_atol * max|reference| + rtol * |reference|
 (numpy's isclose plus a term proportional to the output's largest magnitude, without broadcasting
-and without NaN equality). ``scale_atol`` is 0 on the CPU; on CUDA, TF32 arithmetic makes errors
-proportional to the size of the values flowing through the layer, not of each output element, so
-near-zero outputs of a large-valued layer need it. Defaults and the evidence: docs/tolerances.md.
+and without NaN equality). Rounding errors are proportional to the size of the values flowing
+through a layer, not of each output element, so near-zero outputs of a large-valued layer need the
+``scale_atol`` term: about 1e-5 of the scale on the CPU, more on CUDA where TF32 is the default. Defaults and the evidence: docs/tolerances.md.
 """
 
 from __future__ import annotations
@@ -36,7 +36,9 @@ EXACT = Tolerance(0.0, 0.0)
 DEFAULTS: dict[tuple[str, str], Tolerance] = {
     ("float64", "cpu"): Tolerance(1e-8, 1e-7),
     ("float64", "cuda"): Tolerance(1e-8, 1e-7),
-    ("float32", "cpu"): Tolerance(1e-5, 1e-4),
+    # Accumulated rounding grows with the values flowing through the layers: random-init resnet50
+    # (largest |logit| ~110) differed by 4.8e-5 = 4.4e-7 of its scale on the CPU.
+    ("float32", "cpu"): Tolerance(1e-5, 1e-4, scale_atol=1e-5),
     # ORT's CUDA EP and cuDNN use TF32 by default: on an H200 the errors were 3-4e-4 of the output's
     # largest magnitude (resnet50, TransformerEncoder); scale_atol leaves about 6x headroom.
     ("float32", "cuda"): Tolerance(1e-4, 1e-3, scale_atol=2e-3),
