@@ -97,6 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--allow-nonfinite", action="store_true", help="NaN/Inf pass when both sides agree on them")
         p.add_argument("--min-top1", type=float, metavar="FRACTION",
                        help="fail a classifier output whose argmax agrees on fewer rows (e.g. 1.0)")
+        p.add_argument("--tf32", action="store_true",
+                       help="CUDA: keep TF32 math on (ORT's and cuDNN's default) instead of verifying in strict fp32")
         p.add_argument("--localize", metavar="DIR",
                        help="on a parity failure, find the first diverging node and write a reproduction to DIR")
         default_runs = 0 if name == "verify" else 100
@@ -213,7 +215,7 @@ def _verify_options(args, latency_runs: int):
         framework=args.framework, ranges=args.input_range, dims=args.dim, inputs_npz=args.inputs, seed=args.seed,
         atol=args.atol, rtol=args.rtol, scale_atol=args.scale_atol, policy_file=args.policy, allow_nonfinite=args.allow_nonfinite,
         min_top1=args.min_top1, latency_runs=latency_runs, threads=args.threads, trust_code=args.trust_code,
-        localize_dir=args.localize, labels=args.labels)
+        localize_dir=args.localize, labels=args.labels, tf32=args.tf32)
 
 
 def cmd_verify(args) -> int:

@@ -42,6 +42,7 @@ class VerifyOptions:
     trust_code: bool = False
     localize_dir: str | None = None
     labels: str | None = None
+    tf32: bool = False  # CUDA: verify (and time) with TF32 math on both sides, as deployed by default
 
 
 def run_verify(opts: VerifyOptions) -> Report:
@@ -122,10 +123,12 @@ def _run_verify(opts: VerifyOptions) -> Report:
     for device in opts.devices:
         stage(f"creating the ONNX Runtime session ({device})")
         with Meter() as ort_meter:
-            runner = OrtRunner(str(model_path), device, threads=opts.threads)  # a missing GPU stops here (exit 4)
+            runner = OrtRunner(str(model_path), device, threads=opts.threads,  # a missing GPU stops here (exit 4)
+                               cuda_options={"use_tf32": "1" if opts.tf32 else "0"})
         ort_setup_ms = ort_meter.ms
         if native is not None and native.to(device) != native_on:
             native_on = native.to(device)
+            native.set_tf32(opts.tf32 and native_on == "cuda")
             stage(f"running the native model ({native_on})")
             with Meter() as runs:
                 reference, problem = run_reference(native, cases)
@@ -138,7 +141,7 @@ def _run_verify(opts: VerifyOptions) -> Report:
         stage(f"running ONNX Runtime ({device})")
         kept = {"data": None} if opts.inputs_npz else None
         with Meter() as runs:
-            report.results.extend(run_onnx(runner, reference, policy, device, keep=kept))
+            report.results.extend(run_onnx(runner, reference, policy, policy_device(device, opts.tf32), keep=kept))
         ort_meter.add(runs)
         if kept and kept["data"] is not None:
             ref_out = next(out for c, _, out in reference if c.label == "data")
@@ -162,6 +165,11 @@ def _run_verify(opts: VerifyOptions) -> Report:
     if bundle is not None:
         report.environment["bundle_versions"] = bundle.manifest.get("versions", {})
     return report
+
+
+def policy_device(device: str, tf32: bool) -> str:
+    """The policy row (and the device label of results): CUDA with TF32 has rows of its own."""
+    return "cuda-tf32" if device == "cuda" and tf32 else device
 
 
 def _localize(model_path, reference, report, policy, native, out_dir) -> dict:

@@ -38,7 +38,18 @@ def test_native_torch_on_cuda_with_io_binding_latency(bundle, workdir):
     sides = report["latency"]["cuda"]["sides"]
     assert {"native", "onnxruntime", "onnxruntime-iobinding"} <= set(sides)
     assert report["environment"]["native_devices"] == ["cuda"]
-    assert all(o["tolerance"]["rtol"] >= 1e-3 for o in report["outputs"])  # the CUDA row of the policy
+    # verified in strict fp32: TF32 off on both sides, the strict CUDA row of the policy
+    assert report["environment"]["onnxruntime"]["cuda"]["settings"]["cuda_options"] == {"use_tf32": "0"}
+    assert report["environment"]["native"]["precision"]["cudnn.allow_tf32"] is False
+    assert all(o["device"] == "cuda" and o["tolerance"]["rtol"] == 1e-4 for o in report["outputs"])
+
+
+def test_tf32_mode_uses_its_own_policy_row(bundle, workdir):
+    res = run_cli("verify", bundle, "--source", SRC, "--device", "cuda", "--tf32", "--json", workdir / "t.json")
+    assert res.returncode == 0, res.stdout + res.stderr
+    report = json.loads((workdir / "t.json").read_text())
+    assert all(o["device"] == "cuda-tf32" for o in report["outputs"])
+    assert report["environment"]["onnxruntime"]["cuda"]["settings"]["cuda_options"] == {"use_tf32": "1"}
 
 
 def test_hidden_gpu_is_an_environment_error_not_a_silent_cpu_run(bundle):

@@ -7,7 +7,8 @@ from bridge.policy import DEFAULTS, Policy, build_policy, load_policy_file, pars
 def test_defaults_by_dtype_and_device():
     p = Policy()
     assert p.tolerance("y", "float32", "cpu") == DEFAULTS[("float32", "cpu")]
-    assert p.tolerance("y", "float32", "cuda").rtol > p.tolerance("y", "float32", "cpu").rtol
+    assert p.tolerance("y", "float32", "cuda").scale_atol > p.tolerance("y", "float32", "cpu").scale_atol
+    assert p.tolerance("y", "float32", "cuda-tf32").scale_atol > p.tolerance("y", "float32", "cuda").scale_atol
     assert p.tolerance("y", "float16", "cpu").atol >= 1e-3
     assert p.tolerance("n", "int64", "cpu").atol == 0 and p.tolerance("n", "bool", "cuda").rtol == 0
 
@@ -41,18 +42,23 @@ def test_policy_file_roundtrip(tmp_path):
         load_policy_file(str(tmp_path / "bad.json"))
 
 
-def test_cuda_row_scales_atol_with_the_output_and_still_catches_corruption():
+def test_cuda_rows_strict_by_default_loose_with_tf32():
     import numpy as np
 
     from bridge.compare import FAIL, PASS, compare_outputs, verdict
 
     rng = np.random.default_rng(0)
-    ref = {"logits": (rng.standard_normal((4, 1000)) * 40).astype(np.float32)}  # like resnet50: |max| ~ 110
+    ref = {"logits": (rng.standard_normal((4, 1000)) * 40).astype(np.float32)}  # |max| ~ 160
+    # fp32 kernel differences (TF32 off): about 1e-6 of the scale
+    fp32 = {"logits": ref["logits"] + (rng.standard_normal((4, 1000)) * 1e-6 * 40).astype(np.float32)}
     # TF32-like error: about 3e-4 of the largest magnitude, on every element, near-zero ones included
     tf32 = {"logits": ref["logits"] + (rng.standard_normal((4, 1000)) * 3e-4 * 40).astype(np.float32)}
-    policy = Policy()
-    assert verdict(compare_outputs(ref, tf32, policy, device="cpu")) == FAIL  # the CPU row is too tight
-    assert verdict(compare_outputs(ref, tf32, policy, device="cuda")) == PASS
     broken = {"logits": ref["logits"] * np.float32(1.02)}
+    gross = {"logits": -ref["logits"]}
+    policy = Policy()
+    assert verdict(compare_outputs(ref, fp32, policy, device="cuda")) == PASS
     assert verdict(compare_outputs(ref, broken, policy, device="cuda")) == FAIL
+    assert verdict(compare_outputs(ref, tf32, policy, device="cuda")) == FAIL  # strict row: TF32 is not fp32
+    assert verdict(compare_outputs(ref, tf32, policy, device="cuda-tf32")) == PASS
+    assert verdict(compare_outputs(ref, gross, policy, device="cuda-tf32")) == FAIL
     assert build_policy({}, scale_args=["logits:0"]).tolerance("logits", "float32", "cuda").scale_atol == 0

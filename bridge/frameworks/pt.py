@@ -167,6 +167,11 @@ class TorchModel:
         return specs
 
     # -- running ------------------------------------------------------------------------------
+    def set_tf32(self, enabled: bool) -> None:
+        """TF32 math in cuDNN convolutions and CUDA matmuls (torch's defaults: convs on, matmuls off)."""
+        torch.backends.cudnn.allow_tf32 = enabled
+        torch.backends.cuda.matmul.allow_tf32 = enabled
+
     def to(self, device: str) -> str:
         """Move the model to 'cpu' or 'cuda'; returns the device it now runs on."""
         if device == "cuda":

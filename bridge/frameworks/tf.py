@@ -167,6 +167,9 @@ class _TfBase:
         """TensorFlow runs where it was placed at start; bridge compares it on the CPU."""
         return "cpu"
 
+    def set_tf32(self, enabled: bool) -> None:
+        tf.config.experimental.enable_tensor_float_32_execution(enabled)
+
     def synchronize(self) -> None:
         pass  # .numpy() on every output already waits for the device
 

@@ -270,12 +270,36 @@ def object_array_npz(path, marker) -> Path:
     return Path(path)
 
 
+def pickled_golden(bundle, marker) -> None:
+    """Replace a bundle's golden.npz with one whose arrays are pickled objects (os.system on load), and
+    rehash the manifest: a consistent attacker."""
+    arr = np.empty(1, object)
+    arr[0] = _Evil(f"touch {marker}")
+    with open(Path(bundle) / "golden.npz", "wb") as fh:
+        np.savez(fh, **{"draw0/in/x": arr, "draw0/out/y": arr}, allow_pickle=True)
+    rehash(bundle)
+
+
 class _Evil:
     def __init__(self, cmd):
         self.cmd = cmd
 
     def __reduce__(self):
         return (os.system, (self.cmd,))
+
+
+def zip_bomb_keras(path, gib: float) -> Path:
+    """S13: a .keras archive whose config.json inflates to ``gib`` GiB of spaces (a few MiB on disk).
+    Streamed, so building it never holds the inflated member in memory."""
+    import zipfile
+
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as z:
+        with z.open("config.json", "w", force_zip64=True) as f:
+            block = b" " * (1 << 20)
+            for _ in range(int(gib * 1024)):
+                f.write(block)
+        z.writestr("metadata.json", json.dumps({"keras_version": "3.15.1"}))
+    return Path(path)
 
 
 # -- torch (subprocess) ---------------------------------------------------------------------------------
@@ -349,17 +373,17 @@ def build_keras(out: Path, marks: Path) -> None:
     import keras
     import tensorflow as tf
 
-    marker = str(marks / "keras_lambda")
     os.environ["HOSTILE_BUILD"] = "1"  # the lambda below is called while the model is built: stay quiet then
-    # S07/S08: a Python lambda (marshalled bytecode) that creates a marker file when it runs
-    payload = eval(f"lambda t: (None if __import__('os').environ.get('HOSTILE_BUILD') else open({marker!r}, 'w'), t)[1] * 2.0")
 
-    def lam_model():
+    # S07/S08: a Python lambda (marshalled bytecode) that creates a marker file when it runs
+    def lam_model(marker):
+        payload = eval(f"lambda t: (None if __import__('os').environ.get('HOSTILE_BUILD') "
+                       f"else open({str(marks / marker)!r}, 'w'), t)[1] * 2.0")
         x = keras.Input((4,), name="x")
         return keras.Model(x, keras.layers.Lambda(payload)(x))
 
-    lam_model().save(out / "lambda.keras")
-    lam_model().save(out / "lambda.h5")
+    lam_model("keras_lambda_keras").save(out / "lambda.keras")
+    lam_model("keras_lambda_h5").save(out / "lambda.h5")
 
     # S09/S10: a Lambda whose function names an importable callable in config.json
     x = keras.Input((4,), name="x")

@@ -41,7 +41,7 @@ class _ForcedTrainBN(nn.Module):
         return self.bn(x)
 
 
-@_inputs("x:float32[batch,4]")
+@_inputs("x:float32[3,4]")  # fixed batch: BatchNorm in training mode cannot run a batch of 1
 def forced_train_bn():
     torch.manual_seed(0)
     return _ForcedTrainBN()
@@ -95,3 +95,24 @@ class _DictOut(nn.Module):
 def dict_out():
     """N06: two outputs of the same shape, told apart only by name."""
     return _DictOut()
+
+
+class _Branchy(nn.Module):
+    """C03: data-dependent control flow; a tracer keeps only the branch the example input took."""
+
+    def forward(self, x):
+        if x.sum() > 0:
+            return x * 2.0
+        return x - 100.0
+
+
+@_inputs("x:float32[batch,4]")
+def branchy():
+    return _Branchy()
+
+
+@_inputs("x:float32[batch,256]")
+def wide():
+    """Linear(256, 256): about 260 KB of weights, for writes that must fail part-way."""
+    torch.manual_seed(0)
+    return nn.Linear(256, 256)
