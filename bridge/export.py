@@ -9,7 +9,7 @@ from pathlib import Path
 from bridge.bundle import MODEL, SCHEMA_VERSION, Staging, check_destination, golden_arrays
 from bridge.contain import stage
 from bridge.environment import environment_info
-from bridge.errors import ConversionError
+from bridge.errors import ConversionError, InputError
 from bridge.inputs import make_feeds, sweep_cases
 from bridge.native import load_native, resolve_specs
 from bridge.onnx_file import describe, io_specs, load_checked
@@ -82,7 +82,14 @@ def _run_export(opts: ExportOptions) -> Report:
         if baked:
             raise ConversionError(f"{result.exporter} wrote a graph with declared dynamic axes fixed: {'; '.join(baked)}")
         stage("running the export in ONNX Runtime")
-        runner = OrtRunner(str(model_path), "cpu", threads=opts.threads)  # must load, or export fails
+        try:  # the exported file must load in ONNX Runtime, or the export failed
+            runner = OrtRunner(str(model_path), "cpu", threads=opts.threads)
+        except InputError as exc:
+            raise ConversionError(
+                f"{result.exporter} wrote a model that ONNX Runtime cannot load: "
+                f"{exc.message.split(': ', 1)[-1]}",
+                hint="the graph uses an operator or type this onnxruntime lacks on the CPU "
+                     "(e.g. bfloat16 Gemm); try another --opset, or export in float32") from None
         report.results = run_onnx(runner, reference, policy, "cpu")
         runner.close()
         model_info = describe(proto)

@@ -173,3 +173,13 @@ def test_missing_input_spec_is_explained(workdir):
     res = run_cli("export", f"{FIXTURES / 'torch_models.py'}:zeros", "-o", workdir / "nospec")
     assert res.returncode == 2
     assert "--input" in res.stderr and not (workdir / "nospec").exists()
+
+
+def test_float16_model_uses_the_float16_row(workdir):
+    out = workdir / "fp16"
+    res = run_cli("export", f"{FIXTURES / 'torch_models.py'}:mlp_fp16", "-o", out, "--json", workdir / "fp16.json")
+    assert res.returncode == 0, res.stdout + res.stderr
+    report = json.loads((workdir / "fp16.json").read_text())
+    (output,) = report["outputs"]
+    assert output["ref_dtype"] == "float16" and output["tolerance"]["rtol"] == 1e-2
+    assert 0 < output["max_abs"] < 1e-2
