@@ -76,7 +76,10 @@ class Policy:
         base = self.defaults.get((dtype, device)) or self.defaults.get((dtype, "cpu")) or DEFAULTS[("float32", "cpu")]
         atol = self.outputs_atol.get(name, self.atol if self.atol is not None else base.atol)
         rtol = self.outputs_rtol.get(name, self.rtol if self.rtol is not None else base.rtol)
-        scale = self.outputs_scale_atol.get(name, self.scale_atol if self.scale_atol is not None else base.scale_atol)
+        # An explicit atol is the whole absolute allowance unless a scale term is given explicitly too.
+        atol_given = name in self.outputs_atol or self.atol is not None
+        default_scale = 0.0 if atol_given else base.scale_atol
+        scale = self.outputs_scale_atol.get(name, self.scale_atol if self.scale_atol is not None else default_scale)
         return Tolerance(float(atol), float(rtol), self.allow_nonfinite, float(scale))
 
     def to_json(self) -> dict:

@@ -62,3 +62,11 @@ def test_cuda_rows_strict_by_default_loose_with_tf32():
     assert verdict(compare_outputs(ref, tf32, policy, device="cuda-tf32")) == PASS
     assert verdict(compare_outputs(ref, gross, policy, device="cuda-tf32")) == FAIL
     assert build_policy({}, scale_args=["logits:0"]).tolerance("logits", "float32", "cuda").scale_atol == 0
+
+
+def test_explicit_atol_is_the_whole_absolute_allowance():
+    p = build_policy({}, ["1e-12"], ["1e-12"])
+    assert p.tolerance("y", "float32", "cpu").scale_atol == 0.0
+    assert build_policy({}, ["logits:1e-3"]).tolerance("other", "float32", "cpu").scale_atol > 0
+    assert build_policy({}, ["logits:1e-3"]).tolerance("logits", "float32", "cpu").scale_atol == 0.0
+    assert build_policy({}, ["1e-3"], scale_args=["1e-4"]).tolerance("y", "float32", "cpu").scale_atol == 1e-4
