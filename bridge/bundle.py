@@ -251,11 +251,14 @@ class Staging:
         (self.dir / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=False) + "\n")
 
     def publish(self, force: bool) -> None:
+        umask = os.umask(0)
+        os.umask(umask)
         for entry in self.dir.rglob("*"):
             if entry.is_file():
                 with open(entry, "rb") as fh:
                     os.fsync(fh.fileno())
-        os.chmod(self.dir, 0o755)
+                os.chmod(entry, 0o666 & ~umask)  # writers such as onnx's external data use 0600
+        os.chmod(self.dir, 0o777 & ~umask)
         check_destination(self.dest, force)
         if self.dest.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{self.dest.name}.old-", dir=self.dest.parent))

@@ -81,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="replace an existing bundle at BUNDLE_DIR")
     p.add_argument("--optimize", default="none", metavar="LEVEL",
                    help="graph optimization saved into the bundle, verified like any export: none (default), "
-                        "ort (ONNX Runtime's offline fusions)")
+                        "ort (ONNX Runtime's offline fusions), transformer (onnxruntime.transformers fusions, then ort)")
     _common(p)
 
     for name, text in (("verify", "compare ONNX Runtime with the native model or the bundle's golden outputs"),
@@ -97,6 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--allow-nonfinite", action="store_true", help="NaN/Inf pass when both sides agree on them")
         p.add_argument("--min-top1", type=float, metavar="FRACTION",
                        help="fail a classifier output whose argmax agrees on fewer rows (e.g. 1.0)")
+        p.add_argument("--ort-spinning", choices=["on", "off"], default="on",
+                       help="ONNX Runtime's idle threads spin like torch's OpenMP threads do (default on)")
         p.add_argument("--tf32", action="store_true",
                        help="CUDA: keep TF32 math on (ORT's and cuDNN's default) instead of verifying in strict fp32")
         p.add_argument("--localize", metavar="DIR",
@@ -161,6 +163,33 @@ def _write_text(path: str, text: str) -> None:
         raise
 
 
+def _check_report_paths(args, protected: list[str]) -> None:
+    """Before any work: every report path is writable and lies outside the bundles involved."""
+    from pathlib import Path
+
+    from bridge.errors import UsageError
+
+    guarded = [Path(p).resolve() for p in protected if p]
+    seen = {}
+    for flag in ("json", "junit", "markdown", "html"):
+        value = getattr(args, flag, None)
+        if not value:
+            continue
+        path = Path(value)
+        if path.is_dir():
+            raise UsageError(f"--{flag} {value} is a directory", hint="give a file path")
+        if not path.parent.is_dir():
+            raise UsageError(f"--{flag} {value}: the directory {path.parent} does not exist")
+        real = path.resolve()
+        for g in guarded:
+            if real == g or g in real.parents:
+                raise UsageError(f"--{flag} {value} lies inside {g}, which this command reads or writes",
+                                 hint="write reports outside the bundle")
+        if real in seen:
+            raise UsageError(f"--{flag} and --{seen[real]} name the same file {value}")
+        seen[real] = flag
+
+
 def _finish(report, args) -> int:
     from bridge.report.terminal import render
 
@@ -199,6 +228,7 @@ def _run(target: str, opts, args):
 def cmd_export(args) -> int:
     from bridge.export import ExportOptions
 
+    _check_report_paths(args, [args.output])
     report = _run("bridge.export:run_export", ExportOptions(
         source=args.source, output=args.output, inputs=args.input, ranges=args.input_range, dims=args.dim,
         opset=args.opset, framework=args.framework, weights=args.weights, seed=args.seed, force=args.force,
@@ -215,16 +245,18 @@ def _verify_options(args, latency_runs: int):
         framework=args.framework, ranges=args.input_range, dims=args.dim, inputs_npz=args.inputs, seed=args.seed,
         atol=args.atol, rtol=args.rtol, scale_atol=args.scale_atol, policy_file=args.policy, allow_nonfinite=args.allow_nonfinite,
         min_top1=args.min_top1, latency_runs=latency_runs, threads=args.threads, trust_code=args.trust_code,
-        localize_dir=args.localize, labels=args.labels, tf32=args.tf32)
+        localize_dir=args.localize, labels=args.labels, tf32=args.tf32, ort_spinning=args.ort_spinning == "on")
 
 
 def cmd_verify(args) -> int:
+    _check_report_paths(args, [args.target, args.localize])
     return _finish(_run("bridge.verify:run_verify", _verify_options(args, args.latency_runs), args), args)
 
 
 def cmd_bench(args) -> int:
     if args.latency_runs < 1:
         raise BridgeError("bench needs --latency-runs of at least 1")
+    _check_report_paths(args, [args.target, args.localize])
     report = _run("bridge.verify:run_verify", _verify_options(args, args.latency_runs), args)
     _finish(report, args)
     return EXIT_PASS

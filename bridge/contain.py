@@ -106,10 +106,20 @@ def _rss_bytes(pid: int) -> int:
 def run_contained(target: str, opts, limits: Limits, debug: bool = False, poll_s: float = 0.1):
     """Run ``module:function(opts)`` in a child and return its result. The result must pickle."""
     ctx = mp.get_context("spawn")
-    parent_conn, child_conn = ctx.Pipe(duplex=False)
-    buf = ctx.Array("c", _STAGE_BYTES, lock=False)
-    proc = ctx.Process(target=_child, args=(target, opts, child_conn, buf, debug), daemon=True)
-    proc.start()
+    # The worker (and multiprocessing's resource tracker) start as `python -c ...`, which would put
+    # the working directory first on sys.path: a multiprocessing/ or numpy/ folder there would run.
+    saved_safepath = os.environ.get("PYTHONSAFEPATH")
+    os.environ["PYTHONSAFEPATH"] = "1"
+    try:
+        parent_conn, child_conn = ctx.Pipe(duplex=False)
+        buf = ctx.Array("c", _STAGE_BYTES, lock=False)
+        proc = ctx.Process(target=_child, args=(target, opts, child_conn, buf, debug), daemon=True)
+        proc.start()
+    finally:
+        if saved_safepath is None:
+            os.environ.pop("PYTHONSAFEPATH", None)
+        else:
+            os.environ["PYTHONSAFEPATH"] = saved_safepath
     child_conn.close()
     memory = limits.resolved_memory()
     start = time.monotonic()

@@ -30,6 +30,7 @@ def environment_info(threads: int | None) -> dict:
         "machine": {"platform": platform.platform(), "processor": platform.machine(), "cpus": os.cpu_count(),
                     "gpu": gpu_name()},
         "threads": threads,
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "(default: active spinning)"),
     }
 
 

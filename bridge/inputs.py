@@ -41,8 +41,20 @@ def draw(spec: TensorSpec, shape: tuple[int, ...], rng: np.random.Generator) -> 
     return values.astype(numpy_dtype(dtype))
 
 
+# Largest generated input: a model file can declare any dims, and its inputs are allocated here.
+MAX_INPUT_BYTES = 4 << 30
+
+
 def make_feeds(specs: list[TensorSpec], case: Case) -> Feeds:
     """One draw per input. Inputs are drawn in declaration order from one generator."""
+    for s in specs:
+        shape = s.shape(case.sizes)
+        nbytes = int(np.prod(shape, dtype=object)) * numpy_dtype(s.dtype).itemsize
+        if nbytes > MAX_INPUT_BYTES:
+            raise InputError(
+                f"input {s.to_text()} at sizes {case.sizes or {}} would take {nbytes / 2**30:.3g} GiB "
+                f"(shape {list(shape)}); bridge generates at most {MAX_INPUT_BYTES >> 30} GiB per input",
+                hint="check the dims the model declares; set dynamic sizes with --dim NAME=SIZE")
     rng = np.random.default_rng(case.seed)
     return {s.name: draw(s, s.shape(case.sizes), rng) for s in specs}
 
@@ -93,7 +105,13 @@ def load_npz(path: str | Path, specs: list[TensorSpec]) -> Feeds:
         if arr.dtype != want:
             if arr.dtype.kind != want.kind and not (arr.dtype.kind in "iu" and want.kind in "iu"):
                 raise InputError(f"inputs file {path}: {s.name!r} is {arr.dtype}, the model expects {s.dtype}")
-            arr = arr.astype(want)
+            cast = arr.astype(want)
+            if arr.dtype.kind in "iu" and not np.array_equal(cast.astype(arr.dtype), arr):
+                raise InputError(f"inputs file {path}: {s.name!r} holds {arr.dtype} values that do not fit {s.dtype}",
+                                 hint=f"save the array as {s.dtype} with values in its range")
+            if arr.dtype.kind == "f" and not np.array_equal(np.isfinite(cast), np.isfinite(arr)):
+                raise InputError(f"inputs file {path}: {s.name!r} holds {arr.dtype} values that overflow {s.dtype}")
+            arr = cast
         out[s.name] = arr
     return out
 

@@ -44,10 +44,7 @@ def load_native(source: str, *, weights: str | None = None, framework: str | Non
     mod = framework_module(fw)
     if threads:
         mod.configure_threads(threads)  # before loading: TensorFlow fixes its pools when it starts
-    if fw == "tensorflow":
-        model = mod.load(ref, obj, weights, trust=trust_code)
-    else:
-        model = mod.load(ref, obj, weights)
+    model = mod.load(ref, obj, weights, trust=trust_code)
     return Loaded(ref, fw, model, declared_specs or model.input_specs())
 
 

@@ -23,10 +23,19 @@ def load_checked(path: str | Path, *, produced_by_us: bool = False):
     except Exception as exc:
         raise error(f"{path} fails onnx.checker (full check): {_first(exc)}",
                     hint="the exporter wrote an invalid graph" if produced_by_us else "the file is not a valid ONNX model") from None
+    import warnings
+
     try:
-        return onnx.load(str(path))
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            model = onnx.load(str(path))
     except Exception as exc:
         raise error(f"cannot load {path} with onnx: {_first(exc)}") from None
+    unknown = [str(w.message) for w in caught if "external data key" in str(w.message).lower()]
+    if unknown:
+        raise error(f"{path} has external data entries with unknown keys: {unknown[0][:200]}",
+                    hint="only location, offset, length, checksum and basepath are valid")
+    return model
 
 
 def io_specs(model) -> tuple[list[TensorSpec], list[TensorSpec]]:

@@ -37,12 +37,13 @@ DEFAULTS: dict[tuple[str, str], Tolerance] = {
     ("float64", "cpu"): Tolerance(1e-8, 1e-7),
     ("float64", "cuda"): Tolerance(1e-8, 1e-7),
     ("float64", "cuda-tf32"): Tolerance(1e-8, 1e-7),
-    # Accumulated rounding grows with the values flowing through the layers: random-init resnet50
-    # (largest |logit| ~110) differed by 4.8e-5 = 4.4e-7 of its scale on the CPU.
-    ("float32", "cpu"): Tolerance(1e-5, 1e-4, scale_atol=1e-5),
+    # Accumulated rounding grows with the values flowing through the layers, not with each output:
+    # resnet50 with calibrated BatchNorm (largest |logit| ~1.9, torch; ~4.4, Keras) differed by up to
+    # 2.7e-5 of that scale on the CPU. The scale term leaves about 4x headroom.
+    ("float32", "cpu"): Tolerance(1e-5, 1e-4, scale_atol=1e-4),
     # CUDA is verified with TF32 off on both sides (ORT use_tf32=0, torch allow_tf32=False): fp32
-    # kernels differ from the CPU's by algorithm only. 10x the CPU's scale term.
-    ("float32", "cuda"): Tolerance(1e-5, 1e-4, scale_atol=1e-4),
+    # kernels differ from the CPU's by algorithm only. 5x the CPU's scale term.
+    ("float32", "cuda"): Tolerance(1e-5, 1e-4, scale_atol=5e-4),
     # --tf32 (the deployment default of ORT's CUDA EP and cuDNN): measured on an H200, errors reached
     # 3.4e-4 (transformers) to 2.8e-2 (conv nets with small logits) of the output's largest magnitude.
     # A loose check: it catches gross errors only; the TF32-off run is the proof.

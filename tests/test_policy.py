@@ -51,8 +51,9 @@ def test_cuda_rows_strict_by_default_loose_with_tf32():
     ref = {"logits": (rng.standard_normal((4, 1000)) * 40).astype(np.float32)}  # |max| ~ 160
     # fp32 kernel differences (TF32 off): about 1e-6 of the scale
     fp32 = {"logits": ref["logits"] + (rng.standard_normal((4, 1000)) * 1e-6 * 40).astype(np.float32)}
-    # TF32-like error: about 3e-4 of the largest magnitude, on every element, near-zero ones included
-    tf32 = {"logits": ref["logits"] + (rng.standard_normal((4, 1000)) * 3e-4 * 40).astype(np.float32)}
+    # TF32 error as measured on conv nets: up to about 5e-3 of the largest magnitude, on every element
+    scale = float(np.abs(ref["logits"]).max())
+    tf32 = {"logits": ref["logits"] + (rng.standard_normal((4, 1000)) * 1.5e-3 * scale).astype(np.float32)}
     broken = {"logits": ref["logits"] * np.float32(1.02)}
     gross = {"logits": -ref["logits"]}
     policy = Policy()

@@ -182,10 +182,15 @@ def run_one(name: str, level: str, args, work: Path) -> dict:
         return row
     print(f"[zoo] {tag}: exported in {ex['wall_s']}s ({exporter.get('name')}, {exp.get('status')}); bench ...",
           flush=True)
-    quiet = wait_quiet(args.quiet_wait)
-    be = _child(bench_cmd, work / f"{tag}.bench.log", args.timeout)
+    for attempt in range(1 + max(0, args.retries)):
+        quiet = wait_quiet(args.quiet_wait)
+        be = _child(bench_cmd, work / f"{tag}.bench.log", args.timeout)
+        if be["others_cpu"] is None or be["others_cpu"] <= args.noisy or attempt == args.retries:
+            break
+        print(f"[zoo] {tag}: other processes used {be['others_cpu']:.0%} of the CPU during the bench; again",
+              flush=True)
     rep = _load(bench_json) or {}
-    row["bench"] = {"rc": be["rc"], "wall_s": be["wall_s"], "peak_rss_mib": be["peak_rss_mib"],
+    row["bench"] = {"rc": be["rc"], "wall_s": be["wall_s"], "peak_rss_mib": be["peak_rss_mib"], "attempts": attempt + 1,
                     "timed_out": be["timed_out"], "others_cpu": be["others_cpu"], "busy_before": round(quiet, 3)}
     row["status"] = rep.get("status")
     row["reason"] = rep.get("reason")
@@ -294,17 +299,24 @@ def _f(x, fmt="{:.2f}", dash="-"):
     return dash if x is None else fmt.format(x)
 
 
+NOISY = 0.10
+
+
 def best_rows(rows: list[dict]) -> dict:
     """Per model: the "before" row (level none) and the level whose verified artifact ran fastest (lowest
-    ONNX Runtime p50: the artifact's own latency, far less noisy on a shared machine than the ratio)."""
+    ONNX Runtime p50: the artifact's own latency, far less noisy on a shared machine than the ratio),
+    among the runs that other processes disturbed by at most NOISY."""
     out = {}
     for r in rows:
-        m = out.setdefault(r["model"], {"before": None, "after": None})
-        ok = r.get("status") == "pass" and (r.get("latency") or {}).get("ratio_p50")
         if r["level"] == "none":
-            m["before"] = r
-        if ok and (m["after"] is None or r["latency"]["ort_p50_ms"] < m["after"]["latency"]["ort_p50_ms"]):
-            m["after"] = r
+            out.setdefault(r["model"], {"before": None, "after": None})["before"] = r
+    for name in {r["model"] for r in rows}:
+        m = out.setdefault(name, {"before": None, "after": None})
+        ok = [r for r in rows if r["model"] == name and r.get("status") == "pass"
+              and (r.get("latency") or {}).get("ratio_p50")]
+        clean = [r for r in ok if ((r.get("bench") or {}).get("others_cpu") or 0.0) <= NOISY]
+        pick = clean or ok  # a run disturbed by other processes only when no clean one exists
+        m["after"] = min(pick, key=lambda r: r["latency"]["ort_p50_ms"]) if pick else None
     return out
 
 
@@ -334,8 +346,9 @@ def render(data: dict) -> str:
         "ratio = native p50 / ONNX Runtime p50, both measured in the same bench run (>1: the bundle is faster). "
         "Per-round range: the smallest and largest of the 5 per-round ratios.",
         "",
-        "| model | framework | exporter | before: ratio | after: level | after: ratio (per-round range) | native p50 ms | ORT p50 ms |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| model | framework | exporter | before: ratio | after: level | after: ratio (per-round range) | native p50 ms | "
+        "ORT p50 ms | others' CPU |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     best = best_rows(rows)
     ratios = []
@@ -344,7 +357,7 @@ def render(data: dict) -> str:
         bl = (b or {}).get("latency") or {}
         if a is None:
             lines.append(f"| {name} | {(b or {}).get('framework', '-')} | {(b or {}).get('export', {}).get('exporter') or '-'} "
-                         f"| {_f(bl.get('ratio_p50'), '{:.2f}x')} | (none passed) | - | - | - |")
+                         f"| {_f(bl.get('ratio_p50'), '{:.2f}x')} | (none passed) | - | - | - | - |")
             continue
         al = a["latency"]
         ratios.append(al["ratio_p50"])
@@ -352,7 +365,8 @@ def render(data: dict) -> str:
         lines.append(
             f"| {name} | {a['framework']} | {a['export'].get('exporter')} | {_f(bl.get('ratio_p50'), '{:.2f}x')} "
             f"| {a['level']} | **{al['ratio_p50']:.2f}x** ({_f(min(rr) if rr else None)}..{_f(max(rr) if rr else None)}) "
-            f"| {al['native_p50_ms']:.2f} | {al['ort_p50_ms']:.2f} |")
+            f"| {al['native_p50_ms']:.2f} | {al['ort_p50_ms']:.2f} "
+            f"| {_f((a.get('bench') or {}).get('others_cpu'), '{:.0%}')} |")
     if ratios:
         lines += ["", f"After: median ratio {statistics.median(ratios):.2f}x over {len(ratios)} models, "
                       f"smallest {min(ratios):.2f}x, largest {max(ratios):.2f}x; "
@@ -394,6 +408,11 @@ def render(data: dict) -> str:
             lines.append(f"| {r['model']} | {r['level']} | {sp['native_p50_ms']:.2f} | {sp['spin_off_p50_ms']:.2f} "
                          f"| {sp['spin_on_p50_ms']:.2f} | {sp['ratio_off']:.2f}x | {sp['ratio_on']:.2f}x "
                          f"| {sp['spin_off_p50_ms'] / sp['spin_on_p50_ms']:.2f}x faster |")
+    overrides = {r["model"]: r["atol_override"] for r in rows if r.get("atol_override")}
+    if overrides:
+        lines += ["", "Tolerance overrides (every other model: bridge's default float32 policy, atol 1e-5, rtol 1e-4):",
+                  ""]
+        lines += [f"- {m}: `--atol {o['atol']}`: {o.get('why', '')}" for m, o in overrides.items()]
     fallbacks = [(r["model"], r["level"], f) for r in rows for f in (r.get("export") or {}).get("fallback_from") or []]
     if fallbacks:
         lines += ["", "Exporter fallbacks (dynamo failed, TorchScript used):", ""]
@@ -422,6 +441,9 @@ def main(argv=None) -> int:
     ap.add_argument("--timeout", type=float, default=1800, help="seconds per subprocess")
     ap.add_argument("--quiet-wait", type=float, default=120,
                     help="seconds to wait for other work on the machine to stop before each bench (default 120)")
+    ap.add_argument("--noisy", type=float, default=0.10,
+                    help="rerun a bench when other processes used more than this share of the CPU (default 0.10)")
+    ap.add_argument("--retries", type=int, default=2, help="bench reruns on a noisy machine (default 2)")
     ap.add_argument("--spin", action="store_true",
                     help="also time ONNX Runtime with allow_spinning=1 beside the default (0) and native")
     ap.add_argument("--fresh", action="store_true", help="discard earlier rows in cpu.json instead of merging")

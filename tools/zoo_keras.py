@@ -23,7 +23,21 @@ def _app(name: str):
     inp = keras.Input(shape=(224, 224, 3), name="x")
     model = build(weights=None, input_tensor=inp, classifier_activation=None)
     _calibrate_batchnorm(model)
+    _freeze_normalization(model)
     return model
+
+
+def _freeze_normalization(model) -> None:
+    """keras.layers.Normalization (EfficientNet's input scaling) keeps its mean and variance as eager
+    tensors that a tf.function captures: tf2onnx turns such captures into extra graph inputs
+    (bridge refuses the graph: "constants leaked into inputs"). As numpy arrays they become constants."""
+    import keras
+    import numpy as np
+
+    for layer in model._flatten_layers():
+        if isinstance(layer, keras.layers.Normalization) and layer.mean is not None:
+            layer.mean = np.asarray(layer.mean)
+            layer.variance = np.asarray(layer.variance)
 
 
 def _calibrate_batchnorm(model, batch: int = 4) -> None:

@@ -37,7 +37,7 @@ def threads() -> int:
     return torch.get_num_threads()
 
 
-def load(ref, obj=None, weights: str | None = None) -> "TorchModel":
+def load(ref, obj=None, weights: str | None = None, trust: bool = False) -> "TorchModel":
     if ref.kind == "pt2":
         if weights:
             raise InputError("--weights does not apply to a .pt2 file: it carries its own weights")
@@ -47,6 +47,18 @@ def load(ref, obj=None, weights: str | None = None) -> "TorchModel":
         if not zipfile.is_zipfile(ref.path):
             raise InputError(f"{ref.path} is not a torch.export program (.pt2 files are zip archives)",
                              hint="write one with torch.export.save(torch.export.export(model, args), path)")
+        if not trust:
+            from bridge.scan import unsafe_pickle_globals
+
+            try:
+                bad = unsafe_pickle_globals(str(ref.path))
+            except Exception as exc:
+                raise InputError(f"cannot read {ref.path} as a zip archive: {exc}") from None
+            if bad:
+                raise SecurityRefusal(
+                    f"{ref.path} holds pickles that would run code when loaded ({'; '.join(bad[:3])})",
+                    hint="torch.export.load unpickles them without weights_only; pass --trust-code only if "
+                         "you trust where the file came from")
         logger = logging.getLogger("torch")
         level = logger.level
         logger.setLevel(logging.ERROR)  # torch.export.load logs a traceback before raising
@@ -80,7 +92,11 @@ def load_weights(model: torch.nn.Module, weights: str) -> None:
     else:
         try:
             # weights_only=True explicitly: an environment variable cannot turn it off then.
-            state = torch.load(str(path), map_location="cpu", weights_only=True)
+            import warnings
+
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # torch warns before refusing TorchScript archives
+                state = torch.load(str(path), map_location="cpu", weights_only=True)
         except Exception as exc:
             text = str(exc)
             if "weights_only" in text or "Unsupported global" in text or "GLOBAL" in text:
@@ -282,6 +298,7 @@ class TorchModel:
             settings = self._export_dynamo(path, specs, args, output_names, opset)
             return ExportResult("torch.onnx.dynamo", settings, attempts)
         except Exception as exc:  # every dynamo failure falls back; the reason is recorded
+            _raise_if_disk(exc, path)
             attempts.append({"exporter": "torch.onnx.dynamo", "error": _one_line(exc)})
         if self.program is not None:
             raise ConversionError(f"the dynamo exporter failed on {self.source}: {attempts[0]['error']}",
@@ -290,6 +307,7 @@ class TorchModel:
             settings = self._export_torchscript(path, specs, args, output_names, opset)
             return ExportResult("torch.onnx.torchscript", settings, attempts)
         except Exception as exc:
+            _raise_if_disk(exc, path)
             attempts.append({"exporter": "torch.onnx.torchscript", "error": _one_line(exc)})
         raise ConversionError(
             f"both torch.onnx exporters failed on {self.source}: "
@@ -369,6 +387,20 @@ def _pinned_axes(proto, specs: list[TensorSpec]) -> list[str]:
             if axis < len(dims) and not dims[axis].dim_param:
                 pinned.append(f"{s.name}[{axis}] ({name}) became {dims[axis].dim_value}")
     return pinned
+
+
+def _raise_if_disk(exc: BaseException, path: str) -> None:
+    """A full disk or a file-size limit is the machine's problem, not the model's."""
+    import errno
+
+    seen = exc
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
+            from bridge.errors import EnvironmentProblem
+
+            raise EnvironmentProblem(f"writing the ONNX file failed: {os.strerror(seen.errno)}",
+                                     hint=f"free space or raise the file-size limit where {os.path.dirname(path)} lies") from None
+        seen = seen.__cause__ or seen.__context__
 
 
 def _one_line(exc: BaseException) -> str:

@@ -41,13 +41,25 @@ from bridge.errors import ConversionError, InputError, SecurityRefusal  # noqa: 
 from bridge.frameworks.base import ExportResult, Feeds, flat_names_from_path  # noqa: E402
 from bridge.types import TensorSpec  # noqa: E402
 
-# Ops that touch files, the network or Python from inside a SavedModel graph: refused unless trusted.
+# Ops that read or write files, or run Python, from inside a SavedModel graph: refused unless trusted.
 UNSAFE_OPS = frozenset({
     "ReadFile", "WriteFile", "MatchingFiles", "DeleteFile", "PyFunc", "PyFuncStateless", "EagerPyFunc",
     "ImmutableConst", "DebugIdentityV2", "DebugIdentityV3", "PrintV2", "InitializeTableFromTextFile",
-    "InitializeTableFromTextFileV2", "FixedLengthRecordDataset", "TFRecordDataset", "TextLineDataset",
-    "WriteSummary", "CreateSummaryFileWriter", "WriteRawProtoSummary",
+    "InitializeTableFromTextFileV2", "FixedLengthRecordDataset", "FixedLengthRecordDatasetV2", "TFRecordDataset",
+    "TFRecordDatasetV2", "TextLineDataset", "CSVDataset", "CSVDatasetV2", "SqlDataset", "ExperimentalSqlDataset",
+    "LMDBDataset", "ExperimentalLMDBDataset", "SaveDataset", "SaveDatasetV2", "LoadDataset", "SnapshotDataset",
+    "SnapshotDatasetV2", "MatchingFilesDataset", "ExperimentalMatchingFilesDataset", "DatasetToTFRecord",
+    "ExperimentalDatasetToTFRecord", "WholeFileReader", "WholeFileReaderV2", "ReaderRead", "ReaderReadV2",
+    "ReaderReadUpTo", "ReaderReadUpToV2", "TFRecordReader", "TFRecordReaderV2", "TextLineReader",
+    "TextLineReaderV2", "FixedLengthRecordReader", "FixedLengthRecordReaderV2", "IdentityReader",
+    "IdentityReaderV2", "LMDBReader", "WriteSummary", "CreateSummaryFileWriter", "CreateSummaryDbWriter",
+    "WriteRawProtoSummary", "WriteAudioSummary", "WriteImageSummary", "WriteScalarSummary",
+    "WriteHistogramSummary", "WriteGraphSummary", "ImportEvent", "FlushSummaryWriter", "Save", "SaveSlices",
+    "Restore", "RestoreSlice", "FileSystemSetConfiguration",
 })
+# Checkpoint ops every SavedModel has in its save/restore functions: allowed there, refused in
+# anything the serving signature can reach.
+CHECKPOINT_OPS = frozenset({"SaveV2", "RestoreV2", "MergeV2Checkpoints"})
 
 
 def configure_threads(n: int) -> None:
@@ -68,11 +80,19 @@ def load(ref, obj=None, weights: str | None = None, trust: bool = False) -> "Ker
     if ref.kind in ("keras", "h5"):
         import keras
 
+        if ref.kind == "keras" and not trust:
+            code = keras_config_code(str(ref.path))
+            if code:
+                raise SecurityRefusal(
+                    f"{ref.path} holds code that runs when loaded: {code}",
+                    hint="rebuild the model without Lambda layers or custom objects, or pass --trust-code "
+                         "if you trust the file")
         try:
             model = keras.models.load_model(str(ref.path), compile=False, safe_mode=not trust)
         except Exception as exc:
             text = str(exc)
-            if "safe_mode" in text or "Lambda" in text and "unsafe" in text.lower():
+            low = text.lower()
+            if "safe_mode" in text or "for security" in low or ("lambda" in low and "unsafe" in low):
                 raise SecurityRefusal(
                     f"{ref.path} holds code (a Lambda layer or custom object) that runs when loaded",
                     hint="rebuild the model without Lambda layers, or pass --trust-code if you trust the file",
@@ -97,7 +117,36 @@ def load(ref, obj=None, weights: str | None = None, trust: bool = False) -> "Ker
     return KerasModel(ref.text, obj)
 
 
+def keras_config_code(path: str) -> str | None:
+    """What in a .keras file's config.json would run code on load: a Lambda layer, or an object whose
+    class comes from a module outside Keras. Read from the zip without deserializing anything."""
+    import json
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as zf:
+            config = json.loads(zf.read("config.json"))
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+        return None  # not a readable .keras archive: keras.models.load_model reports why
+    stack = [config]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            cls, module = item.get("class_name"), item.get("module")
+            if cls == "Lambda" or cls == "__lambda__":
+                return "a Lambda layer (Python bytecode)"
+            if isinstance(cls, str) and isinstance(module, str) and module and not module.startswith(
+                    ("keras", "builtins", "tensorflow", "numpy")):
+                return f"an object of class {cls} from module {module}"
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return None
+
+
 def unsafe_savedmodel_ops(path: str) -> set[str]:
+    """File and Python ops anywhere in the SavedModel, plus checkpoint ops reachable from the
+    serving signature (where they could write or read any path while bridge runs the model)."""
     from tensorflow.core.protobuf import saved_model_pb2
 
     pb = os.path.join(path, "saved_model.pb")
@@ -107,12 +156,57 @@ def unsafe_savedmodel_ops(path: str) -> set[str]:
             sm.ParseFromString(fh.read())
     except Exception as exc:
         raise InputError(f"cannot parse {pb}: {exc}") from None
-    ops = set()
+    bad: set[str] = set()
     for mg in sm.meta_graphs:
-        ops.update(n.op for n in mg.graph_def.node)
-        for fn in mg.graph_def.library.function:
+        functions = {f.signature.name: f for f in mg.graph_def.library.function}
+        ops = {n.op for n in mg.graph_def.node}
+        for fn in functions.values():
             ops.update(n.op for n in fn.node_def)
-    return ops & UNSAFE_OPS
+        bad |= ops & UNSAFE_OPS
+        bad |= _serving_ops(mg, functions) & CHECKPOINT_OPS
+    return bad
+
+
+def _serving_ops(mg, functions: dict) -> set[str]:
+    """Ops of the graph nodes and functions the serving signature's outputs depend on."""
+    nodes = {n.name: n for n in mg.graph_def.node}
+    sig = mg.signature_def.get("serving_default")
+    if sig is None:
+        return set()
+    todo = [t.name.split(":")[0].lstrip("^") for t in sig.outputs.values()]
+    seen_nodes: set[str] = set()
+    fn_todo: list[str] = []
+    ops: set[str] = set()
+    while todo:
+        name = todo.pop()
+        if name in seen_nodes or name not in nodes:
+            continue
+        seen_nodes.add(name)
+        node = nodes[name]
+        ops.add(node.op)
+        todo.extend(i.split(":")[0].lstrip("^") for i in node.input)
+        fn_todo.extend(_called(node))
+    seen_fns: set[str] = set()
+    while fn_todo:
+        fname = fn_todo.pop()
+        if fname in seen_fns or fname not in functions:
+            continue
+        seen_fns.add(fname)
+        for node in functions[fname].node_def:
+            ops.add(node.op)
+            fn_todo.extend(_called(node))
+            if node.op in functions:  # a function called directly as an op
+                fn_todo.append(node.op)
+    return ops
+
+
+def _called(node) -> list[str]:
+    names = []
+    for value in node.attr.values():
+        if value.HasField("func"):
+            names.append(value.func.name)
+        names.extend(f.name for f in value.list.func)
+    return names
 
 
 def _dtype_name(dtype) -> str:

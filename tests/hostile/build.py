@@ -26,7 +26,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 IR_VERSION = 8  # accepted by onnx 1.23's checker and by onnxruntime 1.31
@@ -71,6 +70,15 @@ def ext_tensor(name, location, dims=(4,), **kv):
 def add_model(w):
     """y = x + W with x:[4]."""
     return model([helper.make_node("Add", ["x", w.name], ["y"])], [vi("x")], [vi("y")], [w])
+
+
+def linear_graph(weight: np.ndarray, bias: np.ndarray):
+    """output = x @ weight.T + bias, x:[batch, in]: torch.nn.Linear as ONNX Gemm."""
+    return model([helper.make_node("Gemm", ["x", "W", "b"], ["output"], transB=1)],
+                 [vi("x", TensorProto.FLOAT, ("batch", weight.shape[1]))],
+                 [vi("output", TensorProto.FLOAT, ("batch", weight.shape[0]))],
+                 [numpy_helper.from_array(weight.astype(np.float32), "W"),
+                  numpy_helper.from_array(bias.astype(np.float32), "b")])
 
 
 def endless_loop():
@@ -327,8 +335,9 @@ def build_torch(out: Path, marks: Path) -> None:
     torch.save(lin, out / "module.pt")
     # S04: a TorchScript archive passed as weights
     torch.jit.save(torch.jit.script(lin), out / "torchscript.pt")
-    # a legitimate state_dict (control)
+    # a legitimate state_dict (control), and its values for a hand-written ONNX Gemm
     torch.save(lin.state_dict(), out / "good.pt")
+    np.savez(out / "good_linear.npz", weight=lin.weight.detach().numpy(), bias=lin.bias.detach().numpy())
 
     # .pt2 programs whose archive carries a pickle payload (torch.export.load unpickles with
     # weights_only=False: the sample inputs after a weights_only=True attempt, pickled weights always)
@@ -437,8 +446,6 @@ def build_keras(out: Path, marks: Path) -> None:
     for kind in ("external_storage", "external_link"):
         shutil.copy(out / "plain.h5", out / f"h5_{kind}.h5")
         with h5py.File(out / f"h5_{kind}.h5", "a") as f:
-            grp = None
-            f["model_weights"].visit(lambda n: None)
             names = []
             f["model_weights"].visititems(lambda n, o: names.append(n) if isinstance(o, h5py.Dataset) else None)
             kernel = next(n for n in names if n.endswith("kernel") or n.endswith("kernel:0"))

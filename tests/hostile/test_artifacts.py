@@ -114,9 +114,6 @@ def test_json_report_replaces_a_symlink_instead_of_following_it(reports):
     assert not list(cwd.glob(".bridge-report-*"))
 
 
-@pytest.mark.xfail(strict=True, reason="bridge gap: an unwritable --json path is found only after the "
-                   "verification ran; the OSError surfaces as 'internal error' (exit 8) instead of a usage "
-                   "error (exit 2) checked before any work")
 @pytest.mark.parametrize("name", ["json_missing_directory", "json_is_a_directory"])
 def test_unwritable_report_path_is_a_usage_error(reports, name):
     _, _, _, cwd, _, results = reports
@@ -132,8 +129,6 @@ def test_unwritable_report_path_leaves_no_temporary_file(reports):
     assert not list(cwd.rglob(".bridge-report-*"))
 
 
-@pytest.mark.xfail(strict=True, reason="bridge gap: --json may name a file of the bundle being verified: "
-                   "the report replaces manifest.json (exit 0) and the bundle no longer opens")
 def test_report_cannot_overwrite_the_bundle_it_verifies(reports):
     _, bundle, _, cwd, manifest_before, results = reports
     assert (bundle / "manifest.json").read_text() == manifest_before
@@ -325,10 +320,34 @@ def test_A02_failed_write_leaves_nothing(disk_full):
 
 
 @needs_torch
-@pytest.mark.xfail(strict=True, reason="bridge gap: a full disk (EFBIG) during export is reported as "
-                   "'conversion failed: both torch.onnx exporters failed' (exit 5) with the hint 'check that "
-                   "forward() is traceable'; it is an environment problem of the output location")
 def test_A02_failed_write_is_not_blamed_on_the_model(disk_full):
     _, _, res = disk_full
     assert res.returncode in (2, 4), res.stderr
     assert_exit(res, res.returncode, None, "File too large")
+
+
+# -- concurrent writers ------------------------------------------------------------------------------------
+
+@needs_torch
+@pytest.mark.slow
+def test_A05_concurrent_exports_to_one_destination(tmp_path):
+    """Two exports with --force to the same path at once: each ends in a verdict or a one-line usage error,
+    and what is left is one complete, consistent bundle and no staging or old directories."""
+    out = tmp_path / "out"
+    out.mkdir()
+    calls = {}
+    for i, factory in enumerate(("linear", "dict_out")):
+        (tmp_path / f"cwd{i}").mkdir()
+        calls[f"w{i}"] = Call(("export", f"{TORCH_FACTORIES}:{factory}", "-o", out / "bundle", "--force"),
+                              tmp_path / f"cwd{i}")
+    results = run_many(calls, workers=2)
+    for res in results.values():
+        if res.returncode == 0:
+            assert_verdict(res, 0)
+        else:
+            assert_exit(res, 2, "usage")
+    assert any(r.returncode == 0 for r in results.values())
+    assert sorted(p.name for p in out.iterdir()) == ["bundle"]
+    (tmp_path / "cwd_v").mkdir()
+    assert_verdict(run_many({"v": Call(("verify", out / "bundle"), tmp_path / "cwd_v")})["v"], 0)
+

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from conftest import ROOT, needs_tf, needs_torch
-from hostile.build import identity, object_array_npz, pair_bundle, write_model, zip_bomb_keras
+from hostile.build import identity, linear_graph, object_array_npz, pair_bundle, write_model, zip_bomb_keras
 from hostile.common import (TORCH_FACTORIES, Call, assert_empty, assert_exit, assert_no_marker, assert_verdict,
                             build, case_dirs, run_many, shared_build, snapshot)
 
@@ -30,12 +30,9 @@ NO_WO = {"TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "1"}
 TORCH_WEIGHTS = {  # case -> (weights file, env, marker prefix)
     "S01_pickle_payload": ("evil.pt", {}, "pt_pickle"),
     "S02_pickle_payload_env_forces_unsafe": ("evil.pt", NO_WO, "pt_pickle"),
-    "S01_payload_as_tensor_value": ("evil_value.pt", {}, "pt_pickle_value"),
-    "S02_payload_as_tensor_value_env": ("evil_value.pt", NO_WO, "pt_pickle_value"),
-    "S03_whole_pickled_module": ("module.pt", {}, None),
-    "S03_whole_pickled_module_env": ("module.pt", NO_WO, None),
-    "S04_torchscript_archive": ("torchscript.pt", {}, None),
-    "S04_torchscript_archive_env": ("torchscript.pt", NO_WO, None),
+    "S01_payload_as_tensor_value": ("evil_value.pt", NO_WO, "pt_pickle_value"),
+    "S03_whole_pickled_module": ("module.pt", NO_WO, None),
+    "S04_torchscript_archive": ("torchscript.pt", NO_WO, None),
 }
 TORCH_PT2 = {  # case -> (program file, marker)
     "pt2_payload_in_sample_inputs": ("evil_sample_inputs.pt2", "pt2_sample_inputs"),
@@ -60,8 +57,10 @@ def torch_runs(tmp_path_factory):
     (trap / "good.pt").write_bytes((files / "good.pt").read_bytes())
     for mod in ("onnx", "onnxscript", "onnxruntime", "numpy", "safetensors", "ml_dtypes", "bridge_user"):
         (trap / f"{mod}.py").write_text(f"open({str(marks / ('trap_' + mod))!r}, 'w').close()\n")
+    with np.load(files / "good_linear.npz") as z:
+        linear_onnx = write_model(linear_graph(z["weight"], z["bias"]), base / "linear.onnx")
     out, cwd = dirs["S06_weights_dir_modules"] = case_dirs(base, "S06_weights_dir_modules")
-    calls["S06_weights_dir_modules"] = Call(("export", LINEAR, "--weights", trap / "good.pt", "-o", out / "bundle"),
+    calls["S06_weights_dir_modules"] = Call(("verify", linear_onnx, "--source", LINEAR, "--weights", trap / "good.pt"),
                                             cwd, NO_WO)
     # S17: real samples as an .npz holding a pickled object array
     npz = object_array_npz(base / "inputs.npz", marks / "npz_pickle")
@@ -87,22 +86,18 @@ def test_pickled_weights_are_refused(torch_runs, name):
 
 
 @needs_torch
-@pytest.mark.xfail(strict=True, reason="bridge gap: torch.load's UserWarning about TorchScript archives "
-                   "(with the source line of bridge/frameworks/pt.py) is printed before the refusal line")
 def test_torchscript_refusal_is_one_line(torch_runs):
     assert_exit(torch_runs[3]["S04_torchscript_archive"], 6, "refused", "TorchScript")
 
 
 @needs_torch
 def test_S06_weights_directory_is_not_importable(torch_runs):
-    """The directory of --weights never joins sys.path (the good weights export fine: the control for
-    the refusals above)."""
+    """The directory of --weights never joins sys.path (the good weights load and verify against their
+    ONNX twin: the control for the refusals above)."""
     _, marks, dirs, results = torch_runs
     assert_verdict(results["S06_weights_dir_modules"], 0)
     assert_no_marker(marks, "trap_")
-    out, cwd = dirs["S06_weights_dir_modules"]
-    assert sorted(p.name for p in (out / "bundle").iterdir()) == ["golden.npz", "manifest.json", "model.onnx"]
-    assert_empty(cwd)
+    assert_empty(*dirs["S06_weights_dir_modules"])
 
 
 @needs_torch
@@ -126,9 +121,6 @@ def test_pt2_program_payload_safety(torch_runs, name):
 
 
 @needs_torch
-@pytest.mark.xfail(strict=True, reason="bridge gap: a .pt2 SOURCE is loaded with torch.export.load, which "
-                   "unpickles archive members with weights_only=False: the payload runs (marker created), "
-                   "then bridge exits 8 (internal error) or 2 instead of refusing with 6")
 @pytest.mark.parametrize("name", sorted(TORCH_PT2))
 def test_pt2_program_payload_is_refused(torch_runs, name):
     _, marks, dirs, results = torch_runs
@@ -143,40 +135,42 @@ KERAS = {  # case -> (file, expected exit, category, marker prefix or None)
     "S08_lambda_h5": ("lambda.h5", 6, "refused", "keras_lambda_h5"),
     "S09_lambda_os_system": ("lambda_os_system.keras", 6, "refused", None),
     "S10_lambda_unsafe_gadget": ("lambda_gadget.keras", 6, "refused", None),
-    "S11_vocabulary_file_path": ("vocab_file.keras", 6, "refused", None),
-    "S12_h5_external_storage": ("h5_external_storage.h5", 2, "bad input", None),
-    "S12_h5_external_link": ("h5_external_link.h5", 2, "bad input", None),
     "S15_savedmodel_readfile": ("sm_readfile", 6, "refused", None),
     "S15_savedmodel_writefile": ("sm_writefile", 6, "refused", "sm_writefile"),
     "S15_savedmodel_savev2": ("sm_savev2", 6, "refused", "sm_savev2"),
     "S15_savedmodel_wholefilereader": ("sm_wholefilereader", 6, "refused", None),
 }
-KERAS_GAPS = {
-    "S09_lambda_os_system": "bridge gap: Keras refuses the Lambda naming os.system with a TypeError that bridge "
-                            "reports as 'bad input' (exit 2), not as a refusal (exit 6)",
-    "S10_lambda_unsafe_gadget": "bridge gap: Keras refuses the enable_unsafe_deserialization gadget with a "
-                                "ValueError that bridge reports as 'bad input' (exit 2), not as a refusal (exit 6)",
-    "S15_savedmodel_savev2": "bridge gap: the SavedModel op scan is a denylist without SaveV2: a serving "
-                             "function that calls SaveV2 writes files wherever it likes during export "
-                             "(marker written, exit 0)",
-    "S15_savedmodel_wholefilereader": "bridge gap: the SavedModel op scan is a denylist without "
-                                      "WholeFileReaderV2/ReaderReadV2: the serving function runs (reading the "
-                                      "outside file) and the export ends in tf2onnx (exit 5), not in a refusal (6)",
+# Keras' own refusals (bridge only reports them), and the controls: run with -m slow
+KERAS_SLOW = {
+    "S11_vocabulary_file_path": ("vocab_file.keras", 6, "refused", None),
+    "S12_h5_external_storage": ("h5_external_storage.h5", 2, "bad input", None),
+    "S12_h5_external_link": ("h5_external_link.h5", 2, "bad input", None),
 }
+KERAS_GAPS: dict = {}  # every Keras/SavedModel payload is refused (exit 6)
 KERAS_CONTROL = {"savedmodel_plain": "sm_plain", "S14_zip_traversal_members": "zip_traversal.keras"}
 
 
-@pytest.fixture(scope="module")
-def keras_runs(tmp_path_factory):
-    base = tmp_path_factory.mktemp("keras_payloads")
+def _keras_fixture(tmp_path_factory, label, cases):
+    base = tmp_path_factory.mktemp(label)
     files, marks = shared_build("keras", tmp_path_factory)
     calls, dirs = {}, {}
-    for name, (fname, *_rest) in {**KERAS, **{k: (v,) for k, v in KERAS_CONTROL.items()}}.items():
+    for name, fname in cases.items():
         out, cwd = dirs[name] = case_dirs(base, name)
         calls[name] = Call(("export", files / fname, "-o", out / "bundle"), cwd)
     before = snapshot(files)
     results = run_many(calls)
     return base, files, marks, dirs, results, before
+
+
+@pytest.fixture(scope="module")
+def keras_runs(tmp_path_factory):
+    return _keras_fixture(tmp_path_factory, "keras_payloads", {k: v[0] for k, v in KERAS.items()})
+
+
+@pytest.fixture(scope="module")
+def keras_slow_runs(tmp_path_factory):
+    return _keras_fixture(tmp_path_factory, "keras_slow", {**{k: v[0] for k, v in KERAS_SLOW.items()},
+                                                          **KERAS_CONTROL})
 
 
 def _keras_params():
@@ -185,10 +179,9 @@ def _keras_params():
 
 
 @needs_tf
-@pytest.mark.parametrize("name", sorted(set(KERAS) - {"S15_savedmodel_savev2"}))
+@pytest.mark.parametrize("name", sorted(KERAS))
 def test_keras_and_savedmodel_payloads_have_no_effect(keras_runs, name):
-    """What must hold for every hostile Keras/SavedModel file: it fails, runs no payload, writes nothing.
-    (The SaveV2 case is the exception, and a gap: test_keras_and_savedmodel_payloads_are_refused.)"""
+    """What must hold for every hostile Keras/SavedModel file: it fails, runs no payload, writes nothing."""
     _, _, marks, dirs, results, _ = keras_runs
     marker = KERAS[name][3]
     if marker:
@@ -210,18 +203,32 @@ def test_keras_and_savedmodel_payloads_are_refused(keras_runs, name):
 
 
 @needs_tf
-def test_control_plain_savedmodel_exports(keras_runs):
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(KERAS_SLOW))
+def test_keras_own_refusals_are_reported(keras_slow_runs, name):
+    """Keras 3.15 refuses these itself (safe_mode, H5 external storage and links); bridge reports the
+    refusal in one line and writes nothing."""
+    _, files, _, dirs, results, before = keras_slow_runs
+    _, code, category, _ = KERAS_SLOW[name]
+    assert_exit(results[name], code, category)
+    assert_empty(*dirs[name])
+
+
+@needs_tf
+@pytest.mark.slow
+def test_control_plain_savedmodel_exports(keras_slow_runs):
     """A SavedModel without file ops exports: the refusals above are about the ops, not the format."""
-    _, _, _, dirs, results, _ = keras_runs
+    _, _, _, dirs, results, _ = keras_slow_runs
     assert_verdict(results["savedmodel_plain"], 0)
     assert_empty(dirs["savedmodel_plain"][1])
 
 
 @needs_tf
-def test_S14_keras_zip_traversal_members_do_not_escape(keras_runs):
+@pytest.mark.slow
+def test_S14_keras_zip_traversal_members_do_not_escape(keras_slow_runs):
     """Members named ../../../zip_escape.txt are skipped by the extraction (with a UserWarning on
     stderr); the model itself is valid, so it exports, and nothing lands outside."""
-    base, _, _, dirs, results, _ = keras_runs
+    base, _, _, dirs, results, _ = keras_slow_runs
     res = results["S14_zip_traversal_members"]
     assert res.returncode == 0, res.stdout + res.stderr
     out, cwd = dirs["S14_zip_traversal_members"]
@@ -260,10 +267,6 @@ CONSOLE_SCRIPT = Path(sys.executable).parent / "bridge"
 
 
 @pytest.mark.skipif(not CONSOLE_SCRIPT.exists(), reason="the bridge console script is not installed")
-@pytest.mark.xfail(strict=True, reason="bridge gap: the worker is started by multiprocessing's spawn "
-                   "(python -c ...), which puts the current directory first on sys.path before it restores "
-                   "the parent's path: a multiprocessing/ package in the directory bridge is run from executes "
-                   "in the worker (exit 7, marker created)")
 def test_working_directory_modules_do_not_run(tmp_path):
     """`bridge verify` run from a directory an attacker controls (an unpacked download) must not import
     Python modules from it. The console script itself does not put the directory on sys.path."""

@@ -11,7 +11,7 @@ import os
 import numpy as np
 import pytest
 
-from hostile.build import add_model, ext_tensor, rehash, spec, write_bundle, write_model
+from hostile.build import add_model, ext_tensor, rehash, spec, write_model
 from hostile.common import Call, assert_empty, assert_exit, assert_verdict, run_many, snapshot
 
 SECRET = np.array([101.0, 102.0, 103.0, 104.0], np.float32)  # what the attacker wants to read
@@ -125,15 +125,8 @@ def test_external_data_is_refused(external, name):
     fragment = CASES[name][3]
     for route in ("bundle", "bare"):
         res = results[f"{name}/{route}"]
-        if name == "S25_unknown_keys":  # the rest is test_S25_unknown_keys_refused_by_bridge below
-            # onnx accepts the file with a warning: the bare route ends at "nothing to compare", and the
-            # bundle route is refused by ONNX Runtime ("model format error!")
-            assert res.returncode == 2, res.stderr
-            if route == "bundle":
-                assert "bridge: bad input: ONNX Runtime cannot load" in res.stderr, res.stderr
-        else:
-            line = assert_exit(res, 2, None, fragment)
-            assert line.startswith(("bridge: bad input: ", "bridge: bad bundle: ")), line
+        line = assert_exit(res, 2, None, fragment)
+        assert line.startswith(("bridge: bad input: ", "bridge: bad bundle: ")), line
         assert "101" not in res.stdout + res.stderr  # the outside bytes never reach a report
     assert snapshot(root) == before  # nothing written, nothing changed
     assert_empty(cwd)
@@ -176,9 +169,6 @@ def test_S29_tampered_external_data(tmp_path):
     assert_verdict(res["tampered_rehashed"], 1, "values")
 
 
-@pytest.mark.xfail(strict=True, reason="bridge gap: onnx 1.23 only warns on unknown external-data keys; bridge "
-                   "lets the warning through to stderr and hands the file to ONNX Runtime, whose 'model format "
-                   "error!' is what refuses it")
 def test_S25_unknown_keys_refused_by_bridge(external):
     _, results = external
     for route in ("bundle", "bare"):

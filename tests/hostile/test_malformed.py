@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
+from conftest import needs_torch
 from hostile.build import (endless_loop, graph_bundle, malformed_models, model, spec, vi, write_bundle,
                            write_model)
 from hostile.common import TORCH_FACTORIES, Call, assert_empty, assert_exit, assert_verdict, run_many, snapshot
@@ -166,9 +167,7 @@ def test_M13_negative_index_is_reported_not_read(runtime_cases):
     _clean(layout, "M13_array_feature_extractor")
 
 
-@pytest.mark.xfail(strict=True, reason="bridge gap: input shapes declared by an ONNX file are trusted when "
-                   "inputs are generated; dims of 2**40 make numpy's allocation fail in the worker and the "
-                   "CLI reports 'internal error' (exit 8) instead of refusing the spec (2) or containing it (7)")
+@needs_torch
 def test_huge_declared_input_dims(tmp_path):
     """An ONNX file declaring x:float32[2**40, 4], verified against a native model: bridge draws inputs
     of the declared shape. It must refuse (2) or contain (7), not crash as an internal error."""

@@ -12,7 +12,7 @@ from onnx import TensorProto, helper
 
 from conftest import needs_torch
 from hostile.build import model, pair_bundle, vi, write_model
-from hostile.common import TORCH_FACTORIES, Call, assert_empty, assert_exit, assert_verdict, run_many, snapshot
+from hostile.common import TORCH_FACTORIES, Call, assert_empty, assert_verdict, run_many, snapshot
 
 f32 = np.float32
 NAN, INF = np.nan, np.inf
