@@ -64,18 +64,22 @@ class OutputResult:
         return "runtime" if head.startswith("ONNX Runtime failed") else head
 
     def to_json(self) -> dict:
-        out = {}
-        for key, value in self.__dict__.items():
-            if isinstance(value, Tolerance):
-                value = value.to_json()
-            elif isinstance(value, tuple):
-                value = list(value)
-            elif isinstance(value, float):
-                value = json_float(value)
-            out[key] = value
-        out["passed"] = self.passed
-        out["kind"] = self.kind
-        return out
+        return {**fields_json(self), "passed": self.passed, "kind": self.kind}
+
+
+def fields_json(obj) -> dict:
+    """A result dataclass's fields as JSON values: nested results via their to_json, tuples as
+    lists, inf/nan as strings."""
+    out = {}
+    for key, value in obj.__dict__.items():
+        if hasattr(value, "to_json"):
+            value = value.to_json()
+        elif isinstance(value, tuple):
+            value = list(value)
+        elif isinstance(value, float):
+            value = json_float(value)
+        out[key] = value
+    return out
 
 
 def json_float(x: float | None):

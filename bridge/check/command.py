@@ -15,7 +15,7 @@ from bridge.check.progress import _make_progress
 from bridge.check.render import _counts, _print_rich_table, render_junit, render_markdown, render_table, summary_json
 from bridge.check.run import Runner
 from bridge.check.verdicts import _MARK, FAIL, PASS, ModelResult, exit_code
-from bridge.errors import EXIT_INCONCLUSIVE, EXIT_PARITY, EXIT_PASS, BridgeError, UsageError
+from bridge.errors import EXIT_INCONCLUSIVE, EXIT_PARITY, EXIT_PASS, UsageError
 
 def _write(path: str, text: str) -> None:
     p = Path(path)
@@ -139,18 +139,7 @@ def cmd_check(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m bridge.check``: the check command on its own (``bridge check`` once wired in)."""
-    parser = argparse.ArgumentParser(prog="bridge")
-    sub = parser.add_subparsers(dest="command", required=True)
-    add_parser(sub)
-    args = parser.parse_args(["check", *(sys.argv[1:] if argv is None else argv)])
-    try:
-        return cmd_check(args)
-    except BridgeError as exc:
-        sys.stderr.write(f"bridge: {exc.category}: {exc.message}\n")
-        if exc.hint:
-            sys.stderr.write(f"  hint: {exc.hint}\n")
-        return exc.exit_code
-    except KeyboardInterrupt:
-        sys.stderr.write("bridge: interrupted\n")
-        return 130
+    """``python -m bridge.check``: the same as ``bridge check`` (one parser, one error handler)."""
+    from bridge.cli import main as bridge_main
+
+    return bridge_main(["check", *(sys.argv[1:] if argv is None else argv)])

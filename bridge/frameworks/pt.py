@@ -17,7 +17,7 @@ from torch.utils import _pytree as pytree
 
 from bridge.errors import ConversionError, InputError, SecurityRefusal
 from bridge.frameworks.base import ExportResult, Feeds, flat_names_from_path
-from bridge.types import DTYPES, TensorSpec
+from bridge.types import TensorSpec
 
 # Above this many bytes of weights, exports keep them in external data (protobuf caps files at 2 GB).
 LARGE_MODEL_BYTES = 1_800_000_000

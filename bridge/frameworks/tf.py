@@ -13,8 +13,6 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import numpy as np  # noqa: E402
-
 
 @contextlib.contextmanager
 def _quiet_native_stderr():

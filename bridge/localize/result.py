@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from bridge.compare import OutputResult, json_float
+from bridge.compare import OutputResult, fields_json, json_float
 from bridge.policy import Tolerance
 
 DIVERGED, NO_DIVERGENCE, UNAVAILABLE = "diverged", "no divergence found", "unavailable"
@@ -36,16 +36,7 @@ class LocalizeResult:
     notes: tuple = ()
 
     def to_json(self) -> dict:
-        out = {}
-        for key, value in self.__dict__.items():
-            if isinstance(value, (Tolerance, OutputResult)):
-                value = value.to_json()
-            elif isinstance(value, float):
-                value = json_float(value)
-            elif isinstance(value, tuple):
-                value = list(value)
-            out[key] = value
-        return out
+        return fields_json(self)
 
 
 @dataclass
