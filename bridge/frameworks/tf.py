@@ -297,22 +297,73 @@ class _TfBase:
         signature = self._specs_signature(specs)
         fn = self._make_function(specs)
         opset = opset or 17
-        log = io.StringIO()
-        try:
-            with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
-                proto, _ = tf2onnx.convert.from_function(fn, input_signature=signature, opset=opset)
-        except Exception as exc:
-            raise ConversionError(f"tf2onnx failed on {self.source}: {type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}") from None
-        got = [i.name for i in proto.graph.input]
+        settings = {"opset_requested": opset, "tf2onnx": tf2onnx.__version__}
         want = [s.name for s in specs]
+        attempts = []
+        proto = _tf2onnx(lambda: tf2onnx.convert.from_function(fn, input_signature=signature, opset=opset)[0],
+                         self.source)
+        got = [i.name for i in proto.graph.input]
+        if sorted(got) == sorted(want):
+            _save_onnx(proto, path)
+            return ExportResult("tf2onnx.from_function", settings)
+        # tf2onnx turns tensors the function captured (not variables: e.g. a Normalization layer's mean)
+        # into graph inputs. Freezing the concrete function first makes them constants.
+        attempts.append({"exporter": "tf2onnx.from_function",
+                         "error": f"graph inputs {got}, expected {want} (captured tensors leaked into inputs)"})
+        proto = _tf2onnx(lambda: _from_frozen(fn, want, opset), self.source)
+        got = [i.name for i in proto.graph.input]
         if sorted(got) != sorted(want):
-            raise ConversionError(
-                f"tf2onnx wrote a graph with inputs {got}, expected {want} (constants leaked into inputs?)",
-            )
-        import onnx
+            raise ConversionError(f"tf2onnx wrote a graph with inputs {got}, expected {want}, even from the frozen "
+                                  "function")
+        _save_onnx(proto, path)
+        return ExportResult("tf2onnx.from_graph_def(frozen)", settings, attempts)
 
-        onnx.save_model(proto, path)
-        return ExportResult("tf2onnx.from_function", {"opset_requested": opset, "tf2onnx": tf2onnx.__version__})
+
+def _tf2onnx(convert, source: str):
+    log = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log), _quiet_native_stderr():
+            return convert()
+    except Exception as exc:
+        text = str(exc).splitlines()[0][:300] if str(exc) else ""
+        raise ConversionError(f"tf2onnx failed on {source}: {type(exc).__name__}: {text}") from None
+
+
+def _from_frozen(fn, input_names: list[str], opset: int):
+    """Convert the function with every capture frozen to a constant; name I/O as from_function does."""
+    import tf2onnx
+    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
+    concrete = fn.get_concrete_function()
+    frozen = convert_variables_to_constants_v2(concrete)
+    output_names = [str(k) for k in sorted(concrete.structured_outputs)]  # tf.nest orders dict keys
+    proto, _ = tf2onnx.convert.from_graph_def(
+        frozen.graph.as_graph_def(), input_names=[t.name for t in frozen.inputs],
+        output_names=[t.name for t in frozen.outputs], opset=opset)
+    mapping = {t.name: n for t, n in zip(frozen.inputs, input_names)}
+    mapping.update({t.name: n for t, n in zip(frozen.outputs, output_names)})
+    _rename_values(proto.graph, mapping)
+    return proto
+
+
+def _rename_values(graph, mapping: dict) -> None:
+    """Rename values everywhere in an ONNX graph (subgraphs of If/Loop included)."""
+    for value in list(graph.input) + list(graph.output) + list(graph.value_info):
+        value.name = mapping.get(value.name, value.name)
+    for node in graph.node:
+        node.input[:] = [mapping.get(n, n) for n in node.input]
+        node.output[:] = [mapping.get(n, n) for n in node.output]
+        for attr in node.attribute:
+            if attr.HasField("g"):
+                _rename_values(attr.g, mapping)
+            for sub in attr.graphs:
+                _rename_values(sub, mapping)
+
+
+def _save_onnx(proto, path: str) -> None:
+    import onnx
+
+    onnx.save_model(proto, path)
 
 
 class KerasModel(_TfBase):

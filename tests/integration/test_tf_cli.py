@@ -66,3 +66,14 @@ def test_lambda_layer_refused_without_running_it(saved):
     assert res.returncode == 6, res.stdout + res.stderr
     assert res.stderr.startswith("bridge: refused:") and "Lambda" in res.stderr
     assert not (saved / "lam").exists()
+
+
+def test_captured_constants_are_frozen_not_leaked_into_inputs(saved):
+    out = saved / "tf_norm"
+    res = run_cli("export", f"{KERAS}:with_normalization", "-o", out)
+    assert res.returncode == 0, res.stdout + res.stderr
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert [i["name"] for i in manifest["inputs"]] == ["x"]
+    assert manifest["exporter"]["name"] == "tf2onnx.from_graph_def(frozen)"
+    assert manifest["exporter"]["failed_first"][0]["exporter"] == "tf2onnx.from_function"
+    assert run_cli("verify", out, "--source", f"{KERAS}:with_normalization").returncode == 0
