@@ -16,15 +16,11 @@ def environment_info(threads: int | None) -> dict:
     versions = {"bridge": __version__, "python": platform.python_version(), "numpy": numpy.__version__,
                 "onnx": onnx.__version__}
     if "onnxruntime" in sys.modules:
-        versions["onnxruntime"] = sys.modules["onnxruntime"].__version__
+        versions["onnxruntime"] = str(sys.modules["onnxruntime"].__version__)
     else:
-        try:
-            from importlib.metadata import version
-
-            versions["onnxruntime"] = next(v for v in (_dist_version(version, n) for n in
-                                                      ("onnxruntime", "onnxruntime-gpu")) if v)
-        except StopIteration:
-            pass
+        found = distribution_versions("onnxruntime", "onnxruntime-gpu")
+        if found:
+            versions["onnxruntime"] = next(iter(found.values()))
     return {
         "versions": versions,
         "machine": {"platform": platform.platform(), "processor": platform.machine(), "cpus": os.cpu_count(),
@@ -34,11 +30,17 @@ def environment_info(threads: int | None) -> dict:
     }
 
 
-def _dist_version(version, name: str) -> str | None:
-    try:
-        return version(name)
-    except Exception:
-        return None
+def distribution_versions(*names: str) -> dict:
+    """Installed versions by distribution name, read from package metadata (nothing is imported)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for name in names:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            pass
+    return out
 
 
 def gpu_name() -> str | None:

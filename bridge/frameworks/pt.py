@@ -267,14 +267,10 @@ class TorchModel:
             torch.cuda.synchronize()
 
     def versions(self) -> dict:
-        out = {"torch": str(torch.__version__)}  # TorchVersion would drag torch into unpickling
-        try:
-            import onnxscript
+        from bridge.environment import distribution_versions
 
-            out["onnxscript"] = str(onnxscript.__version__)
-        except ImportError:
-            pass
-        return out
+        # str(): a TorchVersion would drag torch into unpickling the report in the CLI process
+        return {"torch": str(torch.__version__), **distribution_versions("onnxscript")}
 
     def precision(self) -> dict:
         return {

@@ -266,20 +266,9 @@ class _TfBase:
         pass  # .numpy() on every output already waits for the device
 
     def versions(self) -> dict:
-        out = {"tensorflow": tf.__version__}
-        try:
-            import keras
+        from bridge.environment import distribution_versions
 
-            out["keras"] = keras.__version__
-        except ImportError:
-            pass
-        try:
-            import tf2onnx
-
-            out["tf2onnx"] = tf2onnx.__version__
-        except ImportError:
-            pass
-        return out
+        return {"tensorflow": str(tf.__version__), **distribution_versions("keras", "tf2onnx")}
 
     def precision(self) -> dict:
         return {"tf32_execution": bool(tf.config.experimental.tensor_float_32_execution_enabled())}
