@@ -31,8 +31,17 @@ class NativeModel(Protocol):
     def run(self, feeds: Feeds) -> Feeds:
         """One deterministic inference (eval mode / training=False), outputs by stable name."""
 
-    def check_state(self) -> None:
-        """Raise NondeterministicReference if running the model changed its state (BN statistics)."""
+    def check_state(self) -> str | None:
+        """A description of any state the reference runs changed (BatchNorm statistics), or None."""
+
+    def to(self, device: str) -> str:
+        """Run on 'cpu' or 'cuda' from now on; returns the device actually used."""
+
+    def set_tf32(self, enabled: bool) -> None:
+        """TF32 math on CUDA (cuDNN convolutions, matmuls) on or off."""
+
+    def precision(self) -> dict:
+        """The precision switches in force, for reports."""
 
     def export(self, path: str, specs: list[TensorSpec], feeds: Feeds, opset: int | None) -> ExportResult:
         """Write an ONNX file at ``path`` whose inputs are ``specs`` (by name)."""
