@@ -210,20 +210,23 @@ MODEL_ESCAPES = {  # the manifest's model file points outside the hashed files
 def tampered(tmp_path_factory):
     base = tmp_path_factory.mktemp("tampered")
     calls, layout = {}, {}
+
+    def register(name, bundle):
+        """A clean working directory for the case, a snapshot of its tree, a `verify` call."""
+        cwd = base / name / "cwd"
+        cwd.mkdir()
+        layout[name] = (base / name, cwd, snapshot(base / name))
+        calls[name] = Call(("verify", bundle), cwd)
+        return cwd
+
     for name, (change, _) in TAMPER.items():
         bundle = _good_bundle(base / name / "bundle")
         change(bundle)
-        cwd = base / name / "cwd"
-        cwd.mkdir()
-        layout[name] = (base / name, cwd, snapshot(base / name))
-        calls[name] = Call(("verify", bundle), cwd)
+        register(name, bundle)
     for name, change in MALFORMED_MANIFEST.items():
         bundle = _good_bundle(base / name / "bundle")
         change(bundle)
-        cwd = base / name / "cwd"
-        cwd.mkdir()
-        layout[name] = (base / name, cwd, snapshot(base / name))
-        calls[name] = Call(("verify", bundle), cwd)
+        cwd = register(name, bundle)
         calls[f"{name}/inspect"] = Call(("inspect", bundle), cwd)
     for name, location in MODEL_ESCAPES.items():
         bundle = _good_bundle(base / name / "bundle")
@@ -233,19 +236,13 @@ def tampered(tmp_path_factory):
         shutil.copy(other / "model.onnx", base / name / "outside_model.onnx")
         target = location or str(base / name / "outside_model.onnx")
         _patch(model={"file": target})(bundle)
-        cwd = base / name / "cwd"
-        cwd.mkdir()
-        layout[name] = (base / name, cwd, snapshot(base / name))
-        calls[name] = Call(("verify", bundle), cwd)
+        register(name, bundle)
     # a consistent bundle whose golden.npz holds a pickled object array
     marks = base / "marks"
     marks.mkdir()
     bundle = _good_bundle(base / "A06_pickled_golden" / "bundle")
     pickled_golden(bundle, marks / "golden_pickle")
-    cwd = base / "A06_pickled_golden" / "cwd"
-    cwd.mkdir()
-    layout["A06_pickled_golden"] = (base / "A06_pickled_golden", cwd, snapshot(base / "A06_pickled_golden"))
-    calls["A06_pickled_golden"] = Call(("verify", bundle), cwd)
+    register("A06_pickled_golden", bundle)
     # the bundle directory itself a symlink
     real = _good_bundle(base / "A06_bundle_is_a_symlink" / "real")
     os.symlink(real, base / "A06_bundle_is_a_symlink" / "bundle")
