@@ -1,8 +1,9 @@
 """One latency method for every runner. The only module that reads clocks.
 
 Sides are timed in alternating rounds (A, B, B, A, A, B, ...) so that a slow minute on a shared
-machine hits both; each round yields a ratio, and the spread of those ratios is reported. A short
-idle gap separates sides so one runtime's spinning threads do not steal the other's cores.
+machine hits both; each round yields a ratio, and the spread of those ratios is reported. Between
+sides, ``settle`` waits until the previous side's spinning threads have parked, so they do not steal
+the next side's cores.
 """
 
 from __future__ import annotations
@@ -44,13 +45,16 @@ class LatencyComparison:
     ratio_p50: dict  # side -> baseline p50 / side p50 (>1: side is faster than baseline)
     ratio_rounds: dict  # side -> [per-round ratios]
     rounds: int
-    idle_gap_ms: float
+    idle_gap_ms: float  # the longest wait between sides (see settle)
     threads: int | None
     notes: list = field(default_factory=list)
+    idle_waits_ms: tuple = ()  # each wait between sides, in order
 
     def to_json(self) -> dict:
+        waits = self.idle_waits_ms
         return {
             "baseline": self.baseline, "rounds": self.rounds, "idle_gap_ms": self.idle_gap_ms,
+            "idle_wait_ms": {"mean": sum(waits) / len(waits), "max": max(waits), "count": len(waits)} if waits else None,
             "threads": self.threads, "notes": list(self.notes),
             "sides": {k: v.to_json() for k, v in self.sides.items()},
             "speedup_vs_baseline_p50": self.ratio_p50,
@@ -93,35 +97,73 @@ def _timed(side: Side, n: int) -> list[int]:
     return out
 
 
+def settle(max_ms: float, window_ms: float = 10.0, busy_fraction: float = 0.1) -> float:
+    """Sleep until this process's threads are idle, at most ``max_ms``; returns the wait in ms.
+
+    After a run, a runtime's pool threads keep spinning before they park: measured on 2 cores,
+    torch's OpenMP (libgomp) pool about 10 ms, ONNX Runtime's with allow_spinning about 50 ms at
+    one full core. Timing the next side meanwhile would hand it one core fewer. Process CPU time
+    covers every thread of the process, so the wait ends after the first window in which the process
+    used less than ``busy_fraction`` of one core. The kernel charges other threads' CPU time at
+    scheduler ticks (4 ms at 250 Hz), so a window shorter than a few ticks would miss a spinner.
+    """
+    start = time.perf_counter_ns()
+    limit = start + int(max_ms * 1e6)
+    while True:
+        cpu0, t0 = time.process_time_ns(), time.perf_counter_ns()
+        time.sleep(window_ms / 1000)
+        t1 = time.perf_counter_ns()
+        if time.process_time_ns() - cpu0 < busy_fraction * (t1 - t0) or t1 >= limit:
+            return (t1 - start) / 1e6
+
+
 def measure(sides: list[Side], *, runs: int = 50, warmup: int = 5, rounds: int = 5, batch: int = 1,
-            idle_gap_ms: float = 20.0, threads: int | None = None) -> LatencyComparison:
-    """Time every side with the same method. The first side is the baseline of the ratios."""
+            idle_gap_ms: float = 250.0, threads: int | None = None) -> LatencyComparison:
+    """Time every side with the same method. The first side is the baseline of the ratios.
+
+    Whenever the side changes, ``settle`` waits (at most ``idle_gap_ms``) until the previous side's
+    threads have parked; the waits are reported, and a wait that hit the limit adds a note."""
     if not sides:
         raise ValueError("nothing to time")
     rounds = max(1, min(rounds, runs))
     per_round = max(1, runs // rounds)
     first_ms: dict[str, float] = {}
+    waits: list[float] = []
+    last = None
+
+    def switch_to(side: Side) -> None:
+        nonlocal last
+        if last is not None and last is not side:
+            waits.append(settle(idle_gap_ms))
+        last = side
+
     for side in sides:  # the first run (lazy init, kernel selection) is reported on its own
+        switch_to(side)
         t0 = time.perf_counter_ns()
         side.run()
         side.sync()
         first_ms[side.name] = (time.perf_counter_ns() - t0) / 1e6
         _timed(side, warmup)
-        time.sleep(idle_gap_ms / 1000)
     samples: dict[str, list[int]] = {s.name: [] for s in sides}
     round_p50: dict[str, list[float]] = {s.name: [] for s in sides}
     for r in range(rounds):
         order = sides if r % 2 == 0 else list(reversed(sides))
         for side in order:
+            switch_to(side)
             got = _timed(side, per_round)
             samples[side.name].extend(got)
             round_p50[side.name].append(statistics.median(got))
-            time.sleep(idle_gap_ms / 1000)
     stats = {s.name: _stats(s, samples[s.name], warmup, batch, first_ms[s.name]) for s in sides}
     base = sides[0].name
     ratio = {n: stats[base].p50_ms / stats[n].p50_ms for n in stats if n != base}
     ratio_rounds = {n: [b / c for b, c in zip(round_p50[base], round_p50[n])] for n in stats if n != base}
-    return LatencyComparison(stats, base, ratio, ratio_rounds, rounds, idle_gap_ms, threads)
+    notes = []
+    capped = sum(1 for w in waits if w >= idle_gap_ms)
+    if capped:
+        notes.append(f"{capped} of {len(waits)} waits between sides reached {idle_gap_ms:g} ms with this process's "
+                     "threads still busy: one side's spinning threads may have overlapped the next side's runs")
+    return LatencyComparison(stats, base, ratio, ratio_rounds, rounds, idle_gap_ms, threads, notes,
+                             idle_waits_ms=tuple(round(w, 3) for w in waits))
 
 
 def rss_mb() -> float | None:
