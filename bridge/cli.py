@@ -226,7 +226,7 @@ def _run(target: str, opts, args):
 
 
 def cmd_export(args) -> int:
-    from bridge.export import ExportOptions
+    from bridge.options import ExportOptions
 
     _check_report_paths(args, [args.output])
     report = _run("bridge.export:run_export", ExportOptions(
@@ -238,7 +238,7 @@ def cmd_export(args) -> int:
 
 
 def _verify_options(args, latency_runs: int):
-    from bridge.verify import VerifyOptions
+    from bridge.options import VerifyOptions
 
     return VerifyOptions(
         target=args.target, source=args.source, devices=args.device or ["cpu"], weights=args.weights,

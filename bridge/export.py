@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as _dt
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from bridge.bundle import MODEL, SCHEMA_VERSION, Staging, check_destination, golden_arrays
@@ -13,30 +12,11 @@ from bridge.errors import ConversionError, InputError
 from bridge.inputs import make_feeds, sweep_cases
 from bridge.native import load_native, resolve_specs
 from bridge.onnx_file import describe, io_specs, load_checked
+from bridge.options import ExportOptions
 from bridge.parity import case_json, fixed_dynamic_axes, run_onnx, run_reference
 from bridge.policy import build_policy
 from bridge.report.model import Report, timed
 from bridge.spec import parse_dim_size
-
-
-@dataclass
-class ExportOptions:
-    source: str
-    output: str
-    inputs: list = field(default_factory=list)
-    ranges: list = field(default_factory=list)
-    dims: list = field(default_factory=list)
-    opset: int | None = None
-    framework: str | None = None
-    weights: str | None = None
-    seed: int = 0
-    force: bool = False
-    trust_code: bool = False
-    threads: int | None = None
-    atol: list = field(default_factory=list)
-    rtol: list = field(default_factory=list)
-    scale_atol: list = field(default_factory=list)
-    optimize: str = "none"
 
 
 def run_export(opts: ExportOptions) -> Report:
@@ -70,12 +50,13 @@ def _run_export(opts: ExportOptions) -> Report:
         stage(f"converting {opts.source} to ONNX")
         result = model.export(str(model_path), specs, reference[0][1], opts.opset)
         stage("checking the exported ONNX file")
-        load_checked(model_path, produced_by_us=True)  # the exporter's own graph must be valid ONNX
+        proto = load_checked(model_path, produced_by_us=True)  # the exporter's own graph must be valid ONNX
         if opts.optimize != "none":
             from bridge.optimize import optimize_onnx
 
+            del proto
             result.settings["graph_optimization"] = optimize_onnx(model_path, opts.optimize, opts.threads)
-        proto = load_checked(model_path, produced_by_us=True)
+            proto = load_checked(model_path, produced_by_us=True)  # and so must the optimized one
         onnx_inputs, onnx_outputs = io_specs(proto)
         _check_io(specs, onnx_inputs, [n for n in reference[0][2]], onnx_outputs, result.exporter)
         baked = fixed_dynamic_axes(specs, onnx_inputs)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from bridge.bench import Meter
@@ -13,39 +12,12 @@ from bridge.errors import UsageError
 from bridge.compare import dataset_metrics
 from bridge.inputs import batch_sizes, load_labels, load_npz, make_feeds, sweep_cases
 from bridge.onnx_file import io_specs, load_checked
+from bridge.options import VerifyOptions
 from bridge.parity import case_json, fixed_dynamic_axes, run_onnx, run_reference
 from bridge.policy import build_policy, load_policy_file
 from bridge.report.model import Report, timed
 from bridge.spec import apply_ranges, parse_dim_size, parse_range
 from bridge.types import Case
-
-
-@dataclass
-class VerifyOptions:
-    target: str
-    source: str | None = None
-    devices: list = field(default_factory=lambda: ["cpu"])
-    weights: str | None = None
-    framework: str | None = None
-    ranges: list = field(default_factory=list)
-    dims: list = field(default_factory=list)
-    inputs_npz: str | None = None
-    seed: int = 1
-    atol: list = field(default_factory=list)
-    rtol: list = field(default_factory=list)
-    scale_atol: list = field(default_factory=list)
-    policy_file: str | None = None
-    allow_nonfinite: bool = False
-    min_top1: float | None = None
-    latency_runs: int = 0
-    threads: int | None = None
-    trust_code: bool = False
-    localize_dir: str | None = None
-    labels: str | None = None
-    tf32: bool = False  # CUDA: verify (and time) with TF32 math on both sides, as deployed by default
-    # ORT's intra-op threads spin while idle, like torch's and TensorFlow's OpenMP threads by default:
-    # symmetric. Alternating rounds with idle gaps keep one side's spinning off the other's time.
-    ort_spinning: bool = True
 
 
 def run_verify(opts: VerifyOptions) -> Report:

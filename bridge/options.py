@@ -1,0 +1,56 @@
+"""What the export and verify commands were asked to do: plain data, picklable into the worker.
+
+Standard library only, so the CLI process builds these without importing numpy or a framework.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class ExportOptions:
+    source: str
+    output: str
+    inputs: list = field(default_factory=list)
+    ranges: list = field(default_factory=list)
+    dims: list = field(default_factory=list)
+    opset: int | None = None
+    framework: str | None = None
+    weights: str | None = None
+    seed: int = 0
+    force: bool = False
+    trust_code: bool = False
+    threads: int | None = None
+    atol: list = field(default_factory=list)
+    rtol: list = field(default_factory=list)
+    scale_atol: list = field(default_factory=list)
+    optimize: str = "none"
+
+
+@dataclass
+class VerifyOptions:
+    target: str
+    source: str | None = None
+    devices: list = field(default_factory=lambda: ["cpu"])
+    weights: str | None = None
+    framework: str | None = None
+    ranges: list = field(default_factory=list)
+    dims: list = field(default_factory=list)
+    inputs_npz: str | None = None
+    seed: int = 1
+    atol: list = field(default_factory=list)
+    rtol: list = field(default_factory=list)
+    scale_atol: list = field(default_factory=list)
+    policy_file: str | None = None
+    allow_nonfinite: bool = False
+    min_top1: float | None = None
+    latency_runs: int = 0
+    threads: int | None = None
+    trust_code: bool = False
+    localize_dir: str | None = None
+    labels: str | None = None
+    tf32: bool = False  # CUDA: verify (and time) with TF32 math on both sides, as deployed by default
+    # ORT's intra-op threads spin while idle, like torch's and TensorFlow's OpenMP threads by default:
+    # symmetric. Alternating rounds with idle gaps keep one side's spinning off the other's time.
+    ort_spinning: bool = True
