@@ -206,6 +206,7 @@ def run_one(name: str, level: str, args, work: Path) -> dict:
             "native_first_ms": nat.get("first_run_ms"), "ort_first_ms": ort.get("first_run_ms"),
             "ratio_p50": (lat.get("speedup_vs_baseline_p50") or {}).get("onnxruntime"),
             "ratio_rounds": rounds, "rounds": lat.get("rounds"), "idle_gap_ms": lat.get("idle_gap_ms"),
+            "idle_wait_ms": lat.get("idle_wait_ms"), "notes": lat.get("notes") or [],
         }
     env = rep.get("environment") or {}
     row["versions"] = env.get("versions")
@@ -245,8 +246,8 @@ open(out, "w").write(json.dumps(res, indent=1))
 
 
 def run_spin(name: str, level: str, args, work: Path) -> dict | None:
-    """allow_spinning=1 vs bridge's default 0, timed in one run with the native side (not the
-    fairness setting: a spinning pool keeps cores busy after each call)."""
+    """allow_spinning=0 vs bridge's default 1, timed in one run with the native side: what
+    ONNX Runtime's spinning is worth (a spinning pool keeps cores busy between calls)."""
     spec = MODELS[name]
     tag = f"{name}.{level}"
     out = work / f"{tag}.spin.json"
@@ -331,8 +332,9 @@ def render(data: dict) -> str:
         f"Machine: {m.get('cpu')}, {m.get('cores')} cores ({m.get('isa')}), {m.get('memory_gib')} GiB; "
         f"{m.get('platform')}.",
         f"Threads: {data.get('threads')} on every side (ONNX Runtime intra-op {data.get('threads')}, inter-op 1, "
-        "spinning off; torch intra-op threads; TensorFlow intra-op pool). Batch 1. "
-        f"{data.get('runs')} timed runs per side in 5 alternating rounds (bridge bench).",
+        "idle threads spinning, as OpenMP's do by default; torch intra-op threads; TensorFlow intra-op pool). Batch 1. "
+        f"{data.get('runs')} timed runs per side in 5 alternating rounds (bridge bench); whenever the side "
+        "changes, bench waits until the previous side's threads have stopped spinning.",
         "Versions: " + ", ".join(f"{k} {v}" for k, v in (data.get("versions") or {}).items()) + ".",
         "",
         "Reproduce (one model at a time, nothing else running):",
@@ -397,10 +399,10 @@ def render(data: dict) -> str:
             f"| {_f((r.get('bench') or {}).get('others_cpu'), '{:.0%}')} |")
     spins = [r for r in rows if (r.get("spin") or {}).get("spin_on_p50_ms")]
     if spins:
-        lines += ["", "## ONNX Runtime thread spinning (not bridge's default)", "",
-                  "`session.intra_op.allow_spinning` 1 vs 0, both timed in one run beside native (3 sides, "
-                  "alternating rounds). Spinning keeps ONNX Runtime's pool busy-waiting between calls: it "
-                  "lowers its latency but holds the cores, which is why bridge benches with it off.", "",
+        lines += ["", "## ONNX Runtime thread spinning", "",
+                  "`session.intra_op.allow_spinning` 0 vs 1 (bridge's default, symmetric with OpenMP's spinning "
+                  "on the native side), both timed in one run beside native (3 sides, alternating rounds). "
+                  "Spinning keeps ONNX Runtime's pool busy-waiting between calls: lower latency, cores held.", "",
                   "| model | level | native p50 ms | ORT spin off p50 ms | ORT spin on p50 ms | ratio off | ratio on | "
                   "spin on / off |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
         for r in spins:
