@@ -225,6 +225,17 @@ def test_markdown_other_verdicts():
     assert render_markdown({}).startswith("### FAIL")  # an empty dict is not a pass
 
 
+def test_latency_notes_reach_markdown_and_html():
+    import copy
+
+    r = pass_report()
+    r["latency"] = copy.deepcopy(LATENCY)
+    r["latency"]["cpu"]["notes"] = ["2 of 7 waits between sides reached 250 ms with this process's threads still busy"]
+    assert "Latency note (cpu): 2 of 7 waits" in render_markdown(r)
+    assert "2 of 7 waits between sides" in render_html(r)
+    assert "Latency note" not in render_markdown(pass_report())
+
+
 def test_output_groups_take_the_worst_over_cases():
     r = fail_report()
     r["checks"].append(check("logits", "draw9", "pass", max_abs=0.5, needed_atol=0.2, needed_rtol="inf"))

@@ -295,6 +295,7 @@ def render_markdown(report: dict) -> str:
         if isinstance(lat, dict) and lat.get("sides"):
             threads = f", {lat['threads']} threads" if lat.get("threads") else ""
             parts.append(f"**Latency on {cell(device)}**{threads}\n\n" + md_table(LATENCY_HEADERS, latency_rows(lat)))
+            parts.extend(f"_Latency note ({cell(device)}): {cell(n)}_" for n in as_list(lat.get("notes")))
 
     cases = as_list(report.get("cases"))
     if cases:

@@ -60,6 +60,7 @@ def render(report: Report) -> str:
             rounds = lat["speedup_per_round"][side]
             parts.append(f"{side} vs {lat['baseline']}: {ratio:.2f}x at p50 "
                          f"(per round {min(rounds):.2f}x..{max(rounds):.2f}x, threads={lat['threads']})")
+        parts.extend(f"latency note [{device}]: {note}" for note in lat.get("notes") or [])
     for device, data in report.dataset.items():
         for name, m in data["outputs"].items():
             line = f"real data [{device}] {name}: top-1 agreement {100 * m['top1_agreement']:.2f}% of {m['rows']} rows"
