@@ -14,6 +14,7 @@ at a time; OUT/cpu.md is regenerated from the JSON every time.
     .venv/bin/python tools/zoo.py                                   # every model, default levels
     .venv/bin/python tools/zoo.py --models resnet50 lstm --runs 30  # a subset
     .venv/bin/python tools/zoo.py --optimize none ort               # the same levels for every model
+    .venv/bin/python tools/zoo.py --levels-only                     # levels side by side, existing bundles
     .venv/bin/python tools/zoo.py --render                          # only rewrite cpu.md from cpu.json
 
 Run one zoo at a time: the subprocesses are sequential, and timings are only comparable as ratios
@@ -43,6 +44,8 @@ K = "tools/zoo_keras.py"
 PIXELS = ["--input-range", "x=0:255"]  # keras.applications models take pixels 0..255 and scale them
 
 # name -> source, framework, and the --optimize levels compared by default ("none" first: the "before").
+# "min_runs": models of a few ms or less get more timed runs per side than --runs (30 runs of a 2 ms
+# model are 60 ms of timing: the LSTM's ratio then moved between 1.6x and 2.6x from bench to bench).
 # "ort" is measured where it changes the graph that ONNX Runtime runs; elsewhere ORT applies the same
 # fusions when the session loads (bridge's runner uses ORT_ENABLE_ALL), so "ort" only saves load time.
 MODELS = {
@@ -54,16 +57,20 @@ MODELS = {
     "swin_t": {"source": f"{T}:swin_t", "framework": "torch", "levels": ["none", "transformer"]},
     "transformer_encoder": {"source": f"{T}:transformer_encoder", "framework": "torch",
                             "levels": ["none", "ort", "transformer"]},
-    "lstm": {"source": f"{T}:lstm", "framework": "torch", "levels": ["none", "ort"]},
-    "torch_cnn": {"source": f"{T}:torch_cnn", "framework": "torch", "levels": ["none"]},
+    "lstm": {"source": f"{T}:lstm", "framework": "torch", "levels": ["none", "ort"], "min_runs": 500},
+    "torch_cnn": {"source": f"{T}:torch_cnn", "framework": "torch", "levels": ["none"], "min_runs": 2000},
     "keras_resnet50": {"source": f"{K}:keras_resnet50", "framework": "tensorflow", "extra": PIXELS,
                        "levels": ["none"]},
     "keras_mobilenet_v2": {"source": f"{K}:keras_mobilenet_v2", "framework": "tensorflow", "extra": PIXELS,
                            "levels": ["none"]},
     "keras_efficientnet_b0": {"source": f"{K}:keras_efficientnet_b0", "framework": "tensorflow", "extra": PIXELS,
                               "levels": ["none"]},
-    "keras_tf_cnn": {"source": f"{K}:keras_tf_cnn", "framework": "tensorflow", "levels": ["none"]},
+    "keras_tf_cnn": {"source": f"{K}:keras_tf_cnn", "framework": "tensorflow", "levels": ["none"], "min_runs": 2000},
 }
+
+
+def runs_for(name: str, args) -> int:
+    return max(args.runs, MODELS[name].get("min_runs", 0))
 
 
 def _cpu_times() -> tuple[float, float]:
@@ -161,9 +168,9 @@ def run_one(name: str, level: str, args, work: Path) -> dict:
     export_cmd = [PY, "-m", "bridge", "export", spec["source"], "-o", str(bundle), "--force", "--json", str(exp_json),
                   "--optimize", level, *common]
     bench_cmd = [PY, "-m", "bridge", "bench", str(bundle), "--source", spec["source"], "--latency-runs",
-                 str(args.runs), "--json", str(bench_json), "--dim", f"batch={args.batch}", *common]
+                 str(runs_for(name, args)), "--json", str(bench_json), "--dim", f"batch={args.batch}", *common]
     row = {"model": name, "level": level, "framework": spec["framework"], "source": spec["source"],
-           "batch": args.batch, "threads": args.threads, "runs": args.runs,
+           "batch": args.batch, "threads": args.threads, "runs": runs_for(name, args),
            "measured": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), "atol_override": row_tol}
     print(f"[zoo] {tag}: export ...", flush=True)
     ex = _child(export_cmd, work / f"{tag}.export.log", args.timeout)
@@ -254,7 +261,7 @@ def run_spin(name: str, level: str, args, work: Path) -> dict | None:
     if out.exists():
         out.unlink()
     wait_quiet(args.quiet_wait)
-    ch = _child([PY, "-c", SPIN_SCRIPT, str(work / tag), spec["source"], str(args.runs), str(args.threads),
+    ch = _child([PY, "-c", SPIN_SCRIPT, str(work / tag), spec["source"], str(runs_for(name, args)), str(args.threads),
                  str(args.batch), str(out)], work / f"{tag}.spin.log", args.timeout)
     res = _load(out)
     if not res:
@@ -265,6 +272,53 @@ def run_spin(name: str, level: str, args, work: Path) -> dict | None:
             "ratio_off": res["speedup_vs_baseline_p50"]["ort-spin-off"],
             "ratio_on": res["speedup_vs_baseline_p50"]["ort-spin-on"],
             "others_cpu": ch["others_cpu"]}
+
+
+LEVELS_SCRIPT = r"""
+import json, sys
+from bridge.bench import Side, measure
+from bridge.bundle import open_bundle
+from bridge.frameworks.ort import OrtRunner
+from bridge.inputs import make_feeds
+from bridge.native import load_native
+from bridge.types import Case
+source, runs, threads, batch, out = sys.argv[1:6]
+threads, runs, batch = int(threads), int(runs), int(batch)
+bundles = [(label, open_bundle(path)) for label, path in (a.split("=", 1) for a in sys.argv[6:])]
+first = bundles[0][1]
+feeds = make_feeds(first.inputs, Case("levels", 1, {**(first.cases[0].sizes if first.cases else {}), "batch": batch}))
+native = load_native(source, threads=threads).model
+sides = [Side("native", lambda: native.run(feeds), native.synchronize)]
+for label, bundle in bundles:
+    runner = OrtRunner(str(bundle.model_path), "cpu", threads=threads, spinning=True)
+    sides.append(Side(label, lambda runner=runner: runner.run(feeds)))
+res = measure(sides, runs=runs, warmup=max(2, runs // 10), rounds=5, batch=batch, threads=threads).to_json()
+for side in res["sides"].values():
+    side.pop("samples_ms", None)
+open(out, "w").write(json.dumps(res, indent=1))
+"""
+
+
+def run_levels(name: str, levels: list[str], args, work: Path) -> dict:
+    """Every level's bundle timed in ONE bench beside the native model: the before/after of an
+    --optimize level without the run-to-run drift of separate benches."""
+    spec = MODELS[name]
+    out = work / f"{name}.levels.json"
+    if out.exists():
+        out.unlink()
+    wait_quiet(args.quiet_wait)
+    ch = _child([PY, "-c", LEVELS_SCRIPT, spec["source"], str(runs_for(name, args)), str(args.threads), str(args.batch), str(out),
+                 *[f"{lv}={work / f'{name}.{lv}'}" for lv in levels]], work / f"{name}.levels.log", args.timeout)
+    res = _load(out)
+    if not res:
+        return {"error": _tail(work / f"{name}.levels.log")}
+    sides = res["sides"]
+    return {"levels": levels, "native_p50_ms": sides["native"]["p50_ms"],
+            "ort_p50_ms": {lv: sides[lv]["p50_ms"] for lv in levels},
+            "ratio_p50": {lv: res["speedup_vs_baseline_p50"][lv] for lv in levels},
+            "ratio_rounds": {lv: res["speedup_per_round"][lv] for lv in levels},
+            "others_cpu": ch["others_cpu"], "runs": runs_for(name, args), "idle_wait_ms": res.get("idle_wait_ms"),
+            "measured": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
 
 
 def _tail(path: Path, n: int = 1500) -> str:
@@ -333,7 +387,9 @@ def render(data: dict) -> str:
         f"{m.get('platform')}.",
         f"Threads: {data.get('threads')} on every side (ONNX Runtime intra-op {data.get('threads')}, inter-op 1, "
         "idle threads spinning, as OpenMP's do by default; torch intra-op threads; TensorFlow intra-op pool). Batch 1. "
-        f"{data.get('runs')} timed runs per side in 5 alternating rounds (bridge bench); whenever the side "
+        f"{data.get('runs')} timed runs per side ("
+        + ", ".join(f"{n} {m['min_runs']}" for n, m in MODELS.items() if m.get("min_runs"))
+        + ": models of a few ms or less) in 5 alternating rounds (bridge bench); whenever the side "
         "changes, bench waits until the previous side's threads have stopped spinning.",
         "Versions: " + ", ".join(f"{k} {v}" for k, v in (data.get("versions") or {}).items()) + ".",
         "",
@@ -362,13 +418,25 @@ def render(data: dict) -> str:
                          f"| {_f(bl.get('ratio_p50'), '{:.2f}x')} | (none passed) | - | - | - | - |")
             continue
         al = a["latency"]
-        ratios.append(al["ratio_p50"])
-        rr = al.get("ratio_rounds") or []
+        before, level, ratio = bl.get("ratio_p50"), a["level"], al["ratio_p50"]
+        rr, native_ms, ort_ms = al.get("ratio_rounds") or [], al["native_p50_ms"], al["ort_p50_ms"]
+        others = (a.get("bench") or {}).get("others_cpu")
+        sbs = (data.get("levels") or {}).get(name) or {}
+        passed = {r["level"] for r in rows if r["model"] == name and r.get("status") == "pass"}
+        if sbs.get("ort_p50_ms") and "none" in sbs["ort_p50_ms"] and set(sbs["levels"]) <= passed:
+            # every level in one bench: before/after without the drift between separate benches
+            level = min(sbs["levels"], key=lambda lv: sbs["ort_p50_ms"][lv])
+            before, ratio, rr = sbs["ratio_p50"]["none"], sbs["ratio_p50"][level], sbs["ratio_rounds"][level]
+            native_ms, ort_ms, others = sbs["native_p50_ms"], sbs["ort_p50_ms"][level], sbs.get("others_cpu")
+            level += " *"
+        ratios.append(ratio)
         lines.append(
-            f"| {name} | {a['framework']} | {a['export'].get('exporter')} | {_f(bl.get('ratio_p50'), '{:.2f}x')} "
-            f"| {a['level']} | **{al['ratio_p50']:.2f}x** ({_f(min(rr) if rr else None)}..{_f(max(rr) if rr else None)}) "
-            f"| {al['native_p50_ms']:.2f} | {al['ort_p50_ms']:.2f} "
-            f"| {_f((a.get('bench') or {}).get('others_cpu'), '{:.0%}')} |")
+            f"| {name} | {a['framework']} | {a['export'].get('exporter')} | {_f(before, '{:.2f}x')} "
+            f"| {level} | **{ratio:.2f}x** ({_f(min(rr) if rr else None)}..{_f(max(rr) if rr else None)}) "
+            f"| {native_ms:.2f} | {ort_ms:.2f} | {_f(others, '{:.0%}')} |")
+    if any(((data.get("levels") or {}).get(n) or {}).get("ort_p50_ms") for n in best):
+        lines += ["", "\\* before and after from one bench of every level side by side (below), not from "
+                      "separate benches."]
     if ratios:
         lines += ["", f"After: median ratio {statistics.median(ratios):.2f}x over {len(ratios)} models, "
                       f"smallest {min(ratios):.2f}x, largest {max(ratios):.2f}x; "
@@ -397,6 +465,24 @@ def render(data: dict) -> str:
             f"| {_f(ex.get('wall_s'), '{:.0f}')} | {nodes} "
             f"| {_f(ex.get('peak_rss_mib'), '{:.0f}')} / {_f((r.get('bench') or {}).get('peak_rss_mib'), '{:.0f}')} "
             f"| {_f((r.get('bench') or {}).get('others_cpu'), '{:.0%}')} |")
+    side_by_side = {n: v for n, v in (data.get("levels") or {}).items() if v.get("ratio_p50")}
+    if side_by_side:
+        lines += ["", "## Optimization levels side by side", "",
+                  "Each model's bundles, one per --optimize level, timed in ONE bench beside the native model "
+                  "(alternating rounds over all sides), so levels compare without the drift between separate "
+                  "benches. ratio = native p50 / that bundle's p50; \"vs none\" = the none bundle's p50 / that "
+                  "level's p50 (>1: the level is faster).", "",
+                  "| model | native p50 ms | level | ORT p50 ms | ratio (per-round range) | vs none | others' CPU |",
+                  "| --- | --- | --- | --- | --- | --- | --- |"]
+        for name in sorted(side_by_side, key=lambda n: order.get(n, 99)):
+            v = side_by_side[name]
+            base = v["ort_p50_ms"].get("none")
+            for lv in v["levels"]:
+                rr = v["ratio_rounds"].get(lv) or []
+                lines.append(f"| {name} | {v['native_p50_ms']:.2f} | {lv} | {v['ort_p50_ms'][lv]:.2f} "
+                             f"| {v['ratio_p50'][lv]:.2f}x ({_f(min(rr) if rr else None)}..{_f(max(rr) if rr else None)}) "
+                             f"| {_f(base / v['ort_p50_ms'][lv] if base else None, '{:.2f}x')} "
+                             f"| {_f(v.get('others_cpu'), '{:.0%}')} |")
     spins = [r for r in rows if (r.get("spin") or {}).get("spin_on_p50_ms")]
     if spins:
         lines += ["", "## ONNX Runtime thread spinning", "",
@@ -448,6 +534,10 @@ def main(argv=None) -> int:
     ap.add_argument("--retries", type=int, default=2, help="bench reruns on a noisy machine (default 2)")
     ap.add_argument("--spin", action="store_true",
                     help="also time ONNX Runtime with allow_spinning=1 beside the default (0) and native")
+    ap.add_argument("--no-levels", action="store_true",
+                    help="skip the side-by-side bench of a model's --optimize levels (one bench, every level)")
+    ap.add_argument("--levels-only", action="store_true",
+                    help="only the side-by-side bench of each model's levels, on the bundles already in --work")
     ap.add_argument("--fresh", action="store_true", help="discard earlier rows in cpu.json instead of merging")
     ap.add_argument("--render", action="store_true", help="only regenerate cpu.md from cpu.json")
     args = ap.parse_args(argv)
@@ -460,7 +550,8 @@ def main(argv=None) -> int:
     data = (None if args.fresh else _load(path)) or {"rows": []}
     if not args.render:
         for name in args.models or list(MODELS):
-            for level in args.optimize or MODELS[name]["levels"]:
+            levels = args.optimize or MODELS[name]["levels"]
+            for level in [] if args.levels_only else levels:
                 row = run_one(name, level, args, work)
                 if args.spin and row.get("latency"):
                     row["spin"] = run_spin(name, level, args, work)
@@ -471,6 +562,13 @@ def main(argv=None) -> int:
                 for r in data["rows"]:
                     data.setdefault("versions", {}).update({k: v for k, v in (r.get("versions") or {}).items()
                                                             if k not in ("bridge",)})
+                path.write_text(json.dumps(data, indent=1) + "\n")
+                (out / "cpu.md").write_text(render(data))
+            if len(levels) > 1 and not args.no_levels and all((work / f"{name}.{lv}" / "manifest.json").is_file()
+                                                               for lv in levels):
+                print(f"[zoo] {name}: levels {' '.join(levels)} side by side ...", flush=True)
+                data.setdefault("levels", {})[name] = got = run_levels(name, levels, args, work)
+                print(f"[zoo] {name}: {got.get('ratio_p50') or got.get('error', '')[-300:]}", flush=True)
                 path.write_text(json.dumps(data, indent=1) + "\n")
                 (out / "cpu.md").write_text(render(data))
     (out / "cpu.md").write_text(render(data))
