@@ -227,7 +227,9 @@ def run_one(name: str, level: str, args, work: Path) -> dict:
     return row
 
 
-SPIN_SCRIPT = r"""
+# Native beside ONNX Runtime sessions in one bench. Arguments after the first five: LABEL=BUNDLE_DIR,
+# with "@off" appended for a session whose idle threads do not spin.
+SIDES_SCRIPT = r"""
 import json, sys
 from bridge.bench import Side, measure
 from bridge.bundle import open_bundle
@@ -235,16 +237,18 @@ from bridge.frameworks.ort import OrtRunner
 from bridge.inputs import make_feeds
 from bridge.native import load_native
 from bridge.types import Case
-bundle_dir, source, runs, threads, batch, out = sys.argv[1:7]
+source, runs, threads, batch, out = sys.argv[1:6]
 threads, runs, batch = int(threads), int(runs), int(batch)
-bundle = open_bundle(bundle_dir)
-sizes = {**(bundle.cases[0].sizes if bundle.cases else {}), "batch": batch}
-feeds = make_feeds(bundle.inputs, Case("spin", 1, sizes))
+specs = [(label, path.removesuffix("@off"), not path.endswith("@off"))
+         for label, path in (a.split("=", 1) for a in sys.argv[6:])]
+bundles = [(label, open_bundle(path), spin) for label, path, spin in specs]
+first = bundles[0][1]
+feeds = make_feeds(first.inputs, Case("levels", 1, {**(first.cases[0].sizes if first.cases else {}), "batch": batch}))
 native = load_native(source, threads=threads).model
-off = OrtRunner(str(bundle.model_path), "cpu", threads=threads, spinning=False)
-on = OrtRunner(str(bundle.model_path), "cpu", threads=threads, spinning=True)
-sides = [Side("native", lambda: native.run(feeds), native.synchronize),
-         Side("ort-spin-off", lambda: off.run(feeds)), Side("ort-spin-on", lambda: on.run(feeds))]
+sides = [Side("native", lambda: native.run(feeds), native.synchronize)]
+for label, bundle, spin in bundles:
+    runner = OrtRunner(str(bundle.model_path), "cpu", threads=threads, spinning=spin)
+    sides.append(Side(label, lambda runner=runner: runner.run(feeds)))
 res = measure(sides, runs=runs, warmup=max(2, runs // 10), rounds=5, batch=batch, threads=threads).to_json()
 for side in res["sides"].values():
     side.pop("samples_ms", None)
@@ -261,8 +265,9 @@ def run_spin(name: str, level: str, args, work: Path) -> dict | None:
     if out.exists():
         out.unlink()
     wait_quiet(args.quiet_wait)
-    ch = _child([PY, "-c", SPIN_SCRIPT, str(work / tag), spec["source"], str(runs_for(name, args)), str(args.threads),
-                 str(args.batch), str(out)], work / f"{tag}.spin.log", args.timeout)
+    ch = _child([PY, "-c", SIDES_SCRIPT, spec["source"], str(runs_for(name, args)), str(args.threads),
+                 str(args.batch), str(out), f"ort-spin-off={work / tag}@off", f"ort-spin-on={work / tag}"],
+                work / f"{tag}.spin.log", args.timeout)
     res = _load(out)
     if not res:
         return {"error": _tail(work / f"{tag}.spin.log")}
@@ -274,31 +279,6 @@ def run_spin(name: str, level: str, args, work: Path) -> dict | None:
             "others_cpu": ch["others_cpu"]}
 
 
-LEVELS_SCRIPT = r"""
-import json, sys
-from bridge.bench import Side, measure
-from bridge.bundle import open_bundle
-from bridge.frameworks.ort import OrtRunner
-from bridge.inputs import make_feeds
-from bridge.native import load_native
-from bridge.types import Case
-source, runs, threads, batch, out = sys.argv[1:6]
-threads, runs, batch = int(threads), int(runs), int(batch)
-bundles = [(label, open_bundle(path)) for label, path in (a.split("=", 1) for a in sys.argv[6:])]
-first = bundles[0][1]
-feeds = make_feeds(first.inputs, Case("levels", 1, {**(first.cases[0].sizes if first.cases else {}), "batch": batch}))
-native = load_native(source, threads=threads).model
-sides = [Side("native", lambda: native.run(feeds), native.synchronize)]
-for label, bundle in bundles:
-    runner = OrtRunner(str(bundle.model_path), "cpu", threads=threads, spinning=True)
-    sides.append(Side(label, lambda runner=runner: runner.run(feeds)))
-res = measure(sides, runs=runs, warmup=max(2, runs // 10), rounds=5, batch=batch, threads=threads).to_json()
-for side in res["sides"].values():
-    side.pop("samples_ms", None)
-open(out, "w").write(json.dumps(res, indent=1))
-"""
-
-
 def run_levels(name: str, levels: list[str], args, work: Path) -> dict:
     """Every level's bundle timed in ONE bench beside the native model: the before/after of an
     --optimize level without the run-to-run drift of separate benches."""
@@ -307,7 +287,7 @@ def run_levels(name: str, levels: list[str], args, work: Path) -> dict:
     if out.exists():
         out.unlink()
     wait_quiet(args.quiet_wait)
-    ch = _child([PY, "-c", LEVELS_SCRIPT, spec["source"], str(runs_for(name, args)), str(args.threads), str(args.batch), str(out),
+    ch = _child([PY, "-c", SIDES_SCRIPT, spec["source"], str(runs_for(name, args)), str(args.threads), str(args.batch), str(out),
                  *[f"{lv}={work / f'{name}.{lv}'}" for lv in levels]], work / f"{name}.levels.log", args.timeout)
     res = _load(out)
     if not res:
