@@ -183,3 +183,20 @@ def test_float16_model_uses_the_float16_row(workdir):
     (output,) = report["outputs"]
     assert output["ref_dtype"] == "float16" and output["tolerance"]["rtol"] == 1e-2
     assert 0 < output["max_abs"] < 1e-2
+
+
+def test_bench_prints_both_sides_and_writes_json(two_bundle, workdir):
+    out = workdir / "bench.json"
+    res = run_cli("bench", two_bundle, "--source", TWO, "--latency-runs", "20", "--threads", "1", "--json", out)
+    assert res.returncode == 0, res.stdout + res.stderr
+    for column in ("p50 ms", "p90 ms", "p99 ms", "threads=1"):
+        assert column in res.stdout
+    assert "onnxruntime vs native" in res.stdout
+    lat = json.loads(out.read_text())["latency"]["cpu"]
+    assert set(lat["sides"]) == {"native", "onnxruntime"} and lat["threads"] == 1
+    for side in lat["sides"].values():
+        assert side["runs"] == 20 and side["p50_ms"] <= side["p90_ms"] <= side["p99_ms"]
+        assert len(side["samples_ms"]) == 20 and side["first_run_ms"] is not None
+    assert len(lat["speedup_per_round"]["onnxruntime"]) == lat["rounds"] == 5
+    assert lat["idle_wait_ms"]["count"] >= 2  # the side changed at least twice
+    assert lat["speedup_vs_baseline_p50"]["onnxruntime"] > 0
