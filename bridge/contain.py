@@ -15,6 +15,7 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import signal
+import sys
 import time
 import traceback
 from dataclasses import dataclass
@@ -84,8 +85,6 @@ def _child(target: str, opts, conn, buf, debug: bool) -> None:
     # The answer is with the parent, which waits for this process to end: skip the interpreter's
     # teardown (tearing down torch or TensorFlow takes 0.5 to 1 s and does no work for anyone).
     # Reached only when a message was sent; a failed send raises past this line instead.
-    import sys
-
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
@@ -176,14 +175,10 @@ def run_contained(target: str, opts, limits: Limits, debug: bool = False, poll_s
     if kind == "error":
         _, exit_code, category, text, hint, trace = payload
         if trace:
-            import sys
-
             sys.stderr.write(trace)
         raise _Remote(exit_code, category, text, hint)
     text, trace = payload
     if trace:
-        import sys
-
         sys.stderr.write(trace)
     raise _InternalError(f"{_read_stage(buf)}: {text}")
 

@@ -4,27 +4,21 @@ CPU refused, node placement per provider, the precision switches recorded."""
 from __future__ import annotations
 
 import numpy as np
-import onnx
 import pytest
 from onnx import TensorProto, helper
 
 from bridge.errors import EnvironmentProblem
 from bridge.frameworks import ort as ort_mod
 from bridge.frameworks.ort import OrtRunner, cuda_problem
+from hostile.build import model, vi, write_model
 
 
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory):
-    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 4])
-    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 4])
     w = helper.make_tensor("w", TensorProto.FLOAT, [4], [1.0, 2.0, 3.0, 4.0])
-    graph = helper.make_graph([helper.make_node("Mul", ["x", "w"], ["t"]), helper.make_node("Relu", ["t"], ["y"])],
-                              "tiny", [x], [y], [w])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    path = tmp_path_factory.mktemp("ort") / "tiny.onnx"
-    onnx.save(model, path)
-    return str(path)
+    m = model([helper.make_node("Mul", ["x", "w"], ["t"]), helper.make_node("Relu", ["t"], ["y"])],
+              [vi("x", shape=("batch", 4))], [vi("y", shape=("batch", 4))], [w])
+    return str(write_model(m, tmp_path_factory.mktemp("ort") / "tiny.onnx"))
 
 
 def test_cpu_session_runs_and_records_its_settings(tiny_model):

@@ -256,21 +256,26 @@ open(out, "w").write(json.dumps(res, indent=1))
 """
 
 
-def run_spin(name: str, level: str, args, work: Path) -> dict | None:
-    """allow_spinning=0 vs bridge's default 1, timed in one run with the native side: what
-    ONNX Runtime's spinning is worth (a spinning pool keeps cores busy between calls)."""
-    spec = MODELS[name]
-    tag = f"{name}.{level}"
-    out = work / f"{tag}.spin.json"
+def _bench_sides(name: str, stem: str, sessions: list[str], args, work: Path) -> tuple[dict | None, dict, Path]:
+    """SIDES_SCRIPT in a subprocess on a quiet machine: the bench JSON (None if it failed), the
+    subprocess's record (``_child``) and its log, both named after ``stem``."""
+    out, log = work / f"{stem}.json", work / f"{stem}.log"
     if out.exists():
         out.unlink()
     wait_quiet(args.quiet_wait)
-    ch = _child([PY, "-c", SIDES_SCRIPT, spec["source"], str(runs_for(name, args)), str(args.threads),
-                 str(args.batch), str(out), f"ort-spin-off={work / tag}@off", f"ort-spin-on={work / tag}"],
-                work / f"{tag}.spin.log", args.timeout)
-    res = _load(out)
+    ch = _child([PY, "-c", SIDES_SCRIPT, MODELS[name]["source"], str(runs_for(name, args)), str(args.threads),
+                 str(args.batch), str(out), *sessions], log, args.timeout)
+    return _load(out), ch, log
+
+
+def run_spin(name: str, level: str, args, work: Path) -> dict | None:
+    """allow_spinning=0 vs bridge's default 1, timed in one run with the native side: what
+    ONNX Runtime's spinning is worth (a spinning pool keeps cores busy between calls)."""
+    tag = f"{name}.{level}"
+    res, ch, log = _bench_sides(name, f"{tag}.spin", [f"ort-spin-off={work / tag}@off", f"ort-spin-on={work / tag}"],
+                                args, work)
     if not res:
-        return {"error": _tail(work / f"{tag}.spin.log")}
+        return {"error": _tail(log)}
     sides = res["sides"]
     return {"native_p50_ms": sides["native"]["p50_ms"], "spin_off_p50_ms": sides["ort-spin-off"]["p50_ms"],
             "spin_on_p50_ms": sides["ort-spin-on"]["p50_ms"],
@@ -282,16 +287,9 @@ def run_spin(name: str, level: str, args, work: Path) -> dict | None:
 def run_levels(name: str, levels: list[str], args, work: Path) -> dict:
     """Every level's bundle timed in ONE bench beside the native model: the before/after of an
     --optimize level without the run-to-run drift of separate benches."""
-    spec = MODELS[name]
-    out = work / f"{name}.levels.json"
-    if out.exists():
-        out.unlink()
-    wait_quiet(args.quiet_wait)
-    ch = _child([PY, "-c", SIDES_SCRIPT, spec["source"], str(runs_for(name, args)), str(args.threads), str(args.batch), str(out),
-                 *[f"{lv}={work / f'{name}.{lv}'}" for lv in levels]], work / f"{name}.levels.log", args.timeout)
-    res = _load(out)
+    res, ch, log = _bench_sides(name, f"{name}.levels", [f"{lv}={work / f'{name}.{lv}'}" for lv in levels], args, work)
     if not res:
-        return {"error": _tail(work / f"{name}.levels.log")}
+        return {"error": _tail(log)}
     sides = res["sides"]
     return {"levels": levels, "native_p50_ms": sides["native"]["p50_ms"],
             "ort_p50_ms": {lv: sides[lv]["p50_ms"] for lv in levels},
