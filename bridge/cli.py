@@ -7,13 +7,14 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 import traceback
 
 from bridge import __version__
-from bridge.errors import EXIT_INCONCLUSIVE, EXIT_PARITY, EXIT_PASS, EXIT_USAGE, BridgeError
+from bridge.errors import EXIT_INCONCLUSIVE, EXIT_PARITY, EXIT_PASS, EXIT_USAGE, BridgeError, exception_summary
 
 EXIT_INTERNAL = 8
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
+EXIT_TERMINATED = 143  # 128 + SIGTERM
 
 EPILOG = """exit codes:
   0  parity holds            1  parity fails (report names the output)
@@ -118,7 +119,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, handled like Ctrl-C: the worker is stopped and what it was writing is removed."""
+
+
+def _on_sigterm(signum, frame):
+    raise Terminated()
+
+
 def main(argv: list[str] | None = None) -> int:
+    import signal
+
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _on_sigterm)
     parser = build_parser()
     args = parser.parse_args(argv)
     if not args.command:
@@ -134,63 +147,37 @@ def main(argv: list[str] | None = None) -> int:
         if exc.hint:
             sys.stderr.write(f"  hint: {exc.hint}\n")
         return exc.exit_code
-    except KeyboardInterrupt:
-        sys.stderr.write("bridge: interrupted\n")
-        return 130
+    except KeyboardInterrupt as exc:
+        if isinstance(exc, Terminated):
+            sys.stderr.write("bridge: interrupted: stopped by SIGTERM\n")
+            return EXIT_TERMINATED
+        sys.stderr.write("bridge: interrupted: stopped by SIGINT (Ctrl-C)\n")
+        return EXIT_INTERRUPTED
     except Exception as exc:  # a bug in bridge or an unforeseen library failure (here or in the worker)
         if getattr(args, "debug", False):
             traceback.print_exc()
-        text = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ""
-        sys.stderr.write(f"bridge: internal error: {type(exc).__name__}: {text}\n"
+        sys.stderr.write(f"bridge: internal error: {exception_summary(exc)}\n"
                          "  hint: rerun with --debug and report the traceback\n")
         return EXIT_INTERNAL
 
 
-def _write_text(path: str, text: str) -> None:
-    """Atomic: a temporary file next to PATH, renamed over it."""
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".bridge-report-", dir=directory)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+def _check_report_paths(args, containers: list[str | None], inputs: list[str | None]) -> None:
+    """Before any work: every report path is writable and replaces none of the command's files."""
+    from bridge.outputs import check_report_paths
+
+    reports = {flag: getattr(args, flag, None) for flag in ("json", "junit", "markdown", "html")}
+    check_report_paths(reports, containers, inputs)
 
 
-def _check_report_paths(args, protected: list[str]) -> None:
-    """Before any work: every report path is writable and lies outside the bundles involved."""
-    from pathlib import Path
+def _input_files(args) -> list[str | None]:
+    from bridge.outputs import source_files
 
-    from bridge.errors import UsageError
-
-    guarded = [Path(p).resolve() for p in protected if p]
-    seen = {}
-    for flag in ("json", "junit", "markdown", "html"):
-        value = getattr(args, flag, None)
-        if not value:
-            continue
-        path = Path(value)
-        if path.is_dir():
-            raise UsageError(f"--{flag} {value} is a directory", hint="give a file path")
-        if not path.parent.is_dir():
-            raise UsageError(f"--{flag} {value}: the directory {path.parent} does not exist")
-        real = path.resolve()
-        for g in guarded:
-            if real == g or g in real.parents:
-                raise UsageError(f"--{flag} {value} lies inside {g}, which this command reads or writes",
-                                 hint="write reports outside the bundle")
-        if real in seen:
-            raise UsageError(f"--{flag} and --{seen[real]} name the same file {value}")
-        seen[real] = flag
+    return [*source_files(getattr(args, "source", None)), getattr(args, "weights", None),
+            getattr(args, "inputs", None), getattr(args, "labels", None), getattr(args, "policy", None)]
 
 
 def _finish(report, args) -> int:
+    from bridge.outputs import write_text as _write_text
     from bridge.report.terminal import render
 
     print(render(report))
@@ -228,13 +215,23 @@ def _run(target: str, opts, args):
 def cmd_export(args) -> int:
     from bridge.options import ExportOptions
 
-    _check_report_paths(args, [args.output])
-    report = _run("bridge.export:run_export", ExportOptions(
+    _check_report_paths(args, [args.output], _input_files(args))
+    try:
+        report = _export(args, ExportOptions)
+    except KeyboardInterrupt:
+        from bridge.staging import remove_stale_staging
+
+        remove_stale_staging(args.output)  # a worker killed before it could unwind leaves its staging
+        raise
+    return _finish(report, args)
+
+
+def _export(args, ExportOptions):
+    return _run("bridge.export:run_export", ExportOptions(
         source=args.source, output=args.output, inputs=args.input, ranges=args.input_range, dims=args.dim,
         opset=args.opset, framework=args.framework, weights=args.weights, seed=args.seed, force=args.force,
         trust_code=args.trust_code, threads=args.threads, atol=args.atol, rtol=args.rtol, scale_atol=args.scale_atol,
         optimize=args.optimize), args)
-    return _finish(report, args)
 
 
 def _verify_options(args, latency_runs: int):
@@ -249,14 +246,14 @@ def _verify_options(args, latency_runs: int):
 
 
 def cmd_verify(args) -> int:
-    _check_report_paths(args, [args.target, args.localize])
+    _check_report_paths(args, [args.target, args.localize], _input_files(args))
     return _finish(_run("bridge.verify:run_verify", _verify_options(args, args.latency_runs), args), args)
 
 
 def cmd_bench(args) -> int:
     if args.latency_runs < 1:
         raise BridgeError("bench needs --latency-runs of at least 1")
-    _check_report_paths(args, [args.target, args.localize])
+    _check_report_paths(args, [args.target, args.localize], _input_files(args))
     report = _run("bridge.verify:run_verify", _verify_options(args, args.latency_runs), args)
     _finish(report, args)
     return EXIT_PASS
