@@ -20,7 +20,7 @@ import time
 import traceback
 from dataclasses import dataclass
 
-from bridge.errors import BridgeError, ContainedCrash
+from bridge.errors import BridgeError, ContainedCrash, exception_summary
 
 DEFAULT_TIMEOUT_S = 3600.0
 _STAGE_BYTES = 200
@@ -78,8 +78,7 @@ def _child(target: str, opts, conn, buf, debug: bool) -> None:
         conn.send(("error", (type(exc).__name__, exc.exit_code, exc.category, exc.message, exc.hint,
                              traceback.format_exc() if debug else None)))
     except BaseException as exc:  # noqa: BLE001 - everything must reach the parent as data
-        text = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ""
-        conn.send(("crash", (f"{type(exc).__name__}: {text}", traceback.format_exc() if debug else None)))
+        conn.send(("crash", (exception_summary(exc), traceback.format_exc() if debug else None)))
     finally:
         conn.close()
     # The answer is with the parent, which waits for this process to end: skip the interpreter's
@@ -111,6 +110,15 @@ def _rss_bytes(pid: int) -> int:
     except (OSError, ValueError, IndexError):
         pass
     return 0
+
+
+def _interrupt(proc) -> None:
+    """Stop the worker at once: a worker asked politely can finish and publish after the user said
+    stop (torch's exporters catch the KeyboardInterrupt and fall back). What it was staging is
+    removed by the caller, which knows the destination."""
+    if proc.is_alive():
+        proc.kill()
+        proc.join()
 
 
 def run_contained(target: str, opts, limits: Limits, debug: bool = False, poll_s: float = 0.1):
@@ -159,6 +167,9 @@ def run_contained(target: str, opts, limits: Limits, debug: bool = False, poll_s
                     f"{_read_stage(buf)}: still running after {limits.timeout_s:g} s and was stopped",
                     hint="raise the limit with --timeout SECONDS, or check the model for unbounded loops")
         proc.join(timeout=30)
+    except KeyboardInterrupt:
+        _interrupt(proc)  # SIGINT or SIGTERM of the CLI
+        raise
     finally:
         if proc.is_alive():
             proc.kill()

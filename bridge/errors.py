@@ -76,3 +76,19 @@ class SecurityRefusal(BridgeError):
 class ContainedCrash(BridgeError):
     exit_code = EXIT_CRASH
     category = "crashed"
+
+
+_FRAME_PREFIXES = ("File ", "Detected at node", "Traceback", "[[", "{{node")
+
+
+def exception_summary(exc: BaseException, limit: int = 300) -> str:
+    """One line that says what went wrong: ``Type: message``. Where a library puts a heading before
+    the cause (TensorFlow's "Graph execution error:" and its node traceback), the cause is kept."""
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    text = lines[0] if lines else ""
+    if text.endswith(":") and len(lines) > 1:
+        causes = [ln for ln in lines[1:] if not ln.startswith(_FRAME_PREFIXES) and not ln.endswith(":")]
+        if causes:
+            text = f"{text} {causes[0]}"
+    text = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    return text[:limit]

@@ -5,7 +5,7 @@ Shared by export (which records the verdict in the manifest) and verify.
 
 from __future__ import annotations
 
-from bridge.errors import BridgeError, InputError
+from bridge.errors import BridgeError, InputError, exception_summary
 from bridge.compare import FAIL, OutputResult, compare_outputs, outputs_equal
 from bridge.policy import Policy
 from bridge.types import Case, TensorSpec
@@ -40,8 +40,7 @@ def _run_native(model, feeds: dict) -> dict:
         raise
     except Exception as exc:
         shapes = ", ".join(f"{k}:{v.dtype}{list(v.shape)}" for k, v in feeds.items())
-        text = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ""
-        raise InputError(f"the native model failed on inputs {shapes}: {type(exc).__name__}: {text}",
+        raise InputError(f"the native model failed on inputs {shapes}: {exception_summary(exc)}",
                          hint="check that the --input specs match the model's forward() arguments, in order") from None
 
 
