@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -18,7 +19,11 @@ from pathlib import Path
 import numpy as np
 
 from bridge.errors import BundleError, UsageError
+from bridge.spec import MAX_NAME_CHARS, MAX_RANK
+from bridge.staging import remove_stale_staging, staging_prefix
 from bridge.types import DTYPES, Case, TensorSpec
+
+MAX_DIM = 2**31 - 1
 
 SCHEMA_VERSION = 1
 MANIFEST = "manifest.json"
@@ -88,7 +93,9 @@ class Bundle:
         return [Case(c["label"], c.get("seed"), dict(c.get("sizes") or {})) for c in self.manifest["cases"]]
 
     def golden(self) -> list[tuple[Case, dict, dict]]:
-        return read_golden(self.path / GOLDEN, self.cases, [s.name for s in self.inputs], [s.name for s in self.outputs])
+        runs = read_golden(self.path / GOLDEN, self.cases, [s.name for s in self.inputs], [s.name for s in self.outputs])
+        check_golden(self, runs)
+        return runs
 
 
 def is_bundle(path: Path) -> bool:
@@ -101,12 +108,17 @@ def open_bundle(path: str | Path) -> Bundle:
     if path.is_symlink():
         raise BundleError(f"bundle {path} is a symlink; refusing to follow it")
     mpath = path / MANIFEST
+    if not os.path.lexists(mpath):
+        raise BundleError(f"{path} is not a bundle: it has no {MANIFEST}", hint="create one with 'bridge export'")
+    if mpath.is_symlink():
+        raise BundleError(f"bundle file {MANIFEST} is a symlink; bundles hold regular files only")
+    from bridge.files import MANIFEST_BYTES, read_bounded
+
+    raw = read_bounded(mpath, MANIFEST_BYTES, "bundle manifest", BundleError)
     try:
-        manifest = json.loads(mpath.read_text())
-    except FileNotFoundError:
-        raise BundleError(f"{path} is not a bundle: it has no {MANIFEST}", hint="create one with 'bridge export'") from None
-    except (OSError, ValueError) as exc:
-        raise BundleError(f"cannot read {mpath}: {exc}") from None
+        manifest = json.loads(raw.decode("utf-8"), parse_constant=_no_constant)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise BundleError(f"cannot read {mpath}: {exc}", hint="the manifest is damaged; re-export the bundle") from None
     if not isinstance(manifest, dict) or manifest.get("schema_version") != SCHEMA_VERSION:
         raise BundleError(
             f"{mpath} has schema_version {manifest.get('schema_version') if isinstance(manifest, dict) else None!r}, "
@@ -137,6 +149,10 @@ def open_bundle(path: str | Path) -> Bundle:
     return Bundle(path, manifest)
 
 
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not a JSON number")
+
+
 def _validate_manifest(m: dict, mpath: Path) -> None:
     """Structure and types of every entry bridge reads, before anything is read from disk."""
     def bad(what: str) -> BundleError:
@@ -158,22 +174,74 @@ def _validate_manifest(m: dict, mpath: Path) -> None:
         raise bad("'model.file' must name one of the bundle's listed files")
     for key in ("inputs", "outputs"):
         specs = m[key]
-        if not isinstance(specs, list) or not all(
-                isinstance(d, dict) and isinstance(d.get("name"), str) and d.get("dtype") in DTYPES
-                and isinstance(d.get("dims"), list) and all(isinstance(x, (int, str)) and not isinstance(x, bool)
-                                                            for x in d["dims"])
-                and (d.get("range") is None or (isinstance(d["range"], list) and len(d["range"]) == 2
-                                                and all(isinstance(x, (int, float)) for x in d["range"])))
-                for d in specs):
-            raise bad(f"'{key}' must be a list of {{name, dtype, dims[, range]}}")
+        if not isinstance(specs, list) or not specs or not all(_spec_ok(d) for d in specs):
+            raise bad(f"'{key}' must be a non-empty list of {{name, dtype, dims[, range]}} with names of at most "
+                      f"{MAX_NAME_CHARS} characters, at most {MAX_RANK} dims, each a size in 0..{MAX_DIM} or a name, "
+                      "and a finite range LOW < HIGH")
+        names = [d["name"] for d in specs]
+        if len(set(names)) != len(names):
+            raise bad(f"'{key}' names a tensor twice")
     cases = m["cases"]
     if not isinstance(cases, list) or not cases or not all(
             isinstance(c, dict) and isinstance(c.get("label"), str) and c["label"] and "/" not in c["label"]
             and isinstance(c.get("sizes", {}), dict)
-            and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in c.get("sizes", {}).values())
+            and all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= MAX_DIM for v in c.get("sizes", {}).values())
             and (c.get("seed") is None or (isinstance(c["seed"], int) and not isinstance(c["seed"], bool)))
             for c in cases):
         raise bad("'cases' must be a non-empty list of {label, seed, sizes}")
+
+
+def _spec_ok(d) -> bool:
+    if not (isinstance(d, dict) and isinstance(d.get("name"), str) and 0 < len(d["name"]) <= MAX_NAME_CHARS
+            and d.get("dtype") in DTYPES and isinstance(d.get("dims"), list) and len(d["dims"]) <= MAX_RANK):
+        return False
+    for x in d["dims"]:
+        if isinstance(x, bool) or not isinstance(x, (int, str)):
+            return False
+        if isinstance(x, int) and not 0 <= x <= MAX_DIM:
+            return False
+        if isinstance(x, str) and not 0 < len(x) <= MAX_NAME_CHARS:
+            return False
+    rng = d.get("range")
+    if rng is None:
+        return True
+    return (isinstance(rng, list) and len(rng) == 2 and all(isinstance(x, (int, float)) and not isinstance(x, bool)
+                                                             and math.isfinite(x) for x in rng) and rng[0] < rng[1])
+
+
+def check_against_graph(bundle: "Bundle", graph_inputs: list[TensorSpec]) -> None:
+    """The manifest's inputs must be the graph's: names in order, dtypes, ranks, and every size the two
+    both fix. (A dynamic manifest axis that the graph fixed is a verdict, not a damaged manifest; so
+    are outputs that differ from the graph's, which the comparison reports.)"""
+    where = bundle.path / MANIFEST
+    declared = bundle.inputs
+    if [s.name for s in declared] != [s.name for s in graph_inputs]:
+        raise BundleError(f"{where}: inputs {[s.name for s in declared]} do not match the graph's "
+                          f"{[s.name for s in graph_inputs]}", hint="the manifest does not describe the model; re-export")
+    for d, a in zip(declared, graph_inputs):
+        if d.dtype != a.dtype or len(d.dims) != len(a.dims) or any(
+                isinstance(x, int) and isinstance(y, int) and x != y for x, y in zip(d.dims, a.dims)):
+            raise BundleError(f"{where}: input {d.to_text()} does not match the graph's {a.to_text()}",
+                              hint="the manifest does not describe the model; re-export")
+
+
+def check_golden(bundle: "Bundle", runs: list[tuple[Case, dict, dict]]) -> None:
+    """Golden arrays must have the manifest's dtypes and shapes (dynamic axes at the case's sizes)."""
+    where = bundle.path / GOLDEN
+    inputs, outputs = bundle.inputs, bundle.outputs
+    for case, feeds, outs in runs:
+        for is_input, specs, arrays in ((True, inputs, feeds), (False, outputs, outs)):
+            for s in specs:
+                arr = arrays[s.name]
+                want = [d if isinstance(d, int) else case.sizes.get(d) for d in s.dims]
+                ok = arr.dtype.name == s.dtype and arr.ndim == len(s.dims) and all(
+                    w is None or w == n for w, n in zip(want, arr.shape))
+                if is_input and any(w is None for w in want):
+                    ok = False  # every input axis size is known: fixed, or the case's size
+                if not ok:
+                    raise BundleError(f"{where}: case {case.label} holds {s.name} as {arr.dtype}{list(arr.shape)}, "
+                                      f"the manifest says {s.to_text()} at {case.sizes or {}}",
+                                      hint="the golden data does not belong to this manifest; re-export")
 
 
 # -- writing ----------------------------------------------------------------------------------------
@@ -195,30 +263,6 @@ def check_destination(dest: Path, force: bool) -> None:
         raise UsageError(f"the parent directory of {dest} does not exist")
 
 
-def _remove_stale_staging(dest: Path) -> None:
-    prefix = f".{dest.name}.staging-"
-    try:
-        entries = list(dest.parent.iterdir())
-    except OSError:
-        return
-    for entry in entries:
-        if not entry.name.startswith(prefix) or entry.is_symlink() or not entry.is_dir():
-            continue
-        pid = entry.name[len(prefix):].split("-", 1)[0]
-        if pid.isdigit() and not _alive(int(pid)):
-            shutil.rmtree(entry, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 class Staging:
     """A temporary directory next to ``dest``; ``publish`` renames it into place atomically.
 
@@ -227,8 +271,8 @@ class Staging:
 
     def __init__(self, dest: Path):
         self.dest = dest
-        _remove_stale_staging(dest)
-        self.dir = Path(tempfile.mkdtemp(prefix=f".{dest.name}.staging-{os.getpid()}-", dir=dest.parent))
+        remove_stale_staging(dest)
+        self.dir = Path(tempfile.mkdtemp(prefix=staging_prefix(dest), dir=dest.parent))
 
     def __enter__(self) -> "Staging":
         return self

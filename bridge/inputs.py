@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from bridge.errors import InputError
+from bridge.files import require_regular
 from bridge.types import DEFAULT_DYNAMIC_SIZE, Case, TensorSpec
 
 Feeds = dict[str, np.ndarray]
@@ -77,12 +78,13 @@ def sweep_cases(specs: list[TensorSpec], seed: int, sizes: dict[str, int] | None
 
 def load_npz(path: str | Path, specs: list[TensorSpec]) -> Feeds:
     """Real samples from an .npz file (never unpickled), checked against the input specs."""
-    path = Path(path)
+    path = require_regular(path, "inputs file")
     try:
-        with np.load(path, allow_pickle=False) as data:
+        data = np.load(path, allow_pickle=False)
+        if not isinstance(data, np.lib.npyio.NpzFile):
+            raise ValueError("it is a single .npy array, not an .npz of named arrays")
+        with data:
             arrays = {k: data[k] for k in data.files}
-    except FileNotFoundError:
-        raise InputError(f"inputs file {path} does not exist") from None
     except Exception as exc:  # zip errors, pickled object arrays, ...
         raise InputError(
             f"cannot read inputs file {path}: {type(exc).__name__}: {exc}",
@@ -127,7 +129,7 @@ def batch_sizes(specs: list[TensorSpec], feeds: Feeds) -> dict[str, int]:
 
 def load_labels(path: str | Path, feeds: Feeds) -> np.ndarray:
     """Integer class labels (.npy or an .npz with one array), one per row of the real samples."""
-    path = Path(path)
+    path = require_regular(path, "labels file")
     try:
         data = np.load(path, allow_pickle=False)
         if isinstance(data, np.lib.npyio.NpzFile):
@@ -135,8 +137,6 @@ def load_labels(path: str | Path, feeds: Feeds) -> np.ndarray:
                 if len(data.files) != 1:
                     raise InputError(f"labels file {path} holds {len(data.files)} arrays, expected one")
                 data = data[data.files[0]]
-    except FileNotFoundError:
-        raise InputError(f"labels file {path} does not exist") from None
     except InputError:
         raise
     except Exception as exc:

@@ -147,14 +147,14 @@ def parse_tolerance_args(tokens: list[str], what: str) -> tuple[float | None, di
 
 
 def load_policy_file(path: str) -> dict:
+    from bridge.files import POLICY_BYTES, read_bounded
+
     p = Path(path)
+    raw = read_bounded(p, POLICY_BYTES, "policy file", UsageError)
     try:
-        text = p.read_text()
-    except OSError as exc:
-        raise UsageError(f"cannot read policy file {path}: {exc.strerror}") from None
-    try:
+        text = raw.decode("utf-8")
         data = tomllib.loads(text) if p.suffix == ".toml" else json.loads(text)
-    except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
         raise UsageError(f"policy file {path} is not valid {'TOML' if p.suffix == '.toml' else 'JSON'}: {exc}") from None
     if not isinstance(data, dict):
         raise UsageError(f"policy file {path} must hold a table/object at top level")

@@ -27,6 +27,11 @@ DTYPE_ALIASES = {
 
 SPEC_HELP = "expected NAME:DTYPE[DIMS], e.g. x:float32[batch,3,224,224] or ids:int64[batch,16]"
 
+# Bounds on what a spec may say (command line, factory declarations, bundle manifests alike): numpy
+# arrays hold at most 64 dimensions and real models use a handful; names are identifiers, not payloads.
+MAX_RANK = 32
+MAX_NAME_CHARS = 512
+
 
 def normalize_dtype(text: str) -> str:
     key = text.strip().lower()
@@ -59,7 +64,21 @@ def parse_input_spec(text: str) -> TensorSpec:
                 dims.append(tok)
             else:
                 raise SpecError(f"bad dimension {tok!r} in {text!r}: integers are fixed, identifiers are dynamic")
-    return TensorSpec(name=m.group("name"), dtype=normalize_dtype(m.group("dtype")), dims=tuple(dims))
+    spec = TensorSpec(name=m.group("name"), dtype=normalize_dtype(m.group("dtype")), dims=tuple(dims))
+    check_bounds(spec, "input spec")
+    return spec
+
+
+def check_bounds(spec: TensorSpec, what: str) -> None:
+    """A name and a rank within what bridge handles, whatever declared them."""
+    if len(spec.name) > MAX_NAME_CHARS:
+        raise SpecError(f"{what} name of {len(spec.name)} characters ({spec.name[:40]}...) is too long",
+                        hint=f"input and output names have at most {MAX_NAME_CHARS} characters")
+    if len(spec.dims) > MAX_RANK:
+        raise SpecError(f"{what} {spec.name!r} has {len(spec.dims)} dimensions; bridge handles at most {MAX_RANK}")
+    for d in spec.dims:
+        if isinstance(d, str) and len(d) > MAX_NAME_CHARS:
+            raise SpecError(f"{what} {spec.name!r} names a dimension of {len(d)} characters; at most {MAX_NAME_CHARS}")
 
 
 def _parse_number(tok: str, whole: str) -> float:
