@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from bridge.bench import Meter
-from bridge.bundle import is_bundle, open_bundle
+from bridge.bundle import check_against_graph, is_bundle, open_bundle
 from bridge.contain import stage
 from bridge.environment import environment_info
 from bridge.errors import UsageError
@@ -27,7 +27,9 @@ def run_verify(opts: VerifyOptions) -> Report:
 def _run_verify(opts: VerifyOptions) -> Report:
     target = Path(opts.target)
     bundle = None
+    golden = None
     if is_bundle(target) or (target.is_dir() and not target.suffix == ".onnx"):
+        stage(f"reading the bundle {target}")
         bundle = open_bundle(target)  # hashes first: a changed byte is refused before anything runs
         model_path = bundle.model_path
         specs = bundle.inputs
@@ -38,21 +40,24 @@ def _run_verify(opts: VerifyOptions) -> Report:
         specs = None
     else:
         raise UsageError(f"TARGET {target} does not exist", hint="give a bundle directory or a .onnx file")
+    if opts.labels and not opts.inputs_npz:
+        raise UsageError("--labels needs --inputs: labels belong to the real samples they describe")
+    policy, origin, notes = choose_policy(opts, stored_policy, bundle.outputs if bundle is not None else [])
     stage(f"checking {model_path}")
     proto = load_checked(model_path)
     onnx_inputs, _ = io_specs(proto)
     del proto
+    if bundle is not None:
+        check_against_graph(bundle, onnx_inputs)
+        stage(f"reading the golden data of {target}")
+        golden = bundle.golden()  # checked against the manifest whether or not a native model runs
     if specs is None:
         specs = onnx_inputs
     specs = apply_ranges(specs, dict(parse_range(r) for r in opts.ranges))
-    base = load_policy_file(opts.policy_file) if opts.policy_file else stored_policy
-    policy = build_policy(base, opts.atol, opts.rtol, opts.allow_nonfinite, opts.min_top1, opts.scale_atol)
     report = Report(kind="verify", target=str(target), source=opts.source, devices=list(opts.devices),
-                    policy=policy.to_json())
+                    policy=policy.to_json(), notes=notes)
+    report.check = {"kind": "native" if opts.source else "golden", "policy_origin": origin}
     baked = fixed_dynamic_axes(specs, onnx_inputs)
-
-    if opts.labels and not opts.inputs_npz:
-        raise UsageError("--labels needs --inputs: labels belong to the real samples they describe")
     native = None
     labels = None
     native_meter = Meter()
@@ -81,7 +86,7 @@ def _run_verify(opts: VerifyOptions) -> Report:
     elif bundle is not None:
         if opts.inputs_npz or opts.labels:
             raise UsageError("--inputs and --labels need --source: without it there is no reference for new inputs")
-        reference = bundle.golden()
+        reference = golden
         report.cases = [case_json(c, "golden") for c, _, _ in reference]
         report.framework = bundle.manifest.get("source", {}).get("framework")
         report.exporter = bundle.manifest.get("exporter")
@@ -141,6 +146,54 @@ def _run_verify(opts: VerifyOptions) -> Report:
     if bundle is not None:
         report.environment["bundle_versions"] = bundle.manifest.get("versions", {})
     return report
+
+
+def choose_policy(opts: VerifyOptions, stored: dict, outputs) -> tuple:
+    """The policy a verification applies, where it came from, and notes about the bundle's own.
+
+    With --source the bundle is what is under test, so its stored policy is never applied: the
+    tolerance comes from the user (flags, --policy) or bridge's defaults, and a stored policy looser
+    than the defaults is reported. Without --source the check is the bundle's golden outputs against
+    ONNX Runtime, under the tolerance the bundle was exported with (unless the user gives one)."""
+    stage("reading the tolerance policy")
+    user = load_policy_file(opts.policy_file) if opts.policy_file else None
+    notes = []
+    if opts.source:
+        base, origin = user or {}, "policy file" if user else "defaults"
+        if stored:
+            looser = looser_than_defaults(stored, outputs, opts.devices, opts.tf32)
+            if looser:
+                notes.append("the bundle's stored tolerance is looser than bridge's defaults and was not applied "
+                             f"(--source given): {looser}")
+    else:
+        base, origin = (user, "policy file") if user is not None else (stored, "bundle")
+    if opts.atol or opts.rtol or opts.scale_atol or opts.min_top1 is not None or opts.allow_nonfinite:
+        origin += " + command line"
+    return build_policy(base, opts.atol, opts.rtol, opts.allow_nonfinite, opts.min_top1, opts.scale_atol), origin, notes
+
+
+def looser_than_defaults(stored: dict, outputs, devices, tf32: bool) -> str:
+    """'' when the stored policy allows no more than the defaults for any output; else what it loosens."""
+    from bridge.errors import BridgeError
+    from bridge.policy import Policy
+
+    try:
+        theirs = build_policy(stored)
+    except BridgeError as exc:
+        return f"it cannot be read ({exc.message})"
+    ours = Policy()
+    found = []
+    for spec in outputs:
+        for device in devices:
+            row = policy_device(device, tf32)
+            a, b = theirs.tolerance(spec.name, spec.dtype, row), ours.tolerance(spec.name, spec.dtype, row)
+            wider = [f"{k} {getattr(a, k):g} > {getattr(b, k):g}" for k in ("atol", "rtol", "scale_atol")
+                     if getattr(a, k) > getattr(b, k)]
+            if a.allow_nonfinite and not b.allow_nonfinite:
+                wider.append("NaN/Inf allowed")
+            if wider:
+                found.append(f"{spec.name} ({', '.join(wider)})")
+    return "; ".join(found[:5]) + (f"; and {len(found) - 5} more" if len(found) > 5 else "")
 
 
 def policy_device(device: str, tf32: bool) -> str:

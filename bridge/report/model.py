@@ -31,6 +31,8 @@ class Report:
     duration_s: float | None = None
     localize: dict | None = None  # where the first divergence is, when asked (bridge.localize)
     dataset: dict = field(default_factory=dict)  # device -> metrics over --inputs real samples
+    # What was compared: {"kind": "native" | "golden" | "export", "policy_origin": ...}
+    check: dict = field(default_factory=dict)
 
     @property
     def summary(self) -> dict[str, OutputResult]:
@@ -91,6 +93,7 @@ class Report:
             "notes": list(self.notes),
             "localize": self.localize,
             "dataset": self.dataset,
+            "check": dict(self.check),
         }
 
 

@@ -21,6 +21,16 @@ def table(headers: list[str], rows: list[list[str]]) -> str:
     return "\n".join([line(headers), line(["-" * w for w in widths]), *(line(r) for r in rows)])
 
 
+def check_label(check: dict) -> str:
+    """What a verdict is about, when it is not a comparison with the native model."""
+    if check.get("kind") != "golden":
+        return ""
+    origin = check.get("policy_origin", "bundle")
+    tol = "the bundle's own tolerance" if origin == "bundle" else f"a tolerance from the {origin}"
+    return (f" (golden check: ONNX Runtime against the outputs stored in the bundle, under {tol}; "
+            "no native model ran)")
+
+
 def render(report: Report) -> str:
     parts = []
     head = f"bridge {report.kind}: {report.target}"
@@ -82,5 +92,5 @@ def render(report: Report) -> str:
     for note in report.notes:
         parts.append(f"note: {note}")
     verdict = _MARK[report.status]
-    parts.append(f"verdict: {verdict}" + (f": {report.reason}" if report.reason else ""))
+    parts.append(f"verdict: {verdict}" + (f": {report.reason}" if report.reason else "") + check_label(report.check))
     return "\n".join(parts)
