@@ -1,10 +1,15 @@
-"""Static inspection of pickles inside archives, before any loader unpickles them (stdlib only).
+"""Naming what a pickle would import, without unpickling it (stdlib only).
 
-A ``.pt2`` file from ``torch.export.save`` is a zip whose members may be pickles (or torch.save
-zips holding a ``data.pkl``) that ``torch.export.load`` unpickles without ``weights_only``. A
-pickle runs code through the callables its GLOBAL / STACK_GLOBAL opcodes name, so each member's
-opcodes are read with ``pickletools`` and every global must be on an allowlist of tensor-rebuilding
-callables; anything else (``os.system``, ``builtins.eval``, ...) is refused before loading.
+This module decides nothing. Whether a pickle is unpickled is decided by the restricted unpicklers
+in ``bridge/frameworks/pt_pickle.py``, which refuse a global at the moment it would be resolved.
+When torch's weights-only unpickler stops earlier (at an opcode it does not read, for example),
+its error does not say what the pickle was after; :func:`first_global` reads the opcodes to put a
+name in the refusal message.
+
+The opcodes are followed the way an unpickler runs them: through the stack (a name pushed and
+popped again is not the one STACK_GLOBAL takes), through the memo (PUT/GET), pickle after pickle in
+a stream (torch's legacy format holds several), up to the first byte that is not an opcode (an
+unpickler runs everything before it), and through ``*.pkl`` members of a zip (torch.save's format).
 """
 
 from __future__ import annotations
@@ -12,94 +17,108 @@ from __future__ import annotations
 import io
 import pickletools
 import zipfile
+from typing import Callable
 
-# (module, name) pairs a tensor / state pickle legitimately names. A module listed with "*" allows
-# any name in it that is a storage or dtype class (checked by suffix below).
-ALLOWED_GLOBALS = {
-    ("collections", "OrderedDict"),
-    ("torch._utils", "_rebuild_tensor_v2"),
-    ("torch._utils", "_rebuild_tensor_v3"),
-    ("torch._utils", "_rebuild_parameter"),
-    ("torch._utils", "_rebuild_parameter_with_state"),
-    ("torch._utils", "_rebuild_device_tensor_from_numpy"),
-    ("torch._utils", "_rebuild_qtensor"),
-    ("torch._utils", "_rebuild_sparse_tensor"),
-    ("torch._utils", "_rebuild_nested_tensor"),
-    ("torch._tensor", "_rebuild_from_type_v2"),
-    ("torch.serialization", "_get_layout"),
-    ("torch", "Size"),
-    ("torch", "Tensor"),
-    ("torch", "device"),
-    ("torch.nn.parameter", "Parameter"),
-    ("torch.export.pt2_archive._package_weights", "TensorProperties"),
-}
-_TORCH_TYPE_SUFFIXES = ("Storage", "dtype", "float32", "float16", "bfloat16", "float64", "int64", "int32",
-                        "int16", "int8", "uint8", "bool", "complex64", "complex128")
-
-
-def _allowed(module: str, name: str) -> bool:
-    if (module, name) in ALLOWED_GLOBALS:
-        return True
-    return module == "torch" and name.endswith(_TORCH_TYPE_SUFFIXES)
+_STRINGS = {"STRING", "BINSTRING", "SHORT_BINSTRING", "UNICODE", "BINUNICODE", "SHORT_BINUNICODE",
+            "BINUNICODE8"}
+_UNKNOWN = object()
+_MARK = object()
+MAX_PICKLE_BYTES = 256 << 20  # a larger pickle is not read for a name
 
 
 def pickle_globals(data: bytes) -> list[tuple[str, str]]:
-    """Every (module, name) a pickle imports, without executing it. Raises ValueError if unreadable."""
+    """(module, name) of every GLOBAL, INST and STACK_GLOBAL in the pickles at the head of ``data``,
+    in the order an unpickler would resolve them. A STACK_GLOBAL whose operands are not known
+    strings is reported as ("?", "?")."""
     found: list[tuple[str, str]] = []
-    strings: list[str] = []
-    for op, arg, _ in pickletools.genops(io.BytesIO(data)):
-        if op.name in ("SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8", "UNICODE", "SHORT_BINSTRING",
-                       "BINSTRING", "STRING"):
-            strings.append(str(arg))
-        elif op.name in ("GLOBAL", "INST"):
-            module, _, name = str(arg).partition(" ")
-            found.append((module, name))
-        elif op.name == "STACK_GLOBAL":
-            if len(strings) < 2:
-                found.append(("?", "?"))  # a computed global: cannot be proven harmless
-            else:
-                found.append((strings[-2], strings[-1]))
-        elif op.name in ("MEMOIZE", "PUT", "BINPUT", "LONG_BINPUT"):
-            continue
-        elif op.name in ("GET", "BINGET", "LONG_BINGET"):
-            strings.append("?")  # a memo reference may stand for a string: keep the pair unprovable
+    stream = io.BytesIO(data)
+    while stream.tell() < len(data):
+        start = stream.tell()
+        if not _one_pickle(stream, found) or stream.tell() <= start:
+            break
     return found
 
 
-def _looks_like_pickle(data: bytes) -> bool:
-    return len(data) >= 2 and data[0] == 0x80 and 2 <= data[1] <= 5
+def _one_pickle(stream: io.BytesIO, found: list) -> bool:
+    """Follow one pickle; False when it ended without STOP (junk or truncation)."""
+    stack: list[object] = []
+    memo: dict[int, object] = {}
+    try:
+        for op, arg, _ in pickletools.genops(stream):
+            name = op.name
+            if name in _STRINGS:
+                stack.append(arg.decode("latin-1") if isinstance(arg, bytes) else str(arg))
+            elif name in ("GLOBAL", "INST"):
+                module, _, attr = str(arg).partition(" ")
+                found.append((module, attr))
+                if name == "INST":
+                    _pop_mark(stack)
+                stack.append(_UNKNOWN)
+            elif name == "STACK_GLOBAL":
+                attr = stack.pop() if stack else _UNKNOWN
+                module = stack.pop() if stack else _UNKNOWN
+                known = isinstance(module, str) and isinstance(attr, str)
+                found.append((module, attr) if known else ("?", "?"))
+                stack.append(_UNKNOWN)
+            elif name == "MARK":
+                stack.append(_MARK)
+            elif name == "POP":
+                if stack:
+                    stack.pop()
+            elif name == "POP_MARK":
+                _pop_mark(stack)
+            elif name == "DUP":
+                stack.append(stack[-1] if stack else _UNKNOWN)
+            elif name in ("PUT", "BINPUT", "LONG_BINPUT"):
+                memo[int(arg)] = stack[-1] if stack else _UNKNOWN
+            elif name == "MEMOIZE":
+                memo[len(memo)] = stack[-1] if stack else _UNKNOWN
+            elif name in ("GET", "BINGET", "LONG_BINGET"):
+                stack.append(memo.get(int(arg), _UNKNOWN))
+            elif name == "STOP":
+                return True
+            else:
+                _generic(op, stack)
+    except Exception:
+        pass  # an unpickler runs everything before this point, so its names were read
+    return False
 
 
-def unsafe_pickle_globals(path: str, max_member_bytes: int = 1 << 30) -> list[str]:
-    """Globals outside the allowlist in any pickle inside the zip at ``path`` (nested zips included),
-    as 'member: module.name'. Weight blobs (not pickles) are skipped."""
-    bad: list[str] = []
+def _pop_mark(stack: list) -> None:
+    while stack and stack.pop() is not _MARK:
+        pass
 
-    def visit(zf: zipfile.ZipFile, prefix: str, depth: int) -> None:
-        for info in zf.infolist():
-            if info.is_dir() or info.file_size > max_member_bytes:
-                continue
-            with zf.open(info) as fh:
-                head = fh.read(4)
-            label = f"{prefix}{info.filename}"
-            if head[:2] == b"PK" and depth < 3:
-                with zf.open(info) as fh:
-                    nested = io.BytesIO(fh.read())
-                if zipfile.is_zipfile(nested):
-                    with zipfile.ZipFile(nested) as inner:
-                        visit(inner, label + "!", depth + 1)
-                continue
-            if not (info.filename.endswith(".pkl") or _looks_like_pickle(head)):
-                continue
-            data = zf.read(info)
-            try:
-                names = pickle_globals(data)
-            except Exception:
-                if info.filename.endswith(".pkl"):
-                    bad.append(f"{label}: unreadable pickle")
-                continue
-            bad.extend(f"{label}: {m}.{n}" for m, n in names if not _allowed(m, n))
 
-    with zipfile.ZipFile(path) as zf:
-        visit(zf, "", 0)
-    return bad
+def _generic(op, stack: list) -> None:
+    """Any other opcode: pop what it takes (down to a mark if it takes one), push unknowns."""
+    before = list(op.stack_before)
+    if pickletools.markobject in before:
+        _pop_mark(stack)
+        before = [s for s in before if s not in (pickletools.markobject, pickletools.stackslice)]
+    for _ in before:
+        if stack:
+            stack.pop()
+    stack.extend(_UNKNOWN for _ in op.stack_after)
+
+
+def archive_globals(data: bytes) -> list[tuple[str, str]]:
+    """pickle_globals of ``data``, or of every ``*.pkl`` member when ``data`` is a zip (torch.save)."""
+    if data[:2] == b"PK":
+        try:
+            with zipfile.ZipFile(io.BytesIO(data)) as zf:
+                found: list[tuple[str, str]] = []
+                for info in zf.infolist():
+                    if info.filename.endswith(".pkl") and info.file_size <= MAX_PICKLE_BYTES:
+                        found.extend(pickle_globals(zf.read(info)))
+                return found
+        except zipfile.BadZipFile:
+            pass
+    return pickle_globals(data[:MAX_PICKLE_BYTES])
+
+
+def first_global(data: bytes, allowed: Callable[[str, str], bool]) -> str | None:
+    """'module.name' of the first global in ``data`` that ``allowed`` rejects, for a message."""
+    for module, name in archive_globals(data):
+        if not allowed(module, name):
+            return f"{module}.{name}"
+    return None

@@ -41,33 +41,21 @@ def load(ref, obj=None, weights: str | None = None, trust: bool = False) -> "Tor
     if ref.kind == "pt2":
         if weights:
             raise InputError("--weights does not apply to a .pt2 file: it carries its own weights")
-        import logging
         import zipfile
+
+        from bridge.frameworks.pt_program import load_program
 
         if not zipfile.is_zipfile(ref.path):
             raise InputError(f"{ref.path} is not a torch.export program (.pt2 files are zip archives)",
                              hint="write one with torch.export.save(torch.export.export(model, args), path)")
-        if not trust:
-            from bridge.scan import unsafe_pickle_globals
-
-            try:
-                bad = unsafe_pickle_globals(str(ref.path))
-            except Exception as exc:
-                raise InputError(f"cannot read {ref.path} as a zip archive: {exc}") from None
-            if bad:
-                raise SecurityRefusal(
-                    f"{ref.path} holds pickles that would run code when loaded ({'; '.join(bad[:3])})",
-                    hint="torch.export.load unpickles them without weights_only; pass --trust-code only if "
-                         "you trust where the file came from")
-        logger = logging.getLogger("torch")
-        level = logger.level
-        logger.setLevel(logging.ERROR)  # torch.export.load logs a traceback before raising
         try:
-            program = torch.export.load(str(ref.path))
+            # Without --trust-code every pickle goes through a restricted unpickler and every string
+            # torch would turn into code is checked (bridge/frameworks/pt_program.py).
+            program = load_program(str(ref.path), trust=trust)
+        except SecurityRefusal:
+            raise
         except Exception as exc:
-            raise InputError(f"cannot load {ref.path} as a torch.export program: {type(exc).__name__}: {exc}") from None
-        finally:
-            logger.setLevel(level)
+            raise InputError(f"cannot load {ref.path} as a torch.export program: {_one_line(exc)}") from None
         return TorchModel(ref.text, program.module(), program=program)
     if not isinstance(obj, torch.nn.Module):
         raise InputError(f"SOURCE {ref.text}: the factory returned {type(obj).__name__}, expected a torch.nn.Module")
