@@ -39,27 +39,6 @@ from bridge.errors import ConversionError, InputError, SecurityRefusal  # noqa: 
 from bridge.frameworks.base import ExportResult, Feeds, flat_names_from_path  # noqa: E402
 from bridge.types import TensorSpec  # noqa: E402
 
-# Ops that read or write files, or run Python, from inside a SavedModel graph: refused unless trusted.
-UNSAFE_OPS = frozenset({
-    "ReadFile", "WriteFile", "MatchingFiles", "DeleteFile", "PyFunc", "PyFuncStateless", "EagerPyFunc",
-    "ImmutableConst", "DebugIdentityV2", "DebugIdentityV3", "PrintV2", "InitializeTableFromTextFile",
-    "InitializeTableFromTextFileV2", "FixedLengthRecordDataset", "FixedLengthRecordDatasetV2", "TFRecordDataset",
-    "TFRecordDatasetV2", "TextLineDataset", "CSVDataset", "CSVDatasetV2", "SqlDataset", "ExperimentalSqlDataset",
-    "LMDBDataset", "ExperimentalLMDBDataset", "SaveDataset", "SaveDatasetV2", "LoadDataset", "SnapshotDataset",
-    "SnapshotDatasetV2", "MatchingFilesDataset", "ExperimentalMatchingFilesDataset", "DatasetToTFRecord",
-    "ExperimentalDatasetToTFRecord", "WholeFileReader", "WholeFileReaderV2", "ReaderRead", "ReaderReadV2",
-    "ReaderReadUpTo", "ReaderReadUpToV2", "TFRecordReader", "TFRecordReaderV2", "TextLineReader",
-    "TextLineReaderV2", "FixedLengthRecordReader", "FixedLengthRecordReaderV2", "IdentityReader",
-    "IdentityReaderV2", "LMDBReader", "WriteSummary", "CreateSummaryFileWriter", "CreateSummaryDbWriter",
-    "WriteRawProtoSummary", "WriteAudioSummary", "WriteImageSummary", "WriteScalarSummary",
-    "WriteHistogramSummary", "WriteGraphSummary", "ImportEvent", "FlushSummaryWriter", "Save", "SaveSlices",
-    "Restore", "RestoreSlice", "FileSystemSetConfiguration",
-})
-# Checkpoint ops every SavedModel has in its save/restore functions: allowed there, refused in
-# anything the serving signature can reach.
-CHECKPOINT_OPS = frozenset({"SaveV2", "RestoreV2", "MergeV2Checkpoints"})
-
-
 def configure_threads(n: int) -> None:
     try:
         tf.config.threading.set_intra_op_parallelism_threads(n)
@@ -99,12 +78,9 @@ def load(ref, obj=None, weights: str | None = None, trust: bool = False) -> "Ker
         return KerasModel(ref.text, model)
     if ref.kind == "savedmodel":
         if not trust:
-            bad = unsafe_savedmodel_ops(str(ref.path))
-            if bad:
-                raise SecurityRefusal(
-                    f"SavedModel {ref.path} contains ops that touch files or run Python: {', '.join(sorted(bad))}",
-                    hint="pass --trust-code only if you trust where this model came from",
-                )
+            from bridge.frameworks.savedmodel_ops import check_savedmodel
+
+            check_savedmodel(str(ref.path))
         try:
             loaded = tf.saved_model.load(str(ref.path))
         except Exception as exc:
@@ -140,71 +116,6 @@ def keras_config_code(path: str) -> str | None:
         elif isinstance(item, list):
             stack.extend(item)
     return None
-
-
-def unsafe_savedmodel_ops(path: str) -> set[str]:
-    """File and Python ops anywhere in the SavedModel, plus checkpoint ops reachable from the
-    serving signature (where they could write or read any path while bridge runs the model)."""
-    from tensorflow.core.protobuf import saved_model_pb2
-
-    pb = os.path.join(path, "saved_model.pb")
-    sm = saved_model_pb2.SavedModel()
-    try:
-        with open(pb, "rb") as fh:
-            sm.ParseFromString(fh.read())
-    except Exception as exc:
-        raise InputError(f"cannot parse {pb}: {exc}") from None
-    bad: set[str] = set()
-    for mg in sm.meta_graphs:
-        functions = {f.signature.name: f for f in mg.graph_def.library.function}
-        ops = {n.op for n in mg.graph_def.node}
-        for fn in functions.values():
-            ops.update(n.op for n in fn.node_def)
-        bad |= ops & UNSAFE_OPS
-        bad |= _serving_ops(mg, functions) & CHECKPOINT_OPS
-    return bad
-
-
-def _serving_ops(mg, functions: dict) -> set[str]:
-    """Ops of the graph nodes and functions the serving signature's outputs depend on."""
-    nodes = {n.name: n for n in mg.graph_def.node}
-    sig = mg.signature_def.get("serving_default")
-    if sig is None:
-        return set()
-    todo = [t.name.split(":")[0].lstrip("^") for t in sig.outputs.values()]
-    seen_nodes: set[str] = set()
-    fn_todo: list[str] = []
-    ops: set[str] = set()
-    while todo:
-        name = todo.pop()
-        if name in seen_nodes or name not in nodes:
-            continue
-        seen_nodes.add(name)
-        node = nodes[name]
-        ops.add(node.op)
-        todo.extend(i.split(":")[0].lstrip("^") for i in node.input)
-        fn_todo.extend(_called(node))
-    seen_fns: set[str] = set()
-    while fn_todo:
-        fname = fn_todo.pop()
-        if fname in seen_fns or fname not in functions:
-            continue
-        seen_fns.add(fname)
-        for node in functions[fname].node_def:
-            ops.add(node.op)
-            fn_todo.extend(_called(node))
-            if node.op in functions:  # a function called directly as an op
-                fn_todo.append(node.op)
-    return ops
-
-
-def _called(node) -> list[str]:
-    names = []
-    for value in node.attr.values():
-        if value.HasField("func"):
-            names.append(value.func.name)
-        names.extend(f.name for f in value.list.func)
-    return names
 
 
 def _dtype_name(dtype) -> str:
