@@ -209,20 +209,27 @@ def _spec_ok(d) -> bool:
                                                              and math.isfinite(x) for x in rng) and rng[0] < rng[1])
 
 
-def check_against_graph(bundle: "Bundle", graph_inputs: list[TensorSpec]) -> None:
-    """The manifest's inputs must be the graph's: names in order, dtypes, ranks, and every size the two
-    both fix. (A dynamic manifest axis that the graph fixed is a verdict, not a damaged manifest; so
-    are outputs that differ from the graph's, which the comparison reports.)"""
+def check_against_graph(bundle: "Bundle", graph_inputs: list[TensorSpec]) -> str | None:
+    """The manifest's inputs must be the graph's: dtypes, ranks, and every size the two both fix,
+    input by input (exit 2 otherwise: the manifest does not describe the model). Returns a verdict-level
+    problem when the names or their order differ (a graph that binds inputs differently from the model
+    it was exported from), else None. A dynamic manifest axis that the graph fixed is a verdict too."""
     where = bundle.path / MANIFEST
     declared = bundle.inputs
-    if [s.name for s in declared] != [s.name for s in graph_inputs]:
-        raise BundleError(f"{where}: inputs {[s.name for s in declared]} do not match the graph's "
-                          f"{[s.name for s in graph_inputs]}", hint="the manifest does not describe the model; re-export")
-    for d, a in zip(declared, graph_inputs):
+    by_name = {s.name: s for s in graph_inputs}
+    for d in declared:
+        a = by_name.get(d.name)
+        if a is None:
+            continue
         if d.dtype != a.dtype or len(d.dims) != len(a.dims) or any(
                 isinstance(x, int) and isinstance(y, int) and x != y for x, y in zip(d.dims, a.dims)):
             raise BundleError(f"{where}: input {d.to_text()} does not match the graph's {a.to_text()}",
                               hint="the manifest does not describe the model; re-export")
+    names, graph_names = [s.name for s in declared], [s.name for s in graph_inputs]
+    if names != graph_names:
+        return (f"inputs: the ONNX graph takes {graph_names}, the model it was exported from {names}; "
+                "deployments feed inputs by name, so they would reach the wrong tensors")
+    return None
 
 
 def check_golden(bundle: "Bundle", runs: list[tuple[Case, dict, dict]]) -> None:
@@ -233,11 +240,15 @@ def check_golden(bundle: "Bundle", runs: list[tuple[Case, dict, dict]]) -> None:
         for is_input, specs, arrays in ((True, inputs, feeds), (False, outputs, outs)):
             for s in specs:
                 arr = arrays[s.name]
-                want = [d if isinstance(d, int) else case.sizes.get(d) for d in s.dims]
-                ok = arr.dtype.name == s.dtype and arr.ndim == len(s.dims) and all(
-                    w is None or w == n for w, n in zip(want, arr.shape))
-                if is_input and any(w is None for w in want):
-                    ok = False  # every input axis size is known: fixed, or the case's size
+                if not is_input:
+                    # Output dims are the exporter's declaration (a GRU's may bake a sequence length
+                    # the graph does not keep); the comparison judges the values. The dtype is the model's.
+                    ok = arr.dtype.name == s.dtype
+                else:
+                    want = [d if isinstance(d, int) else case.sizes.get(d) for d in s.dims]
+                    # every input axis size is known: fixed, or the case's size
+                    ok = arr.dtype.name == s.dtype and arr.ndim == len(s.dims) and all(
+                        w is not None and w == n for w, n in zip(want, arr.shape))
                 if not ok:
                     raise BundleError(f"{where}: case {case.label} holds {s.name} as {arr.dtype}{list(arr.shape)}, "
                                       f"the manifest says {s.to_text()} at {case.sizes or {}}",
@@ -294,7 +305,8 @@ class Staging:
         manifest = {**manifest, "files": files}
         (self.dir / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=False) + "\n")
 
-    def publish(self, force: bool) -> None:
+    def publish(self, force: bool, dest: Path | None = None) -> None:
+        """Rename the staging directory to ``dest`` (default: the destination it was staged for)."""
         umask = os.umask(0)
         os.umask(umask)
         for entry in self.dir.rglob("*"):
@@ -303,12 +315,13 @@ class Staging:
                     os.fsync(fh.fileno())
                 os.chmod(entry, 0o666 & ~umask)  # writers such as onnx's external data use 0600
         os.chmod(self.dir, 0o777 & ~umask)
-        check_destination(self.dest, force)
-        if self.dest.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{self.dest.name}.old-", dir=self.dest.parent))
+        dest = dest or self.dest
+        check_destination(dest, force)
+        if dest.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{dest.name}.old-", dir=dest.parent))
             os.rmdir(old)
-            os.replace(self.dest, old)
-            os.replace(self.dir, self.dest)
+            os.replace(dest, old)
+            os.replace(self.dir, dest)
             shutil.rmtree(old, ignore_errors=True)
         else:
-            os.replace(self.dir, self.dest)
+            os.replace(self.dir, dest)

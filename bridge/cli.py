@@ -4,7 +4,6 @@ import time; each command imports what it needs when it runs (``bridge --help`` 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import traceback
@@ -39,6 +38,11 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help="value range for an input (integers: LOW inclusive, HIGH exclusive)")
     p.add_argument("--dim", action="append", default=[], metavar="NAME=SIZE",
                    help="size of a dynamic axis in generated inputs (default 2; the sweep adds 1 and 2*SIZE+1)")
+    p.add_argument("--dim-min", action="append", default=[], metavar="NAME=SIZE",
+                   help="smallest size the sweep may give a dynamic axis (e.g. samples=400 for a model whose first "
+                        "convolution needs that many)")
+    p.add_argument("--dim-max", action="append", default=[], metavar="NAME=SIZE",
+                   help="largest size the sweep may give a dynamic axis")
     p.add_argument("--weights", metavar="FILE", help="PyTorch state_dict (.pt, loaded with weights_only=True) or .safetensors")
     p.add_argument("--framework", choices=["torch", "tensorflow"], help="expected framework of SOURCE")
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1,
@@ -80,6 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--opset", type=int, help="ONNX opset (default: the exporter's)")
     p.add_argument("--seed", type=int, default=0, help="seed of the golden inputs (default 0)")
     p.add_argument("--force", action="store_true", help="replace an existing bundle at BUNDLE_DIR")
+    p.add_argument("--publish-failed", action="store_true",
+                   help="publish the bundle at BUNDLE_DIR even when its verification fails or is inconclusive "
+                        "(default: it is kept at BUNDLE_DIR.failed or BUNDLE_DIR.inconclusive)")
     p.add_argument("--optimize", default="none", metavar="LEVEL",
                    help="graph optimization saved into the bundle, verified like any export: none (default), "
                         "ort (ONNX Runtime's offline fusions), transformer (onnxruntime.transformers fusions, then ort)")
@@ -146,6 +153,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write(f"bridge: {exc.category}: {exc.message}\n")
         if exc.hint:
             sys.stderr.write(f"  hint: {exc.hint}\n")
+        _error_report(args, exc)
         return exc.exit_code
     except KeyboardInterrupt as exc:
         if isinstance(exc, Terminated):
@@ -167,6 +175,27 @@ def _check_report_paths(args, containers: list[str | None], inputs: list[str | N
 
     reports = {flag: getattr(args, flag, None) for flag in ("json", "junit", "markdown", "html")}
     check_report_paths(reports, containers, inputs)
+    args.reports_checked = True  # from here on, an error is reported in --json too
+
+
+def _error_report(args, exc: BridgeError) -> None:
+    """A command that ends in an error still writes the --json report it was asked for (once its path
+    was checked): a CI step reading it finds the error instead of a missing file."""
+    if not getattr(args, "reports_checked", False) or not getattr(args, "json", None):
+        return
+    from bridge.outputs import write_text
+    from bridge.report.model import REPORT_SCHEMA_VERSION
+    from bridge.results import dumps
+
+    data = {"schema_version": REPORT_SCHEMA_VERSION, "kind": args.command, "passed": False, "status": "error",
+            "exit_code": exc.exit_code, "reason": f"{exc.category}: {exc.message}",
+            "error": {"category": exc.category, "message": exc.message, "hint": exc.hint},
+            "target": getattr(args, "target", None) or getattr(args, "output", None),
+            "source": getattr(args, "source", None)}
+    try:
+        write_text(args.json, dumps(data))
+    except OSError:
+        pass  # the error itself has been reported; a report that cannot be written adds nothing
 
 
 def _input_files(args) -> list[str | None]:
@@ -179,11 +208,12 @@ def _input_files(args) -> list[str | None]:
 def _finish(report, args) -> int:
     from bridge.outputs import write_text as _write_text
     from bridge.report.terminal import render
+    from bridge.results import dumps
 
     print(render(report))
     data = report.to_json()
     if args.json:
-        _write_text(args.json, json.dumps(data, indent=2) + "\n")
+        _write_text(args.json, dumps(data))
     if args.junit:
         from bridge.report.junit import render_junit
 
@@ -229,6 +259,7 @@ def cmd_export(args) -> int:
 def _export(args, ExportOptions):
     return _run("bridge.export:run_export", ExportOptions(
         source=args.source, output=args.output, inputs=args.input, ranges=args.input_range, dims=args.dim,
+        dims_min=args.dim_min, dims_max=args.dim_max, publish_failed=args.publish_failed,
         opset=args.opset, framework=args.framework, weights=args.weights, seed=args.seed, force=args.force,
         trust_code=args.trust_code, threads=args.threads, atol=args.atol, rtol=args.rtol, scale_atol=args.scale_atol,
         optimize=args.optimize), args)
@@ -240,6 +271,7 @@ def _verify_options(args, latency_runs: int):
     return VerifyOptions(
         target=args.target, source=args.source, devices=args.device or ["cpu"], weights=args.weights,
         framework=args.framework, ranges=args.input_range, dims=args.dim, inputs_npz=args.inputs, seed=args.seed,
+        dims_min=args.dim_min, dims_max=args.dim_max,
         atol=args.atol, rtol=args.rtol, scale_atol=args.scale_atol, policy_file=args.policy, allow_nonfinite=args.allow_nonfinite,
         min_top1=args.min_top1, latency_runs=latency_runs, threads=args.threads, trust_code=args.trust_code,
         localize_dir=args.localize, labels=args.labels, tf32=args.tf32, ort_spinning=args.ort_spinning == "on")

@@ -9,7 +9,7 @@ the atol, empty) makes the comparison inconclusive, never a pass.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -40,6 +40,7 @@ class OutputResult:
     mean_rel: float | None = None
     p99_rel: float | None = None
     rel_norm: float | None = None
+    applied_atol: float | None = None  # the absolute term applied: atol + scale_atol * max|reference|
     needed_atol: float | None = None  # smallest atol that passes at the applied rtol
     needed_rtol: float | None = None  # smallest rtol that passes at the applied atol
     ref_abs_max: float | None = None
@@ -49,6 +50,8 @@ class OutputResult:
     top1_agreement: float | None = None
     # Histogram of log10(abs error) for plots: bin edges (decades) and counts; exact zeros counted apart.
     error_histogram: dict | None = None
+    n_cases: int = 1  # in a summary: how many checks (cases) its figures were taken over
+    hist_cases: int | None = None
 
     @property
     def passed(self) -> bool:
@@ -190,7 +193,7 @@ def _compare_float(ref, cand, tol: Tolerance, policy: Policy, head) -> OutputRes
     worst = int(np.argmax(abs_err - allowed))
     worst_idx = tuple(int(i) for i in np.unravel_index(worst, ref.shape)) if ref.ndim else ()
     stats = dict(
-        fail_count=n_fail, fail_fraction=n_fail / ref.size,
+        applied_atol=atol, fail_count=n_fail, fail_fraction=n_fail / ref.size,
         max_abs=float(abs_err.max()), mean_abs=float(abs_err.mean()), p99_abs=float(np.percentile(abs_err, 99)),
         max_rel=float(rel.max()), mean_rel=float(np.mean(rel)) if np.isfinite(rel).all() else math.inf,
         p99_rel=_percentile(rel, 99),
@@ -247,7 +250,7 @@ def error_histogram(abs_err: np.ndarray) -> dict:
 
 def vacuous_reason(ref: np.ndarray, tol: Tolerance) -> str | None:
     """Why a passing comparison against this reference proves nothing, or None."""
-    hint = "try other inputs (--input-range, --inputs real.npz) or trained weights"
+    hint = HINT
     mag = float(np.abs(ref).max())
     if mag == 0.0:
         return f"vacuous: the reference output is all zeros, any candidate within atol={tol.atol:g} passes; {hint}"
@@ -257,6 +260,94 @@ def vacuous_reason(ref: np.ndarray, tol: Tolerance) -> str | None:
     if ref.size > 1 and float(ref.max()) == float(ref.min()):
         return f"vacuous: the reference output is constant ({float(ref.flat[0]):.6g}); {hint}"
     return None
+
+
+HINT = "try other inputs (--input-range, --inputs real.npz) or trained weights"
+
+
+def cross_case_vacuity(runs: list[tuple], results: list[OutputResult], policy: Policy,
+                       device: str) -> list[OutputResult]:
+    """Passing results of outputs that no comparison over these cases could have failed, turned
+    inconclusive. ``runs`` are (case, feeds, reference outputs). Two rules, over every case:
+
+    * the tolerance band covers the output's whole spread: some constant lies within tolerance of
+      every reference value of every case, so a graph returning that constant would pass;
+    * a float output moves less than the tolerance between different inputs of the same shape, so
+      a graph that ignores its inputs would pass.
+    """
+    by_name: dict[str, list[tuple]] = {}
+    for case, feeds, outs in runs:
+        for name, arr in outs.items():
+            by_name.setdefault(name, []).append((case.label, feeds, np.asarray(arr)))
+    reasons = {}
+    for name, refs in by_name.items():
+        if any(a.size == 0 or (a.dtype.kind in "fc" and not np.isfinite(a).all()) for _, _, a in refs):
+            continue
+        reason = _constant_passes(name, refs, policy, device)
+        if not reason and refs[0][2].dtype.kind in "fc":
+            # Integer and bool outputs (class ids, masks) take few values: two draws agreeing is no sign
+            # that the output ignores its input, while a float output that does not move is.
+            reason = _input_independent(name, refs, policy, device)
+        if reason:
+            reasons[name] = reason
+    return [replace(r, status=INCONCLUSIVE, reason=reasons[r.name]) if r.status == PASS and r.name in reasons
+            else r for r in results]
+
+
+def _band(ref: np.ndarray, tol: Tolerance) -> np.ndarray:
+    mag = np.abs(ref.astype(np.float64))
+    return tol.atol + tol.scale_atol * float(mag.max()) + tol.rtol * mag
+
+
+def _constant_passes(name: str, refs: list[tuple], policy: Policy, device: str) -> str | None:
+    if len(refs) < 2:
+        return None  # one case: the per-case rules (constant, all zeros, below atol) already apply
+    lo, hi = -math.inf, math.inf
+    for _, _, ref in refs:
+        if ref.dtype.kind in "biu":
+            values = ref.astype(np.float64)
+            band = np.zeros_like(values)
+        else:
+            values = ref.astype(np.float64)
+            band = _band(ref, policy.tolerance(name, ref.dtype.name, device))
+        lo, hi = max(lo, float((values - band).max())), min(hi, float((values + band).min()))
+        if lo > hi:
+            return None
+    low = min(float(r.min()) for _, _, r in refs)
+    high = max(float(r.max()) for _, _, r in refs)
+    return (f"vacuous: over all {len(refs)} cases the output spans only {low:.6g}..{high:.6g}, inside the tolerance "
+            f"band: a constant {(lo + hi) / 2:.6g} would pass every comparison; {HINT}")
+
+
+def _input_independent(name: str, refs: list[tuple], policy: Policy, device: str) -> str | None:
+    by_shape: dict[tuple, list[tuple]] = {}
+    for item in refs:
+        by_shape.setdefault(item[2].shape, []).append(item)
+    compared, largest = 0, (0.0, "", "", 0.0)
+    for group in by_shape.values():
+        first_label, first_feeds, first = group[0]
+        band = (np.zeros(first.shape) if first.dtype.kind in "biu"
+                else _band(first, policy.tolerance(name, first.dtype.name, device)))
+        for label, feeds, ref in group[1:]:
+            if _same_feeds(first_feeds, feeds):
+                continue
+            diff = np.abs(ref.astype(np.float64) - first.astype(np.float64))
+            if (diff > band).any():
+                return None
+            compared += 1
+            if float(diff.max()) >= largest[0]:
+                largest = (float(diff.max()), first_label, label, float(band.max()))
+    if not compared:
+        return None
+    change, a, b, band_max = largest
+    return (f"vacuous: the output moves less than the tolerance between different inputs (largest change "
+            f"{change:.3g}, between cases {a} and {b}; tolerance up to {band_max:.3g}): a graph that ignores its "
+            f"inputs would pass; {HINT}")
+
+
+def _same_feeds(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(
+        np.asarray(a[k]).shape == np.asarray(b[k]).shape and np.array_equal(a[k], b[k]) for k in a)
 
 
 def _top1(ref: np.ndarray, cand: np.ndarray) -> float | None:
@@ -282,22 +373,16 @@ def outputs_equal(a: dict, b: dict) -> list[str]:
 
 
 def summarize(results: list[OutputResult]) -> dict[str, OutputResult]:
-    """Per output name, over cases and devices: the worst failure (structural failures first, then
-    the largest needed atol), else the pass with the largest needed atol, else (no case passed and
-    none failed) the first inconclusive one."""
-    by_name: dict[str, list[OutputResult]] = {}
-    for r in results:
-        by_name.setdefault(r.name, []).append(r)
+    """One summary per output and device, by the rule of ``bridge.results``: the check shown, with
+    errors, smallest passing tolerances, failing elements and histograms taken over every case.
+    Keyed by output name (``name (device)`` when several devices were compared)."""
+    from bridge.results import aggregate, groups, shown
+
+    several = len({r.device for r in results}) > 1
     out = {}
-    for name, rs in by_name.items():
-        fails = [r for r in rs if r.status == FAIL]
-        passes = [r for r in rs if r.status == PASS]
-        if fails:
-            out[name] = max(fails, key=lambda r: math.inf if r.needed_atol is None else r.needed_atol)
-        elif passes:
-            out[name] = max(passes, key=lambda r: (r.needed_atol or 0.0))
-        else:
-            out[name] = rs[0]
+    for checks in groups(results):
+        row = replace(shown(checks), **aggregate(checks))
+        out[f"{row.name} ({row.device})" if several else row.name] = row
     return out
 
 

@@ -9,11 +9,12 @@ from bridge.bundle import MODEL, SCHEMA_VERSION, Staging, check_destination, gol
 from bridge.contain import stage
 from bridge.environment import environment_info
 from bridge.errors import ConversionError, InputError
-from bridge.inputs import make_feeds, sweep_cases
-from bridge.native import load_native, resolve_specs
+from bridge.inputs import make_feeds
+from bridge.native import in_model_order, load_native, resolve_specs
 from bridge.onnx_file import describe, io_specs, load_checked
 from bridge.options import ExportOptions
-from bridge.parity import case_json, fixed_dynamic_axes, run_onnx, run_reference
+from bridge.parity import binding_problem, case_json, fixed_dynamic_axes, run_onnx, run_reference
+from bridge.plan import plan_cases
 from bridge.policy import build_policy
 from bridge.report.model import Report, timed
 from bridge.spec import parse_dim_size
@@ -32,18 +33,24 @@ def _run_export(opts: ExportOptions) -> Report:
     loaded = load_native(opts.source, weights=opts.weights, framework=opts.framework,
                          trust_code=opts.trust_code, threads=opts.threads)
     model = loaded.model
-    specs = resolve_specs(loaded, opts.inputs, opts.ranges)
-    cases = sweep_cases(specs, opts.seed, sizes)
+    specs = in_model_order(resolve_specs(loaded, opts.inputs, opts.ranges), model.input_names())
+    plan = plan_cases(specs, opts.seed, sizes, minimum=dict(parse_dim_size(d) for d in opts.dims_min),
+                      maximum=dict(parse_dim_size(d) for d in opts.dims_max))
     stage("running the native model")
-    reference, problem = run_reference(model, [(c, make_feeds(specs, c)) for c in cases])
+    reference, problem, dropped = run_reference(model, [(c, make_feeds(specs, c)) for c in plan.cases])
     report = Report(kind="export", target=str(dest), source=opts.source, framework=loaded.framework,
-                    cases=[case_json(c, "seeded") for c in cases], policy=policy.to_json())
+                    cases=[case_json(c, "seeded") for c, _, _ in reference], policy=policy.to_json(),
+                    notes=[*getattr(model, "notes", []), *plan.notes, *dropped], plan=plan.to_json())
+    report.check = {"kind": "export", "policy_origin": "command line" if opts.atol or opts.rtol or opts.scale_atol
+                    else "defaults"}
     if problem:
         report.forced_status, report.forced_reason = "inconclusive", problem
         report.notes.append("no bundle written: golden outputs of a nondeterministic model prove nothing")
         return report
 
-    from bridge.frameworks.ort import OrtRunner
+    from bridge.frameworks import ort_runner_class
+
+    OrtRunner = ort_runner_class()
 
     with Staging(dest) as staging:
         model_path = staging.dir / MODEL
@@ -62,6 +69,9 @@ def _run_export(opts: ExportOptions) -> Report:
         baked = fixed_dynamic_axes(specs, onnx_inputs)
         if baked:
             raise ConversionError(f"{result.exporter} wrote a graph with declared dynamic axes fixed: {'; '.join(baked)}")
+        binding = binding_problem(specs, onnx_inputs, model.input_names())
+        if binding:
+            report.forced_status, report.forced_reason = "fail", binding
         stage("running the export in ONNX Runtime")
         try:  # the exported file must load in ONNX Runtime, or the export failed
             runner = OrtRunner(str(model_path), "cpu", threads=opts.threads)
@@ -98,8 +108,19 @@ def _run_export(opts: ExportOptions) -> Report:
         }
         stage("publishing the bundle")
         staging.write_manifest(manifest)
-        staging.publish(opts.force)
+        if report.status == "pass" or opts.publish_failed:
+            staging.publish(opts.force)
+        else:  # a script that checks for the bundle directory must not ship an export that failed
+            aside = set_aside_path(dest, report.status)
+            staging.publish(True, aside)
+            report.notes.append(f"no bundle published at {dest}: the export's verification is {report.status}; "
+                                f"it is kept at {aside} for inspection")
     return report
+
+
+def set_aside_path(dest: Path, status: str) -> Path:
+    """Where an export that did not pass is kept: next to DEST, named after its verdict."""
+    return dest.with_name(f"{dest.name}.{'failed' if status == 'fail' else status}")
 
 
 def _check_io(specs, onnx_inputs, native_outputs: list[str], onnx_outputs, exporter: str) -> None:

@@ -8,7 +8,7 @@ import numpy as np
 
 from bridge.errors import InputError
 from bridge.files import require_regular
-from bridge.types import DEFAULT_DYNAMIC_SIZE, Case, TensorSpec
+from bridge.types import Case, TensorSpec
 
 Feeds = dict[str, np.ndarray]
 
@@ -22,6 +22,32 @@ def numpy_dtype(name: str) -> np.dtype:
 
         return np.dtype(ml_dtypes.bfloat16)
     return np.dtype(name)
+
+
+def fill(spec: TensorSpec, shape: tuple[int, ...], mode: str, rng: np.random.Generator) -> np.ndarray:
+    """Values at the edges of a declared range ("low", "high", "mix"), or over a whole integer dtype
+    ("full"). HIGH is exclusive: the top is HIGH - 1 for integers, the largest value below HIGH for floats."""
+    dtype = numpy_dtype(spec.dtype)
+    if mode == "full":
+        info = np.iinfo(dtype)
+        lo, hi = int(info.min), int(info.max)
+        if dtype.itemsize == 8:  # int64 ids beyond 2**31 are no index any model accepts
+            lo, hi = -(2**31), 2**31 - 1
+        return rng.integers(lo, hi, size=shape, endpoint=True, dtype=np.int64).astype(dtype)
+    lo, hi = spec.value_range
+    if dtype.kind in "iu":
+        low, top = int(np.ceil(lo)), int(np.ceil(hi)) - 1
+        info = np.iinfo(dtype)
+        low, top = max(low, int(info.min)), min(top, int(info.max))
+    else:
+        low = np.asarray(lo, dtype=dtype)
+        top = np.nextafter(np.asarray(hi, dtype=dtype), np.asarray(lo, dtype=dtype))
+        if top < low:
+            top = low
+    edges = {"low": low, "high": top}
+    if mode in edges:
+        return np.full(shape, edges[mode], dtype=dtype)
+    return np.where(rng.integers(0, 2, size=shape).astype(bool), top, low).astype(dtype)
 
 
 def draw(spec: TensorSpec, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
@@ -57,23 +83,9 @@ def make_feeds(specs: list[TensorSpec], case: Case) -> Feeds:
                 f"(shape {list(shape)}); bridge generates at most {MAX_INPUT_BYTES >> 30} GiB per input",
                 hint="check the dims the model declares; set dynamic sizes with --dim NAME=SIZE")
     rng = np.random.default_rng(case.seed)
-    return {s.name: draw(s, s.shape(case.sizes), rng) for s in specs}
-
-
-def sweep_cases(specs: list[TensorSpec], seed: int, sizes: dict[str, int] | None = None) -> list[Case]:
-    """Cases that every verification runs.
-
-    Two seeded draws at the export sizes (two value distributions), then, for every dynamic axis
-    declared, size 1 and an odd size above the export size (all dynamic axes move together).
-    """
-    sizes = dict(sizes or {})
-    axes = sorted({d for s in specs for d in s.dims if isinstance(d, str)})
-    base = {a: sizes.get(a, DEFAULT_DYNAMIC_SIZE) for a in axes}
-    cases = [Case("draw0", seed, base), Case("draw1", seed + 1, base)]
-    if axes:
-        cases.append(Case("size1", seed + 2, {a: 1 for a in axes}))
-        cases.append(Case("sizeodd", seed + 3, {a: 2 * base[a] + 1 for a in axes}))
-    return cases
+    modes = dict(case.fill)
+    return {s.name: fill(s, s.shape(case.sizes), modes[s.name], rng) if s.name in modes
+            else draw(s, s.shape(case.sizes), rng) for s in specs}
 
 
 def load_npz(path: str | Path, specs: list[TensorSpec]) -> Feeds:

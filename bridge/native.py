@@ -65,3 +65,12 @@ def resolve_specs(loaded: Loaded, input_args: list[str], range_args: list[str]) 
         )
     check_unique(specs)
     return apply_ranges(specs, dict(parse_range(r) for r in range_args))
+
+
+def in_model_order(specs: list[TensorSpec], names: list[str] | None) -> list[TensorSpec]:
+    """Specs in the native model's own input order (forward()'s parameters, a Keras model's inputs)
+    when their names are the model's; otherwise as given (bound by position)."""
+    if not names or not {s.name for s in specs} <= set(names):
+        return specs
+    rank = {n: i for i, n in enumerate(names)}
+    return sorted(specs, key=lambda s: rank[s.name])

@@ -15,11 +15,14 @@ class ExportOptions:
     inputs: list = field(default_factory=list)
     ranges: list = field(default_factory=list)
     dims: list = field(default_factory=list)
+    dims_min: list = field(default_factory=list)  # NAME=SIZE: the smallest size the sweep may use
+    dims_max: list = field(default_factory=list)  # NAME=SIZE: the largest
     opset: int | None = None
     framework: str | None = None
     weights: str | None = None
     seed: int = 0
     force: bool = False
+    publish_failed: bool = False  # publish at `output` even when the export's verification does not pass
     trust_code: bool = False
     threads: int | None = None
     atol: list = field(default_factory=list)
@@ -37,6 +40,8 @@ class VerifyOptions:
     framework: str | None = None
     ranges: list = field(default_factory=list)
     dims: list = field(default_factory=list)
+    dims_min: list = field(default_factory=list)  # NAME=SIZE: the smallest size the sweep may use
+    dims_max: list = field(default_factory=list)  # NAME=SIZE: the largest
     inputs_npz: str | None = None
     seed: int = 1
     atol: list = field(default_factory=list)

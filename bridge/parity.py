@@ -6,22 +6,35 @@ Shared by export (which records the verdict in the manifest) and verify.
 from __future__ import annotations
 
 from bridge.errors import BridgeError, InputError, exception_summary
-from bridge.compare import FAIL, OutputResult, compare_outputs, outputs_equal
+from bridge.compare import FAIL, OutputResult, compare_outputs, cross_case_vacuity, outputs_equal
 from bridge.policy import Policy
 from bridge.types import Case, TensorSpec
 
 CaseRun = tuple  # (Case, feeds, outputs)
 
 
-def run_reference(model, cases: list[tuple[Case, dict]]) -> tuple[list[CaseRun], str | None]:
+def run_reference(model, cases: list[tuple[Case, dict]]) -> tuple[list[CaseRun], str | None, list[str]]:
     """Native outputs per case. The first case runs twice and must be bit-identical; the model's
-    state (BatchNorm statistics) must not change. Returns the runs and a problem description."""
+    state (BatchNorm statistics) must not change. Optional cases the native model rejects (an error,
+    or NaN/Inf where the first case had none) are dropped with a note. Returns the runs, a problem
+    description (or None) and the notes."""
     runs: list[CaseRun] = []
     problem = None
+    notes: list[str] = []
     for i, (case, feeds) in enumerate(cases):
-        out = _run_native(model, feeds)
+        if case.optional:
+            try:
+                out = model.run(feeds)
+            except Exception as exc:  # noqa: BLE001 - the model's own limit, not an export error
+                notes.append(f"case {case.label} dropped: the native model rejects it ({exception_summary(exc, 160)})")
+                continue
+            if runs and _nonfinite(out) and not _nonfinite(runs[0][2]):
+                notes.append(f"case {case.label} dropped: the native model gives NaN/Inf on it")
+                continue
+        else:
+            out = _run_native(model, feeds, case)
         if i == 0:
-            again = _run_native(model, feeds)
+            again = _run_native(model, feeds, case)
             differ = outputs_equal(out, again)
             if differ:
                 problem = (f"nondeterministic reference: two runs of the native model on the same inputs differ "
@@ -30,18 +43,48 @@ def run_reference(model, cases: list[tuple[Case, dict]]) -> tuple[list[CaseRun],
     mutated = model.check_state()
     if mutated and problem is None:
         problem = f"nondeterministic reference: {mutated} (BatchNorm in training mode?)"
-    return runs, problem
+    return runs, problem, notes
 
 
-def _run_native(model, feeds: dict) -> dict:
+def _nonfinite(outputs: dict) -> bool:
+    import numpy as np
+
+    return any(np.asarray(v).dtype.kind in "fc" and not np.isfinite(v).all() for v in outputs.values())
+
+
+def _run_native(model, feeds: dict, case: Case | None = None) -> dict:
     try:
         return model.run(feeds)
     except BridgeError:
         raise
     except Exception as exc:
         shapes = ", ".join(f"{k}:{v.dtype}{list(v.shape)}" for k, v in feeds.items())
-        raise InputError(f"the native model failed on inputs {shapes}: {exception_summary(exc)}",
-                         hint="check that the --input specs match the model's forward() arguments, in order") from None
+        hint = "check that the --input specs match the model's forward() arguments, in order"
+        if case is not None and case.sizes and case.label not in ("draw0", "draw1"):
+            axis = case.label.split("=", 1)[0]
+            if axis in case.sizes:
+                hint = (f"the case {case.label} sets axis {axis} to {case.sizes[axis]}; if the model needs a "
+                        f"minimum (or maximum) size there, declare it: --dim-min {axis}=SIZE (--dim-max {axis}=SIZE)")
+        raise InputError(f"the native model failed on inputs {shapes} (case {case.label if case else '?'}): "
+                         f"{exception_summary(exc)}", hint=hint) from None
+
+
+def binding_problem(specs: list[TensorSpec], onnx_inputs: list[TensorSpec], native_names: list[str] | None) -> str | None:
+    """Inputs are fed by name on every side. The ONNX graph's input names must be the model's, in the
+    model's own order (forward()'s parameters, a Keras model's inputs): a graph whose same-shaped
+    inputs trade names passes any positional check and swaps them at deployment."""
+    graph = [s.name for s in onnx_inputs]
+    ours = [s.name for s in specs]
+    if sorted(graph) != sorted(ours):
+        return (f"inputs: the ONNX graph takes {graph}, the model {ours}; name the inputs as the model does "
+                "(--input NAME:..., BRIDGE_INPUTS)")
+    order = ours
+    if native_names and set(ours) <= set(native_names):
+        order = [n for n in native_names if n in set(ours)]
+    if graph != order:
+        return (f"inputs: the ONNX graph takes {graph} in this order, the native model {order}; a graph whose "
+                "inputs trade names or places binds them differently from the model")
+    return None
 
 
 def fixed_dynamic_axes(declared: list[TensorSpec], onnx_inputs: list[TensorSpec]) -> list[str]:
@@ -77,8 +120,10 @@ def run_onnx(runner, reference: list[CaseRun], policy: Policy, device: str,
         if keep is not None and case.label in keep:
             keep[case.label] = cand
         results.extend(compare_outputs(ref_out, cand, policy, device, case.label))
-    return results
+    return cross_case_vacuity(reference, results, policy, device)
 
 
 def case_json(case: Case, origin: str) -> dict:
-    return {"label": case.label, "seed": case.seed, "sizes": dict(case.sizes), "origin": origin}
+    from bridge.plan import case_json as plan_case_json
+
+    return plan_case_json(case, origin)

@@ -108,6 +108,10 @@ def load_user_module(ref: SourceRef):
     except InputError:
         raise
     except ModuleNotFoundError as exc:
+        from bridge.frameworks import EXTRAS, missing_package
+
+        if (exc.name or "").split(".")[0] in EXTRAS:
+            raise missing_package(exc.name, f"SOURCE {ref.text}") from None
         raise InputError(f"cannot import SOURCE {ref.text}: {exc}", hint="check the module path and PYTHONPATH") from None
     except SyntaxError as exc:
         raise InputError(f"SOURCE {ref.text} is not valid Python: {exc}") from None

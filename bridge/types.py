@@ -78,3 +78,8 @@ class Case:
     label: str
     seed: int | None
     sizes: dict = field(default_factory=dict)
+    # How values are drawn, per input, where not seeded draws: "low", "high", "mix" (of the two) for a
+    # declared range, "full" for the whole range of an integer dtype. Pairs, in input order.
+    fill: tuple = ()
+    purpose: str = ""  # why the case is in the plan, for reports
+    optional: bool = False  # dropped (with a note) when the native model rejects its inputs

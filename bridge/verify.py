@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from bridge.bench import Meter
-from bridge.bundle import check_against_graph, is_bundle, open_bundle
+from bridge.bundle import Bundle, check_against_graph, is_bundle, open_bundle
 from bridge.contain import stage
 from bridge.environment import environment_info
 from bridge.errors import UsageError
 from bridge.compare import dataset_metrics
-from bridge.inputs import batch_sizes, load_labels, load_npz, make_feeds, sweep_cases
+from bridge.inputs import batch_sizes, load_labels, load_npz, make_feeds
 from bridge.onnx_file import io_specs, load_checked
 from bridge.options import VerifyOptions
-from bridge.parity import case_json, fixed_dynamic_axes, run_onnx, run_reference
+from bridge.parity import binding_problem, case_json, fixed_dynamic_axes, run_onnx, run_reference
+from bridge.plan import plan_cases
 from bridge.policy import build_policy, load_policy_file
 from bridge.report.model import Report, timed
 from bridge.spec import apply_ranges, parse_dim_size, parse_range
@@ -24,43 +26,37 @@ def run_verify(opts: VerifyOptions) -> Report:
     return timed(_run_verify, opts)
 
 
+@dataclass
+class Target:
+    """What is under test: a bundle (manifest, golden data) or a bare ONNX file."""
+
+    path: Path
+    model_path: Path
+    bundle: Bundle | None = None
+    stored_policy: dict = field(default_factory=dict)
+    onnx_inputs: list = field(default_factory=list)
+    golden: list | None = None
+    binding: str | None = None  # a verdict-level problem with the graph's input names or order
+
+
 def _run_verify(opts: VerifyOptions) -> Report:
-    target = Path(opts.target)
-    bundle = None
-    golden = None
-    if is_bundle(target) or (target.is_dir() and not target.suffix == ".onnx"):
-        stage(f"reading the bundle {target}")
-        bundle = open_bundle(target)  # hashes first: a changed byte is refused before anything runs
-        model_path = bundle.model_path
-        specs = bundle.inputs
-        stored_policy = bundle.manifest.get("policy") or {}
-    elif target.suffix == ".onnx" or target.is_file():
-        model_path = target
-        stored_policy = {}
-        specs = None
-    else:
-        raise UsageError(f"TARGET {target} does not exist", hint="give a bundle directory or a .onnx file")
+    target = resolve_target(opts.target)
     if opts.labels and not opts.inputs_npz:
         raise UsageError("--labels needs --inputs: labels belong to the real samples they describe")
-    policy, origin, notes = choose_policy(opts, stored_policy, bundle.outputs if bundle is not None else [])
-    stage(f"checking {model_path}")
-    proto = load_checked(model_path)
-    onnx_inputs, _ = io_specs(proto)
-    del proto
-    if bundle is not None:
-        check_against_graph(bundle, onnx_inputs)
-        stage(f"reading the golden data of {target}")
-        golden = bundle.golden()  # checked against the manifest whether or not a native model runs
-    if specs is None:
-        specs = onnx_inputs
-    specs = apply_ranges(specs, dict(parse_range(r) for r in opts.ranges))
-    report = Report(kind="verify", target=str(target), source=opts.source, devices=list(opts.devices),
+    if not opts.source and (opts.inputs_npz or opts.labels):
+        raise UsageError("--inputs and --labels need --source: without it there is no reference for new inputs")
+    policy, origin, notes = choose_policy(opts, target.stored_policy,
+                                          target.bundle.outputs if target.bundle is not None else [])
+    check_graph(target)  # a malformed or hostile file is refused as such, whatever else is missing
+    if not opts.source and target.bundle is None:
+        raise UsageError(f"nothing to compare {target.path} with",
+                         hint="pass --source SOURCE (the native model), or verify a bundle made by 'bridge export'")
+    report = Report(kind="verify", target=str(target.path), source=opts.source, devices=list(opts.devices),
                     policy=policy.to_json(), notes=notes)
     report.check = {"kind": "native" if opts.source else "golden", "policy_origin": origin}
-    baked = fixed_dynamic_axes(specs, onnx_inputs)
     native = None
-    labels = None
     native_meter = Meter()
+    labels = None
     if opts.source:
         from bridge.native import load_native
 
@@ -70,41 +66,34 @@ def _run_verify(opts: VerifyOptions) -> Report:
                                  trust_code=opts.trust_code, threads=opts.threads)
         native = loaded.model
         report.framework = loaded.framework
-        sizes = dict(parse_dim_size(d) for d in opts.dims)
-        if bundle is not None:  # sweep around the sizes the bundle was exported at
-            sizes = {**(bundle.cases[0].sizes if bundle.cases else {}), **sizes}
+        report.notes.extend(getattr(native, "notes", []))
+        specs = native_specs(target, loaded, opts)
+        problem = binding_problem(specs, target.onnx_inputs, native.input_names())
+        baked = fixed_dynamic_axes(specs, target.onnx_inputs)
         stage("generating inputs")
-        cases = [(c, make_feeds(specs, c)) for c in sweep_cases(specs, opts.seed, sizes)]
-        origins = ["seeded"] * len(cases)
-        if opts.inputs_npz:
-            feeds = load_npz(opts.inputs_npz, specs)
-            labels = load_labels(opts.labels, feeds) if opts.labels else None
-            cases.append((Case("data", None, batch_sizes(specs, feeds)), feeds))
-            origins.append(opts.inputs_npz)
-        report.cases = [case_json(c, o) for (c, _), o in zip(cases, origins)]
+        cases, labels = planned_cases(target, specs, opts, report)
         reference = None  # computed per device below, where the native model runs
-    elif bundle is not None:
-        if opts.inputs_npz or opts.labels:
-            raise UsageError("--inputs and --labels need --source: without it there is no reference for new inputs")
-        reference = golden
-        report.cases = [case_json(c, "golden") for c, _, _ in reference]
-        report.framework = bundle.manifest.get("source", {}).get("framework")
-        report.exporter = bundle.manifest.get("exporter")
     else:
-        raise UsageError(f"nothing to compare {target} with",
-                         hint="pass --source SOURCE (the native model), or verify a bundle made by 'bridge export'")
-
-    if baked:
+        specs = target.bundle.inputs
+        problem = target.binding
+        baked = fixed_dynamic_axes(specs, target.onnx_inputs)
+        reference = target.golden
+        report.cases = [case_json(c, "golden") for c, _, _ in reference]
+        report.framework = target.bundle.manifest.get("source", {}).get("framework")
+        report.exporter = target.bundle.manifest.get("exporter")
+    if problem or baked:
         report.forced_status = "fail"
-        report.forced_reason = "declared dynamic axis baked into a constant: " + "; ".join(baked)
+        report.forced_reason = problem or ("declared dynamic axis baked into a constant: " + "; ".join(baked))
 
-    from bridge.frameworks.ort import OrtRunner
+    from bridge.frameworks import ort_runner_class
+
+    OrtRunner = ort_runner_class()
 
     native_on = None
     for device in opts.devices:
         stage(f"creating the ONNX Runtime session ({device})")
         with Meter() as ort_meter:
-            runner = OrtRunner(str(model_path), device, threads=opts.threads,  # a missing GPU stops here (exit 4)
+            runner = OrtRunner(str(target.model_path), device, threads=opts.threads,  # no GPU: exit 4 here
                                spinning=opts.ort_spinning, cuda_options={"use_tf32": "1" if opts.tf32 else "0"})
         ort_setup_ms = ort_meter.ms
         if native is not None and native.to(device) != native_on:
@@ -112,11 +101,13 @@ def _run_verify(opts: VerifyOptions) -> Report:
             native.set_tf32(opts.tf32 and native_on == "cuda")
             stage(f"running the native model ({native_on})")
             with Meter() as runs:
-                reference, problem = run_reference(native, cases)
+                reference, unstable, dropped = run_reference(native, cases)
             native_meter.add(runs)
+            report.cases = [case_json(c, origin_of(c, opts)) for c, _, _ in reference]
+            report.notes.extend(n for n in dropped if n not in report.notes)
             report.environment.setdefault("native_devices", []).append(native_on)
-            if problem:
-                report.forced_status, report.forced_reason = "inconclusive", problem
+            if unstable:
+                report.forced_status, report.forced_reason = "inconclusive", unstable
                 runner.close()
                 break
         stage(f"running ONNX Runtime ({device})")
@@ -138,14 +129,73 @@ def _run_verify(opts: VerifyOptions) -> Report:
         runner.close()
     if opts.localize_dir and report.status == "fail" and reference:
         stage("localizing the first divergence")
-        report.localize = _localize(model_path, reference, report, policy, native, opts.localize_dir)
+        report.localize = _localize(target.model_path, reference, report, policy, native, opts.localize_dir)
     report.environment.update(environment_info(opts.threads))
     if native is not None:
         report.environment["versions"].update(native.versions())
         report.environment["native"] = {"precision": native.precision()}
-    if bundle is not None:
-        report.environment["bundle_versions"] = bundle.manifest.get("versions", {})
+    if target.bundle is not None:
+        report.environment["bundle_versions"] = target.bundle.manifest.get("versions", {})
     return report
+
+
+def resolve_target(text: str) -> Target:
+    path = Path(text)
+    if is_bundle(path) or (path.is_dir() and not path.suffix == ".onnx"):
+        stage(f"reading the bundle {path}")
+        bundle = open_bundle(path)  # hashes first: a changed byte is refused before anything runs
+        return Target(path, bundle.model_path, bundle, bundle.manifest.get("policy") or {})
+    if path.is_file():
+        return Target(path, path)
+    raise UsageError(f"TARGET {path} does not exist", hint="give a bundle directory or a .onnx file")
+
+
+def check_graph(target: Target) -> None:
+    """onnx.checker on the model; for a bundle, the manifest against the graph and the golden data."""
+    stage(f"checking {target.model_path}")
+    proto = load_checked(target.model_path)
+    target.onnx_inputs, _ = io_specs(proto)
+    del proto
+    if target.bundle is not None:
+        target.binding = check_against_graph(target.bundle, target.onnx_inputs)
+        stage(f"reading the golden data of {target.path}")
+        target.golden = target.bundle.golden()  # checked against the manifest whether or not it is used
+
+
+def native_specs(target: Target, loaded, opts: VerifyOptions) -> list:
+    """The inputs to generate: a bundle's manifest; for a bare ONNX file, what the source declares
+    (BRIDGE_INPUTS and ranges, Keras signatures, a .pt2 program) or else the graph's own inputs.
+    --input-range on top."""
+    if target.bundle is not None:
+        specs = target.bundle.inputs
+    elif loaded.declared:
+        specs = list(loaded.declared)
+    else:
+        specs = list(target.onnx_inputs)
+    return apply_ranges(specs, dict(parse_range(r) for r in opts.ranges))
+
+
+def planned_cases(target: Target, specs: list, opts: VerifyOptions, report: Report) -> tuple[list, object]:
+    """The case plan around the export sizes, plus the real samples of --inputs; (cases, labels)."""
+    sizes = dict(parse_dim_size(d) for d in opts.dims)
+    if target.bundle is not None:  # sweep around the sizes the bundle was exported at
+        sizes = {**(target.bundle.cases[0].sizes if target.bundle.cases else {}), **sizes}
+    plan = plan_cases(specs, opts.seed, sizes, minimum=dict(parse_dim_size(d) for d in opts.dims_min),
+                      maximum=dict(parse_dim_size(d) for d in opts.dims_max))
+    report.plan = plan.to_json()
+    report.notes.extend(plan.notes)
+    cases = [(c, make_feeds(specs, c)) for c in plan.cases]
+    labels = None
+    if opts.inputs_npz:
+        feeds = load_npz(opts.inputs_npz, specs)
+        labels = load_labels(opts.labels, feeds) if opts.labels else None
+        cases.append((Case("data", None, batch_sizes(specs, feeds), purpose="real samples"), feeds))
+    report.cases = [case_json(c, origin_of(c, opts)) for c, _ in cases]
+    return cases, labels
+
+
+def origin_of(case: Case, opts: VerifyOptions) -> str:
+    return opts.inputs_npz if case.label == "data" else "seeded"
 
 
 def choose_policy(opts: VerifyOptions, stored: dict, outputs) -> tuple:

@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 
 from bridge.errors import InputError
-from bridge.inputs import load_npz, make_feeds, sweep_cases
+from bridge.inputs import load_npz, make_feeds
+from bridge.plan import plan_cases
 from bridge.spec import parse_input_spec
 from bridge.types import Case
 
@@ -24,13 +25,57 @@ def test_feeds_are_seeded_ranged_and_shaped():
     assert not np.array_equal(a["x"], c["x"])
 
 
-def test_sweep_covers_two_draws_size_one_and_an_odd_size():
-    cases = sweep_cases(specs(), seed=0)
-    sizes = [c.sizes["batch"] for c in cases]
-    assert sizes == [2, 2, 1, 5]
-    assert len({c.seed for c in cases}) == 4
-    static = sweep_cases([parse_input_spec("x:float32[1,3]")], seed=0)
+def test_plan_sweeps_each_axis_alone_then_all_apart_then_large():
+    cases = plan_cases(specs(), seed=0).cases
+    sized = [(c.label, c.sizes) for c in cases if not c.fill]
+    assert sized == [
+        ("draw0", {"batch": 2, "seq": 2}), ("draw1", {"batch": 2, "seq": 2}),
+        ("batch=1", {"batch": 1, "seq": 2}), ("batch=5", {"batch": 5, "seq": 2}),
+        ("seq=1", {"batch": 2, "seq": 1}), ("seq=5", {"batch": 2, "seq": 5}),
+        ("distinct", {"batch": 3, "seq": 4}), ("batch=8", {"batch": 8, "seq": 2}),
+    ]
+    assert len({c.seed for c in cases}) == len(cases)
+    static = plan_cases([parse_input_spec("x:float32[1,3]")], seed=0).cases
     assert [c.label for c in static] == ["draw0", "draw1"]
+
+
+def test_plan_respects_declared_minimums_and_maximums():
+    plan = plan_cases([parse_input_spec("wav:float32[batch,samples]")], seed=0, sizes={"samples": 400},
+                      minimum={"samples": 400}, maximum={"batch": 4})
+    assert all(c.sizes["samples"] >= 400 for c in plan.cases)
+    assert all(c.sizes["batch"] <= 4 for c in plan.cases)
+    assert not any(c.sizes["samples"] == 1 for c in plan.cases)
+    assert any("no large case" in n for n in plan.notes)
+
+
+def test_large_case_stays_within_the_memory_budget():
+    big = [parse_input_spec("img:float32[batch,3,512,512]")]  # 3 MiB per image
+    plan = plan_cases(big, seed=0, budget_bytes=16 << 20)
+    large = [c for c in plan.cases if c.label.startswith("batch=") and c.sizes["batch"] > 5]
+    assert large == [] or large[0].sizes["batch"] * 3 * 512 * 512 * 4 <= 16 << 20
+    assert any("16 MiB" in n for n in plan.notes)
+
+
+def test_boundary_cases_reach_both_ends_of_a_declared_range():
+    ranged = [parse_input_spec("ids:int64[batch,3]").with_range((0, 500)),
+              parse_input_spec("x:float32[batch]").with_range((0.0, 1.0))]
+    plan = plan_cases(ranged, seed=0)
+    by_label = {c.label: make_feeds(ranged, c) for c in plan.cases}
+    assert (by_label["ids.low"]["ids"] == 0).all() and (by_label["ids.high"]["ids"] == 499).all()
+    assert set(np.unique(by_label["ids.mix"]["ids"])) <= {0, 499}
+    top = by_label["x.high"]["x"]
+    assert (top < 1.0).all() and (top == np.nextafter(np.float32(1), np.float32(0))).all()
+    assert (by_label["x.low"]["x"] == 0).all()
+    assert all(f["ids"].max() < 500 and f["x"].max() < 1 for f in by_label.values())
+
+
+def test_integer_input_without_a_range_gets_a_note_and_an_optional_full_range_case():
+    plan = plan_cases([parse_input_spec("ids:int32[batch,4]")], seed=0)
+    assert any("ids: integer input without a declared range" in n for n in plan.notes)
+    full = next(c for c in plan.cases if c.label == "ids.full")
+    assert full.optional
+    values = make_feeds([parse_input_spec("ids:int32[batch,4]")], full)["ids"]
+    assert values.dtype == np.int32 and np.abs(values.astype(np.int64)).max() > 10
 
 
 def test_npz_checked_and_never_unpickled(tmp_path):

@@ -181,7 +181,9 @@ class Runner:
 
         before = _stamp(bundle / "manifest.json")  # an earlier run's bundle must not pass for this one's
         self.progress.phase(m.name, "exporting")
-        argv = [*py, "export", m.source, "-o", str(bundle), "--force", "--json", str(export_json), *threads,
+        # --publish-failed: the check's own verify step judges the bundle (and compares it with a baseline)
+        argv = [*py, "export", m.source, "-o", str(bundle), "--force", "--publish-failed", "--json", str(export_json),
+                *threads,
                 *weights, *[a for s in m.inputs for a in ("--input", s)], *ranges, *tol]
         run = self._run(argv, self.workdir / f"{m.name}.export.log")
         problem = self._step_problem("export", run, export_json)

@@ -18,9 +18,41 @@ def framework_module(name: str):
         raise UsageError(f"unknown framework {name!r}", hint=f"use one of: {', '.join(FRAMEWORK_MODULES)}")
     try:
         return importlib.import_module(FRAMEWORK_MODULES[name])
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] in EXTRAS:
+            raise missing_package(exc.name, f"a {name} model") from None
+        raise
     except ImportError as exc:
         extra = "torch" if name == "torch" else "tensorflow"
         raise EnvironmentProblem(
             f"the {name} framework is not importable: {exc}",
             hint=f"install bridge with the '{extra}' extra: pip install 'bridge-onnx[{extra}]'",
         ) from None
+
+
+# Packages a deployment may lack, and the extra that installs each.
+EXTRAS = {"onnxruntime": "cpu", "torch": "torch", "torchvision": "torch", "onnxscript": "torch",
+          "tensorflow": "tensorflow", "keras": "tensorflow", "tf2onnx": "tensorflow", "tf_keras": "tensorflow"}
+
+
+def missing_package(name: str, needed_for: str):
+    """The EnvironmentProblem (exit 4) for a package that is not installed, with the pip line."""
+    from bridge.errors import EnvironmentProblem
+
+    root = (name or "").split(".")[0]
+    extra = EXTRAS.get(root)
+    hint = f"pip install 'bridge-onnx[{extra}]'" if extra else f"pip install {root}"
+    if root == "onnxruntime":
+        hint += " (or 'bridge-onnx[gpu]' for CUDA)"
+    return EnvironmentProblem(f"{needed_for} needs the {root} package, which is not installed", hint=hint)
+
+
+def ort_runner_class():
+    """``OrtRunner``, or exit 4 with the pip line when onnxruntime is missing (a deployment install)."""
+    try:
+        from bridge.frameworks.ort import OrtRunner
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] != "onnxruntime":
+            raise
+        raise missing_package("onnxruntime", "running the ONNX model") from None
+    return OrtRunner

@@ -24,9 +24,14 @@ class ExportResult:
 class NativeModel(Protocol):
     framework: str
     source: str
+    notes: list[str]  # what loading changed or found that a report must say (e.g. switched to eval mode)
 
     def input_specs(self) -> list[TensorSpec] | None:
         """The inputs the model declares itself (Keras, .pt2, BRIDGE_INPUTS), or None."""
+
+    def input_names(self) -> list[str] | None:
+        """The model's own input names in its order (forward()'s parameters, a Keras model's inputs);
+        ``run`` binds feeds of these names by name. None when the model binds by position only."""
 
     def run(self, feeds: Feeds) -> Feeds:
         """One deterministic inference (eval mode / training=False), outputs by stable name."""

@@ -7,6 +7,7 @@ dynamo fails or pins an axis the user declared dynamic. The route taken is recor
 from __future__ import annotations
 
 import contextlib
+import inspect
 import io
 import os
 from pathlib import Path
@@ -151,8 +152,15 @@ class TorchModel:
         self.module = module
         self.program = program
         self.device = "cpu"
+        self.notes: list[str] = []
         if program is None:
+            training = any(m.training for m in module.modules())
             module.eval()  # always: dropout off, BatchNorm on running statistics
+            if training:
+                self.notes.append(
+                    "the source returned a model in training mode; bridge switched it to eval() (dropout off, "
+                    "BatchNorm on its running statistics) before running it: deploy it in eval mode too")
+        self._names = self._forward_names()
         self._state = self._buffers()
 
     # -- inputs -------------------------------------------------------------------------------
@@ -169,6 +177,23 @@ class TorchModel:
             dims = tuple(int(d) if isinstance(d, int) or str(d).isdigit() else str(d) for d in val.shape)
             specs.append(TensorSpec(node.name, _dtype_name(val.dtype), dims))
         return specs
+
+    def _forward_names(self) -> list[str] | None:
+        if self.program is not None:
+            specs = self.input_specs()
+            return [s.name for s in specs] if specs else None
+        try:
+            params = list(inspect.signature(self.module.forward).parameters.values())
+        except (TypeError, ValueError):
+            return None
+        if any(p.kind == p.VAR_POSITIONAL for p in params):
+            return None
+        return [p.name for p in params if p.kind != p.VAR_KEYWORD]
+
+    def input_names(self) -> list[str] | None:
+        """forward()'s parameter names in order (a .pt2 program's inputs): inputs named like them are
+        bound to them by name. None when forward() takes *args: binding is by position then."""
+        return self._names
 
     # -- running ------------------------------------------------------------------------------
     def set_tf32(self, enabled: bool) -> None:
@@ -188,12 +213,19 @@ class TorchModel:
         self.device = device
         return device
 
-    def _call(self, tensors):
-        return self.module(*tensors)
+    def _call(self, tensors: dict):
+        """Inputs by name when forward() has parameters of these names (keyword-passable), else in order."""
+        names = self._names
+        if self.program is None and names and set(tensors) <= set(names):
+            return self.module(**tensors)
+        return self.module(*tensors.values())
+
+    def _tensors(self, feeds: Feeds) -> dict:
+        return {k: _to_torch(a).to(self.device) for k, a in feeds.items()}
 
     def run(self, feeds: Feeds) -> Feeds:
         with torch.inference_mode():
-            out = self._call([_to_torch(a).to(self.device) for a in feeds.values()])
+            out = self._call(self._tensors(feeds))
         return {k: _to_numpy(v) for k, v in flatten_outputs(out).items()}
 
     def capture_modules(self, feeds: Feeds, keep=None) -> list[tuple]:
@@ -234,7 +266,7 @@ class TorchModel:
             handles.append(m.register_forward_hook(hook_for(name)))
         try:
             with torch.inference_mode():
-                self._call([_to_torch(a).to(self.device) for a in feeds.values()])
+                self._call(self._tensors(feeds))
         finally:
             for h in handles:
                 h.remove()
@@ -275,7 +307,7 @@ class TorchModel:
     def export(self, path: str, specs: list[TensorSpec], feeds: Feeds, opset: int | None) -> ExportResult:
         args = tuple(_to_torch(feeds[s.name]) for s in specs)
         with torch.inference_mode():
-            out = self._call(list(args))
+            out = self._call({s.name: a for s, a in zip(specs, args)})
         output_names = list(flatten_outputs(out))
         attempts = []
         try:

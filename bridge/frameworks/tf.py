@@ -35,6 +35,8 @@ def _quiet_native_stderr():
 with _quiet_native_stderr():
     import tensorflow as tf  # noqa: E402
 
+import numpy as np  # noqa: E402
+
 from bridge.errors import ConversionError, InputError, SecurityRefusal  # noqa: E402
 from bridge.frameworks.base import ExportResult, Feeds, flat_names_from_path  # noqa: E402
 from bridge.types import TensorSpec  # noqa: E402
@@ -154,17 +156,51 @@ class _TfBase:
         return [tf.TensorSpec([None if isinstance(d, str) else d for d in s.dims], tf.as_dtype(s.dtype), name=s.name)
                 for s in specs]
 
+    def input_names(self) -> list[str] | None:
+        """The model's own input names, in its order: feeds are bound to them by name."""
+        specs = self.input_specs()
+        return [s.name for s in specs] if specs else None
+
+    def _ordered(self, feeds: Feeds) -> Feeds:
+        names = self.input_names()
+        if names and set(feeds) == set(names):
+            return {n: feeds[n] for n in names}
+        return feeds
+
+    def _snapshot(self) -> list:
+        """Every variable's value (BatchNorm moving statistics included)."""
+        holder = getattr(self, "model", None) or getattr(self, "loaded", None)
+        variables = getattr(holder, "weights", None) or getattr(holder, "variables", None) or []
+        out = []
+        for v in variables:
+            try:
+                out.append((getattr(v, "path", None) or getattr(v, "name", "?"), np.array(v.numpy(), copy=True)))
+            except Exception:  # noqa: BLE001 - a variable that cannot be read is not part of the check
+                continue
+        return out
+
+    def check_state(self) -> str | None:
+        """A description of any variable the reference runs changed (a BatchNorm layer called with
+        training=True inside the model updates its moving statistics), or None."""
+        before = getattr(self, "_state", None)
+        if not before:
+            return None
+        now = self._snapshot()
+        changed = [name for (name, a), (_, b) in zip(before, now)
+                   if a.shape != b.shape or not np.array_equal(a, b, equal_nan=True)]
+        if len(now) != len(before):
+            changed.append("(the set of variables changed)")
+        return f"variables changed by inference: {', '.join(changed[:5])}" if changed else None
+
     def run(self, feeds: Feeds) -> Feeds:
         """Inference through a tf.function (graph mode, training=False), traced once per input layout."""
+        feeds = self._ordered(feeds)
         key = tuple((k, v.dtype.name, v.ndim) for k, v in feeds.items())
         if getattr(self, "_fn_key", None) != key:
             specs = [TensorSpec(k, v.dtype.name, tuple(f"d{i}" for i in range(v.ndim))) for k, v in feeds.items()]
             self._fn, self._fn_key = self._make_function(specs), key
         out = self._fn(*[tf.constant(v) for v in feeds.values()])
         return {k: v.numpy() for k, v in out.items()}
-
-    def check_state(self) -> str | None:
-        return None
 
     def to(self, device: str) -> str:
         """TensorFlow runs where it was placed at start; bridge compares it on the CPU."""
@@ -271,6 +307,8 @@ class KerasModel(_TfBase):
         self.source = source
         self.model = model
         self._fn = None
+        self.notes: list[str] = []
+        self._state = self._snapshot()
 
     def input_specs(self) -> list[TensorSpec] | None:
         try:
@@ -298,7 +336,7 @@ class KerasModel(_TfBase):
         return serving
 
     def run_eager(self, feeds: Feeds) -> Feeds:
-        args = [tf.constant(v) for v in feeds.values()]
+        args = [tf.constant(v) for v in self._ordered(feeds).values()]
         out = self.model(args[0] if len(args) == 1 else args, training=False)
         return {k: v.numpy() for k, v in _named_outputs(out).items()}
 
@@ -312,6 +350,8 @@ class SavedModel(_TfBase):
             raise InputError(f"SavedModel {source} has no serving_default signature (has: {sorted(sigs)})")
         self.signature = sigs["serving_default"]
         self._fn = None
+        self.notes: list[str] = []
+        self._state = self._snapshot()
 
     def input_specs(self) -> list[TensorSpec]:
         _, kwargs = self.signature.structured_input_signature

@@ -274,7 +274,8 @@ def _histograms(groups: list[dict]) -> str:
     for r in groups:
         hist, tol = r.get("error_histogram"), r.get("tolerance")
         label = f"{r.get('name')} on {r.get('device') or '-'}"
-        svg = error_hist_svg(hist, as_dict(tol).get("atol"), f"error histogram: {label}") \
+        line = r.get("applied_atol") if r.get("applied_atol") is not None else as_dict(tol).get("atol")
+        svg = error_hist_svg(hist, line, f"error histogram: {label}") \
             if isinstance(hist, dict) else ""
         if not svg:
             figs.append(f"<figure><figcaption>{e(label)}: no error histogram "

@@ -32,7 +32,7 @@ def failure_message(c: dict) -> str:
         bits.append(f"max abs error {num(c.get('max_abs'))}, max rel error {num(c.get('max_rel'))}, "
                     f"{c.get('fail_count', '-')} of {c.get('size', '-')} elements failing")
     if c.get("tolerance"):
-        bits.append(f"applied atol / rtol {tolerance(c['tolerance'])}")
+        bits.append(f"applied atol / rtol {tolerance(c['tolerance'], c.get('applied_atol'))}")
     if c.get("needed_atol") is not None or c.get("needed_rtol") is not None:
         bits.append(f"smallest passing atol / rtol {needed(c)}")
     return "; ".join(bits)
@@ -47,7 +47,7 @@ def failure_details(c: dict) -> str:
         f"rel error: max {num(c.get('max_rel'))}, mean {num(c.get('mean_rel'))}, p99 {num(c.get('p99_rel'))}, "
         f"norm {num(c.get('rel_norm'))}",
         f"failing elements: {c.get('fail_count', '-')} of {c.get('size', '-')} ({percent(c.get('fail_fraction'))})",
-        f"tolerance applied (atol / rtol): {tolerance(c.get('tolerance'))}",
+        f"tolerance applied (atol / rtol): {tolerance(c.get('tolerance'), c.get('applied_atol'))}",
         f"smallest passing atol at that rtol / rtol at that atol: {needed(c)}",
     ]
     if c.get("worst_index") is not None:

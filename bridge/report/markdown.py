@@ -92,10 +92,10 @@ def pair(ref, cand, fmt=str) -> str:
     return f"{a} vs {b}"
 
 
-def tolerance(tol) -> str:
-    if not isinstance(tol, dict):
-        return "-"
-    return f"{num(tol.get('atol'), 'g')} / {num(tol.get('rtol'), 'g')}"
+def tolerance(tol, applied_atol=None) -> str:
+    from bridge.results import applied_tolerance
+
+    return applied_tolerance(tol, applied_atol)
 
 
 def needed(r: dict) -> str:
@@ -110,63 +110,20 @@ def output_row(r: dict) -> list[str]:
         str(r.get("name", "?")), mark(r.get("status")), str(r.get("device") or "-"),
         pair(r.get("ref_shape"), r.get("cand_shape"), shape), pair(r.get("ref_dtype"), r.get("cand_dtype")),
         num(r.get("max_abs")), num(r.get("max_rel")), percent(r.get("fail_fraction")),
-        tolerance(r.get("tolerance")), needed(r),
+        tolerance(r.get("tolerance"), r.get("applied_atol")), needed(r),
     ]
 
 
-def _worst(values):
-    fs = [f for f in (to_float(v) for v in values) if f is not None]
-    if not fs:
-        return None
-    return math.nan if any(math.isnan(f) for f in fs) else max(fs)
-
-
 def output_groups(report: dict) -> list[dict]:
-    """One record per output and device, over every case swept.
+    """One record per output and device, over every case swept, by the rule of ``bridge.results``.
+    Falls back to ``outputs`` when there are no checks."""
+    from bridge.results import group
 
-    The shown record is the one ``summarize`` would pick (first failure, else the pass needing the
-    largest atol, else the first inconclusive); errors, failing fraction and the smallest passing
-    tolerances are the worst over all cases; histogram counts are summed. Falls back to ``outputs``
-    when there are no checks.
-    """
-    groups: dict = {}
-    for c in records(report.get("checks")):
-        groups.setdefault((str(c.get("name")), str(c.get("device"))), []).append(c)
-    if not groups:
-        return [dict(r, n_cases=1, hist_cases=1) for r in records(report.get("outputs"))]
-    order = {str(r.get("name")): i for i, r in enumerate(records(report.get("outputs")))}
-    out = []
-    for (name, _device), rs in sorted(groups.items(), key=lambda kv: order.get(kv[0][0], len(order))):
-        fails = [r for r in rs if r.get("status") == "fail"]
-        passes = [r for r in rs if r.get("status") == "pass"]
-        if fails:
-            shown = fails[0]
-        elif passes:
-            shown = max(passes, key=lambda r: to_float(r.get("needed_atol")) or 0.0)
-        else:
-            shown = rs[0]
-        g = dict(shown, n_cases=len(rs))
-        for key in ("max_abs", "max_rel"):
-            g[key] = _worst(r.get(key) for r in rs)
-        # A failure without a value comparison (shape, dtype, missing output) passes at no tolerance.
-        for key in ("needed_atol", "needed_rtol"):
-            g[key] = None if any(r.get(key) is None for r in fails) else _worst(r.get(key) for r in rs)
-        if all(isinstance(r.get("size"), int) and isinstance(r.get("fail_count"), int)
-               and to_float(r.get("fail_fraction")) is not None for r in rs):
-            g["fail_count"], g["size"] = sum(r["fail_count"] for r in rs), sum(r["size"] for r in rs)
-            g["fail_fraction"] = g["fail_count"] / g["size"] if g["size"] else None
-        hists = [r.get("error_histogram") for r in rs if isinstance(r.get("error_histogram"), dict)]
-        if hists and all(h.get("log10_edges") == hists[0].get("log10_edges") for h in hists):
-            try:
-                g["error_histogram"] = {
-                    "log10_edges": hists[0]["log10_edges"],
-                    "counts": [sum(col) for col in zip(*(h["counts"] for h in hists))],
-                    "zeros": sum(h.get("zeros") or 0 for h in hists)}
-                g["hist_cases"] = len(hists)
-            except (KeyError, TypeError):
-                pass
-        out.append(g)
-    return out
+    checks = records(report.get("checks"))
+    if not checks:
+        return [dict(r, n_cases=r.get("n_cases", 1), hist_cases=r.get("hist_cases", 1))
+                for r in records(report.get("outputs"))]
+    return group(checks)
 
 
 def where(r: dict) -> str:
@@ -235,7 +192,8 @@ LATENCY_HEADERS = ["runner", "p50 ms", "p90 ms", "p99 ms", "min ms", "runs", "sp
 
 # --- markdown proper ---------------------------------------------------------------------------
 
-NOTE = ("Element test: |onnx - ref| <= atol + rtol * |ref|. Per output and device, over every case swept: the "
+NOTE = ("Element test: |onnx - ref| <= atol + scale_atol * max|ref| + rtol * |ref| (the applied atol column shows "
+        "every term). Per output and device, over every case swept: the "
         "largest errors, the share of failing elements, and the smallest tolerance that passes them all "
         "(atol at the applied rtol, rtol at the applied atol, rounded up).")
 
@@ -279,6 +237,11 @@ def render_markdown(report: dict) -> str:
         meta.append(f"{sum(counts.values())} checks: " + ", ".join(f"{n} {mark(s)}" for s, n in counts.items()))
     if meta:
         parts.append(" · ".join(meta))
+    from bridge.results import check_label
+
+    what = check_label(as_dict(report.get("check"))).strip(" ()")
+    if what:
+        parts.append(f"**What was compared:** {cell(what)}")
     if status != "pass" and report.get("reason"):
         parts.append(f"**Reason:** {cell(report['reason'])}")
 

@@ -33,6 +33,7 @@ class Report:
     dataset: dict = field(default_factory=dict)  # device -> metrics over --inputs real samples
     # What was compared: {"kind": "native" | "golden" | "export", "policy_origin": ...}
     check: dict = field(default_factory=dict)
+    plan: dict = field(default_factory=dict)  # the case plan: cases with their purpose, notes, budget
 
     @property
     def summary(self) -> dict[str, OutputResult]:
@@ -94,6 +95,7 @@ class Report:
             "localize": self.localize,
             "dataset": self.dataset,
             "check": dict(self.check),
+            "plan": dict(self.plan),
         }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from bridge.report.model import Report
+from bridge.results import applied_tolerance, check_label
 
 _MARK = {"pass": "PASS", "fail": "FAIL", "inconclusive": "INCONCLUSIVE"}
 
@@ -21,14 +22,12 @@ def table(headers: list[str], rows: list[list[str]]) -> str:
     return "\n".join([line(headers), line(["-" * w for w in widths]), *(line(r) for r in rows)])
 
 
-def check_label(check: dict) -> str:
-    """What a verdict is about, when it is not a comparison with the native model."""
-    if check.get("kind") != "golden":
-        return ""
-    origin = check.get("policy_origin", "bundle")
-    tol = "the bundle's own tolerance" if origin == "bundle" else f"a tolerance from the {origin}"
-    return (f" (golden check: ONNX Runtime against the outputs stored in the bundle, under {tol}; "
-            "no native model ran)")
+def case_text(c: dict) -> str:
+    """A case as a reader wants it: its label, with its sizes unless the label says them."""
+    sizes = c.get("sizes") or {}
+    if not sizes or "=" in c["label"]:
+        return c["label"]
+    return f"{c['label']}[{','.join(f'{k}={v}' for k, v in sizes.items())}]"
 
 
 def render(report: Report) -> str:
@@ -42,9 +41,7 @@ def render(report: Report) -> str:
                      + (f" (after {', '.join(a['exporter'] for a in report.exporter.get('failed_first') or [])} failed)"
                         if report.exporter.get("failed_first") else ""))
     if report.cases:
-        parts.append("cases: " + ", ".join(
-            f"{c['label']}" + (f"[{','.join(f'{k}={v}' for k, v in c['sizes'].items())}]" if c.get("sizes") else "")
-            for c in report.cases))
+        parts.append(f"cases ({len(report.cases)}): " + ", ".join(case_text(c) for c in report.cases))
     rows = []
     for r in report.summary.values():
         tol = r.tolerance
@@ -53,12 +50,12 @@ def render(report: Report) -> str:
             "x".join(map(str, r.ref_shape)) if r.ref_shape is not None else "-",
             r.ref_dtype or r.cand_dtype or "-",
             fmt(r.max_abs), fmt(r.max_rel), fmt(r.fail_fraction, ".2%") if r.fail_fraction is not None else "-",
-            f"{tol.atol:g}/{tol.rtol:g}" if tol else "-",
+            applied_tolerance(tol.to_json(), r.applied_atol).replace(" / ", "/") if tol else "-",
             f"{fmt(r.needed_atol, '.1e')}/{fmt(r.needed_rtol, '.1e')}",
         ])
     if rows:
         parts.append(table(["output", "verdict", "device", "shape", "dtype", "max abs", "max rel", "failing",
-                            "atol/rtol", "would pass at"], rows))
+                            "atol/rtol applied", "would pass at"], rows))
     for device, lat in report.latency.items():
         sides = lat["sides"]
         lrows = [[name, device, f"{s['p50_ms']:.3f}", f"{s['p90_ms']:.3f}", f"{s['p99_ms']:.3f}",

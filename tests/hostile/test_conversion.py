@@ -48,7 +48,7 @@ def conversions(tmp_path_factory):
     results = run_many(calls)
     # a failing export's bundle, verified again on a machine with only ONNX Runtime
     for name in ("C02_declared_dynamic_axis_baked",):
-        bundle = dirs[name][0] / "bundle"
+        bundle = dirs[name][0] / "bundle.failed"  # a failed export is set aside, not published
         if bundle.exists():
             results[f"{name}/reverify"] = run_many({"r": Call(("verify", bundle), dirs[name][1])})["r"]
     return dirs, results
@@ -65,8 +65,10 @@ def test_C01_reference_that_changes_its_state_is_inconclusive(conversions):
 def _published_failure(results, dirs, name):
     assert_verdict(results[name], 1, "values")
     out, cwd = dirs[name]
-    bundle = out / "bundle"
-    assert sorted(p.name for p in out.iterdir()) == ["bundle"]  # no staging left behind
+    bundle = out / "bundle.failed"
+    # not published where a script would ship it; set aside under a name that says so; no staging left
+    assert sorted(p.name for p in out.iterdir()) == ["bundle.failed"]
+    assert "no bundle published" in results[name].stdout
     manifest = json.loads((bundle / "manifest.json").read_text())
     assert manifest["verification"]["status"] == "fail"
     assert_verdict(results[f"{name}/reverify"], 1)

@@ -74,9 +74,9 @@ def test_golden_check_says_whose_tolerance_it_applied(trojan_runs):
     assert_verdict(res, 0, "golden check", "the bundle's own tolerance", "no native model ran")
 
 
-def test_the_user_may_still_choose_a_lax_tolerance(trojan_runs):
-    """A tolerance from the command line is the user's decision, and the report says where it came from."""
-    assert_verdict(trojan_runs["lax_with_user_policy"], 0)
+def test_a_tolerance_so_lax_that_nothing_could_fail_is_inconclusive(trojan_runs):
+    """The user may choose any tolerance, but one whose band holds a constant for every case proves nothing."""
+    assert_verdict(trojan_runs["lax_with_user_policy"], 3, "vacuous", "a constant")
 
 
 def test_an_honest_bundle_passes_whatever_its_stored_policy(trojan_runs):
@@ -108,7 +108,7 @@ MANIFESTS = {
     "inverted_range": ({"inputs": [{**spec("x", "float32", [1]), "range": [1.0, 0.0]}]}, "inputs"),
     "wrong_dtype": ({"inputs": [spec("x", "float64", [1])]}, "does not match the graph"),
     "wrong_rank": ({"inputs": [spec("x", "float32", [1, 1])]}, "does not match the graph"),
-    "renamed_input": ({"inputs": [spec("z", "float32", [1])]}, "do not match the graph"),
+    "renamed_input": ({"inputs": [spec("z", "float32", [1])]}, "lacks array"),
     "rank_bomb": ({"inputs": [spec("x", "float32", [1] * 60000)]}, "inputs"),
     "long_name": ({"outputs": [spec("y" * 120000, "float32", [2])]}, "outputs"),
 }

@@ -10,21 +10,27 @@ from conftest import FIXTURES, ROOT, needs_torch, run_cli
 
 BLOCKED = ("torch", "tensorflow", "keras", "tf2onnx", "safetensors", "torchvision", "onnxscript")
 
-SITECUSTOMIZE = f"""
+def sitecustomize(blocked=BLOCKED) -> str:
+    """Importing a blocked package fails as it does where the package is not installed."""
+    return f"""
 import sys
 class _Block:
     def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in {BLOCKED!r}:
-            raise ImportError("blocked on this deployment machine: " + name)
+        if name.split(".")[0] in {tuple(blocked)!r}:
+            raise ModuleNotFoundError("No module named " + repr(name) + " (blocked on this deployment machine)",
+                                      name=name)
         return None
 sys.meta_path.insert(0, _Block())
 """
 
 
-def verify_without_frameworks(*args, site):
+SITECUSTOMIZE = sitecustomize()
+
+
+def verify_without_frameworks(*args, site, blocked=BLOCKED):
     """`bridge verify` in processes (the CLI and its worker) where importing a framework fails."""
     site.mkdir(exist_ok=True)
-    (site / "sitecustomize.py").write_text(SITECUSTOMIZE)
+    (site / "sitecustomize.py").write_text(sitecustomize(blocked))
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), str(ROOT)])}
     return subprocess.run([sys.executable, "-m", "bridge", "verify", *map(str, args)], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=300)
@@ -55,10 +61,15 @@ def test_bundle_reverifies_with_only_onnxruntime(workdir, tmp_path):
         assert f"{name} was changed: sha256" in res.stderr
         assert "PASS" not in res.stdout
 
-    # the blocker really blocks: asking for the native model fails as a missing framework (exit 4)
+    # the blocker really blocks: asking for the native model fails as a missing package, with the pip line
     res = verify_without_frameworks(bundle, "--source", f"{FIXTURES / 'torch_models.py'}:tuple_outputs", site=site)
-    assert res.returncode == 2, res.stdout + res.stderr
-    assert "blocked on this deployment machine: torch" in res.stderr
+    assert res.returncode == 4, res.stdout + res.stderr
+    assert "needs the torch package" in res.stderr and "pip install 'bridge-onnx[torch]'" in res.stderr
+
+    # without onnxruntime: exit 4 naming the extra, not an internal error
+    res = verify_without_frameworks(bundle, site=tmp_path / "site_no_ort", blocked=(*BLOCKED, "onnxruntime"))
+    assert res.returncode == 4, res.stdout + res.stderr
+    assert "needs the onnxruntime package" in res.stderr and "pip install 'bridge-onnx[cpu]'" in res.stderr
 
 
 @needs_torch

@@ -43,7 +43,7 @@ def test_keras_file_two_inputs_two_outputs(saved):
     res = run_cli("verify", out, "--source", saved / "two.keras", "--json", saved / "tf_two.json")
     assert res.returncode == 0, res.stdout + res.stderr
     report = json.loads((saved / "tf_two.json").read_text())
-    assert report["passed"] and {c["sizes"].get("batch") for c in report["cases"]} == {1, 2, 5}
+    assert report["passed"] and {c["sizes"].get("batch") for c in report["cases"]} == {1, 2, 5, 8}
 
 
 def test_h5_and_savedmodel(saved):

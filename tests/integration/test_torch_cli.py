@@ -31,7 +31,7 @@ def test_export_two_inputs_two_outputs_dynamic_batch(two_bundle, workdir):
     assert manifest["exporter"]["name"].startswith("torch.onnx.")
     assert manifest["verification"]["status"] == "pass"
     assert set(manifest["files"]) == {"model.onnx", "golden.npz"}
-    assert {c["sizes"]["batch"] for c in manifest["cases"]} == {1, 2, 5}
+    assert {c["sizes"]["batch"] for c in manifest["cases"]} == {1, 2, 5, 8}
     report = json.loads((workdir / "torch_two_export.json").read_text())
     assert report["passed"] is True and len(report["outputs"]) == 2
 
@@ -158,6 +158,8 @@ def test_all_zero_model_is_inconclusive(workdir):
                   "--input", "x:float32[batch,4]")
     assert res.returncode == 3, res.stdout + res.stderr
     assert "vacuous" in res.stdout and "all zeros" in res.stdout
+    # an inconclusive export is not published where a script would ship it, but kept aside, named so
+    assert not (workdir / "z").exists() and (workdir / "z.inconclusive" / "manifest.json").is_file()
 
 
 def test_graph_right_only_at_export_batch_fails(workdir):
@@ -166,7 +168,9 @@ def test_graph_right_only_at_export_batch_fails(workdir):
     # either the exporters refuse the dynamic axis, or the sweep at batch 1 and 5 catches the baked size
     assert res.returncode in (1, 5), res.stdout + res.stderr
     if res.returncode == 1:
-        assert "size1" in res.stdout or "sizeodd" in res.stdout
+        assert "batch=1" in res.stdout or "batch=5" in res.stdout
+        assert not (workdir / "baked").exists() and (workdir / "baked.failed" / "manifest.json").is_file()
+        assert "no bundle published" in res.stdout
 
 
 def test_missing_input_spec_is_explained(workdir):
