@@ -21,7 +21,7 @@ import numpy as np
 from bridge.errors import BundleError, UsageError
 from bridge.spec import MAX_NAME_CHARS, MAX_RANK
 from bridge.staging import remove_stale_staging, staging_prefix
-from bridge.types import DTYPES, Case, TensorSpec
+from bridge.types import DTYPES, INPUT_KINDS, Case, TensorSpec
 
 MAX_DIM = 2**31 - 1
 
@@ -202,6 +202,8 @@ def _spec_ok(d) -> bool:
             return False
         if isinstance(x, str) and not 0 < len(x) <= MAX_NAME_CHARS:
             return False
+    if d.get("kind") is not None and d["kind"] not in INPUT_KINDS:
+        return False
     rng = d.get("range")
     if rng is None:
         return True

@@ -38,6 +38,10 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help="value range for an input (integers: LOW inclusive, HIGH exclusive)")
     p.add_argument("--dim", action="append", default=[], metavar="NAME=SIZE",
                    help="size of a dynamic axis in generated inputs (default 2; the sweep adds 1 and 2*SIZE+1)")
+    p.add_argument("--input-kind", action="append", default=[], metavar="NAME=KIND",
+                   help="what an input's values mean: values, index (ids into a table), mask (0/1 attention "
+                        "mask, every row attends somewhere) or positions (0..n-1); default from the name "
+                        "(attention_mask, input_ids, position_ids, ...), always listed in the report")
     p.add_argument("--dim-min", action="append", default=[], metavar="NAME=SIZE",
                    help="smallest size the sweep may give a dynamic axis (e.g. samples=400 for a model whose first "
                         "convolution needs that many)")
@@ -82,6 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input", action="append", default=[], metavar="NAME:DTYPE[DIMS]",
                    help="model input, in forward() order; integer dims fixed, named dims dynamic")
     p.add_argument("--opset", type=int, help="ONNX opset (default: the exporter's)")
+    p.add_argument("--exporter", default="auto", choices=["auto", "dynamo", "torchscript", "function", "frozen"],
+                   help="auto (default): try each route (torch: dynamo then torchscript; tf2onnx: the function, then "
+                        "the frozen graph) and keep the first artifact that passes; a pinned route never falls back")
     p.add_argument("--seed", type=int, default=0, help="seed of the golden inputs (default 0)")
     p.add_argument("--force", action="store_true", help="replace an existing bundle at BUNDLE_DIR")
     p.add_argument("--publish-failed", action="store_true",
@@ -260,6 +267,7 @@ def _export(args, ExportOptions):
     return _run("bridge.export:run_export", ExportOptions(
         source=args.source, output=args.output, inputs=args.input, ranges=args.input_range, dims=args.dim,
         dims_min=args.dim_min, dims_max=args.dim_max, publish_failed=args.publish_failed,
+        input_kinds=args.input_kind, exporter=args.exporter,
         opset=args.opset, framework=args.framework, weights=args.weights, seed=args.seed, force=args.force,
         trust_code=args.trust_code, threads=args.threads, atol=args.atol, rtol=args.rtol, scale_atol=args.scale_atol,
         optimize=args.optimize), args)
@@ -271,7 +279,7 @@ def _verify_options(args, latency_runs: int):
     return VerifyOptions(
         target=args.target, source=args.source, devices=args.device or ["cpu"], weights=args.weights,
         framework=args.framework, ranges=args.input_range, dims=args.dim, inputs_npz=args.inputs, seed=args.seed,
-        dims_min=args.dim_min, dims_max=args.dim_max,
+        dims_min=args.dim_min, dims_max=args.dim_max, input_kinds=args.input_kind,
         atol=args.atol, rtol=args.rtol, scale_atol=args.scale_atol, policy_file=args.policy, allow_nonfinite=args.allow_nonfinite,
         min_top1=args.min_top1, latency_runs=latency_runs, threads=args.threads, trust_code=args.trust_code,
         localize_dir=args.localize, labels=args.labels, tf32=args.tf32, ort_spinning=args.ort_spinning == "on")

@@ -50,6 +50,7 @@ class OutputResult:
     top1_agreement: float | None = None
     # Histogram of log10(abs error) for plots: bin edges (decades) and counts; exact zeros counted apart.
     error_histogram: dict | None = None
+    ignored: int = 0  # elements not compared: padded positions of an attention mask
     n_cases: int = 1  # in a summary: how many checks (cases) its figures were taken over
     hist_cases: int | None = None
 
@@ -101,8 +102,11 @@ def _dtype_name(a: np.ndarray) -> str:
 
 
 def compare_outputs(reference: dict, candidate: dict, policy: Policy, device: str = "cpu",
-                    case: str = "") -> list[OutputResult]:
-    """One result per output name in either side, reference order first, then extras."""
+                    case: str = "", ignore: dict | None = None) -> list[OutputResult]:
+    """One result per output name in either side, reference order first, then extras. ``ignore``:
+    output name -> boolean array of its shape, True where an element is not compared (a padded
+    position of an attention mask: its value is defined by neither side)."""
+    ignore = ignore or {}
     results: list[OutputResult] = []
     for name, ref in reference.items():
         if name not in candidate:
@@ -111,7 +115,14 @@ def compare_outputs(reference: dict, candidate: dict, policy: Policy, device: st
                 f"(it has {sorted(candidate)})", case, device,
                 ref_shape=tuple(np.shape(ref)), ref_dtype=_dtype_name(np.asarray(ref))))
             continue
-        results.append(compare_one(name, np.asarray(ref), np.asarray(candidate[name]), policy, device, case))
+        ref, cand = np.asarray(ref), np.asarray(candidate[name])
+        skip = ignore.get(name)
+        if skip is not None and skip.shape == ref.shape == cand.shape and skip.any():
+            ref, cand = np.where(skip, 0, ref).astype(ref.dtype), np.where(skip, 0, cand).astype(cand.dtype)
+            result = compare_one(name, ref, cand, policy, device, case)
+            results.append(replace(result, ignored=int(skip.sum())))
+            continue
+        results.append(compare_one(name, ref, cand, policy, device, case))
     for name in candidate:
         if name not in reference:
             cand = np.asarray(candidate[name])

@@ -89,6 +89,13 @@ def _child(target: str, opts, conn, buf, debug: bool) -> None:
             stream.flush()
         except Exception:  # noqa: BLE001 - a closed stream must not turn a result into a crash
             pass
+    try:  # what multiprocessing's own exit would do: unlink semaphores libraries made (tqdm's lock),
+        from multiprocessing import util  # which the resource tracker would otherwise report as leaked
+
+        util._run_finalizers(0)
+        util._run_finalizers()
+    except Exception:  # noqa: BLE001 - cleanup only
+        pass
     os._exit(0)
 
 

@@ -67,6 +67,10 @@ class ConversionError(BridgeError):
     exit_code = EXIT_CONVERSION
     category = "conversion failed"
 
+    def __init__(self, message: str, hint: str | None = None, detail: dict | None = None):
+        super().__init__(message, hint)
+        self.detail = detail  # for reports: the exporter's whole error text, the user's file:line
+
 
 class SecurityRefusal(BridgeError):
     exit_code = EXIT_SECURITY
@@ -81,10 +85,28 @@ class ContainedCrash(BridgeError):
 _FRAME_PREFIXES = ("File ", "Detected at node", "Traceback", "[[", "{{node")
 
 
+_ANSI = None
+
+
+def strip_ansi(text: str) -> str:
+    """Library messages with terminal colour codes (torch.onnx's) read as text."""
+    global _ANSI
+    if _ANSI is None:
+        import re
+
+        _ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
+    return _ANSI.sub("", text)
+
+
 def exception_summary(exc: BaseException, limit: int = 300) -> str:
     """One line that says what went wrong: ``Type: message``. Where a library puts a heading before
-    the cause (TensorFlow's "Graph execution error:" and its node traceback), the cause is kept."""
-    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    the cause (TensorFlow's "Graph execution error:" and its node traceback, torch.onnx's "## Exception
+    summary"), the cause is kept. No terminal colour codes."""
+    lines = [ln.strip() for ln in strip_ansi(str(exc)).splitlines() if ln.strip()]
+    if "## Exception summary" in lines:  # torch.onnx: the cause follows this heading
+        after = lines[lines.index("## Exception summary") + 1:]
+        if after:
+            return after[0][:limit]
     text = lines[0] if lines else ""
     if text.endswith(":") and len(lines) > 1:
         causes = [ln for ln in lines[1:] if not ln.startswith(_FRAME_PREFIXES) and not ln.endswith(":")]

@@ -84,8 +84,46 @@ def make_feeds(specs: list[TensorSpec], case: Case) -> Feeds:
                 hint="check the dims the model declares; set dynamic sizes with --dim NAME=SIZE")
     rng = np.random.default_rng(case.seed)
     modes = dict(case.fill)
-    return {s.name: fill(s, s.shape(case.sizes), modes[s.name], rng) if s.name in modes
-            else draw(s, s.shape(case.sizes), rng) for s in specs}
+    feeds = {}
+    for s in specs:
+        shape, mode = s.shape(case.sizes), modes.get(s.name)
+        if s.kind == "mask":
+            feeds[s.name] = mask(s, shape, mode, rng)
+        elif s.kind == "positions":
+            feeds[s.name] = positions(s, shape)
+        elif mode is not None:
+            feeds[s.name] = fill(s, shape, mode, rng)
+        else:
+            feeds[s.name] = draw(s, shape, rng)
+    return feeds
+
+
+def mask(spec: TensorSpec, shape: tuple[int, ...], mode: str | None, rng: np.random.Generator) -> np.ndarray:
+    """A 0/1 attention mask along the last axis in which every row attends to at least one position:
+    random lengths with suffix padding (mode None), prefix padding ("left"), no padding ("full") or
+    one position per row ("min")."""
+    dtype = numpy_dtype(spec.dtype)
+    if not shape or shape[-1] == 0:
+        return np.ones(shape, dtype=dtype)
+    seq = shape[-1]
+    rows = int(np.prod(shape[:-1], dtype=np.int64))
+    if mode == "full":
+        lengths = np.full(rows, seq)
+    elif mode == "min":
+        lengths = np.ones(rows, dtype=np.int64)
+    else:
+        lengths = rng.integers(1, seq + 1, size=rows)
+    pos = np.arange(seq)[None, :]
+    on = pos >= (seq - lengths[:, None]) if mode == "left" else pos < lengths[:, None]
+    return on.reshape(shape).astype(dtype)
+
+
+def positions(spec: TensorSpec, shape: tuple[int, ...]) -> np.ndarray:
+    """0..n-1 along the last axis, as a tokenizer pipeline makes position ids."""
+    dtype = numpy_dtype(spec.dtype)
+    if not shape:
+        return np.zeros((), dtype=dtype)
+    return np.ascontiguousarray(np.broadcast_to(np.arange(shape[-1]), shape)).astype(dtype)
 
 
 def load_npz(path: str | Path, specs: list[TensorSpec]) -> Feeds:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from bridge.errors import InputError, UsageError
 from bridge.frameworks import framework_module
-from bridge.sources import SourceRef, call_factory, declared_inputs, framework_of, load_user_module, parse_source
-from bridge.spec import apply_ranges, check_unique, parse_input_spec, parse_range
+from bridge.semantics import parse_kind
+from bridge.sources import (SourceRef, call_factory, declared, declared_inputs, framework_of, load_user_module,
+                            parse_source)
+from bridge.spec import apply_ranges, check_unique, parse_dim_size, parse_input_spec, parse_range
 from bridge.types import TensorSpec
 
 
@@ -17,15 +19,24 @@ class Loaded:
     framework: str
     model: object  # a NativeModel from bridge.frameworks.<framework>
     declared: list[TensorSpec] | None  # what the source says about its inputs, if anything
+    kinds: dict = field(default_factory=dict)  # name -> (kind, where declared)
+    dim_min: dict = field(default_factory=dict)  # axis -> smallest size, as the source declares
+    dim_max: dict = field(default_factory=dict)
 
 
 def load_native(source: str, *, weights: str | None = None, framework: str | None = None,
                 trust_code: bool = False, threads: int | None = None) -> Loaded:
     ref = parse_source(source)
     declared_specs: list[TensorSpec] | None = None
+    kinds: dict = {}
+    bounds: dict = {"dim_min": {}, "dim_max": {}}
     if ref.kind in ("pyfile", "module"):
         module = load_user_module(ref)
         decl, decl_ranges = declared_inputs(module, ref.attr)
+        where = f"{ref.text} (declared)"
+        kinds = {k: (parse_kind(f"{k}={v}")[1], where) for k, v in declared(module, ref.attr, "input_kinds").items()}
+        for key in bounds:
+            bounds[key] = dict(parse_dim_size(f"{k}={v}") for k, v in declared(module, ref.attr, key).items())
         obj = call_factory(ref, module)
         fw = framework_of(obj)
         if fw is None:
@@ -45,7 +56,7 @@ def load_native(source: str, *, weights: str | None = None, framework: str | Non
     if threads:
         mod.configure_threads(threads)  # before loading: TensorFlow fixes its pools when it starts
     model = mod.load(ref, obj, weights, trust=trust_code)
-    return Loaded(ref, fw, model, declared_specs or model.input_specs())
+    return Loaded(ref, fw, model, declared_specs or model.input_specs(), kinds, bounds["dim_min"], bounds["dim_max"])
 
 
 def resolve_specs(loaded: Loaded, input_args: list[str], range_args: list[str]) -> list[TensorSpec]:
@@ -74,3 +85,30 @@ def in_model_order(specs: list[TensorSpec], names: list[str] | None) -> list[Ten
         return specs
     rank = {n: i for i, n in enumerate(names)}
     return sorted(specs, key=lambda s: rank[s.name])
+
+
+def with_semantics(loaded: Loaded, specs: list[TensorSpec], cli_kinds: list[str], sizes: dict,
+                   range_from: dict[str, str]) -> tuple[list[TensorSpec], list[dict]]:
+    """Specs with each input's kind and range decided (bridge/semantics.py), and the table saying how.
+    Integer inputs without a range are probed once: an input the model feeds to an embedding table is
+    an index into it, drawn over the whole table."""
+    from bridge.inputs import make_feeds
+    from bridge.semantics import probe_feeds_kinds, resolve
+    from bridge.types import Case
+
+    kinds = dict(loaded.kinds)
+    kinds.update({name: (kind, "--input-kind") for name, kind in (parse_kind(k) for k in cli_kinds)})
+    first, _ = resolve(specs, kinds, range_from=range_from)
+    open_ints = [s.name for s in first if s.dtype.startswith(("int", "uint")) and s.value_range is None
+                 and s.kind in ("values", "index")]
+    tables = {}
+    if open_ints and hasattr(loaded.model, "index_ranges"):
+        probe = make_feeds(probe_feeds_kinds(first), Case("probe", 0, dict(sizes)))
+        try:
+            tables = {k: v for k, v in loaded.model.index_ranges(probe).items() if k in open_ints}
+        except Exception:  # noqa: BLE001 - a model that rejects the probe shows it in the real cases
+            tables = {}
+        for name in tables:
+            if name not in kinds:
+                kinds[name] = ("index", f"the table it feeds")
+    return resolve(specs, kinds, tables, range_from)

@@ -17,12 +17,14 @@ class ExportOptions:
     dims: list = field(default_factory=list)
     dims_min: list = field(default_factory=list)  # NAME=SIZE: the smallest size the sweep may use
     dims_max: list = field(default_factory=list)  # NAME=SIZE: the largest
+    input_kinds: list = field(default_factory=list)  # NAME=KIND: values, index, mask, positions
     opset: int | None = None
     framework: str | None = None
     weights: str | None = None
     seed: int = 0
     force: bool = False
     publish_failed: bool = False  # publish at `output` even when the export's verification does not pass
+    exporter: str = "auto"  # auto (every route, first that passes), or one pinned route that never falls back
     trust_code: bool = False
     threads: int | None = None
     atol: list = field(default_factory=list)
@@ -42,6 +44,7 @@ class VerifyOptions:
     dims: list = field(default_factory=list)
     dims_min: list = field(default_factory=list)  # NAME=SIZE: the smallest size the sweep may use
     dims_max: list = field(default_factory=list)  # NAME=SIZE: the largest
+    input_kinds: list = field(default_factory=list)  # NAME=KIND: values, index, mask, positions
     inputs_npz: str | None = None
     seed: int = 1
     atol: list = field(default_factory=list)

@@ -60,11 +60,13 @@ def _run_native(model, feeds: dict, case: Case | None = None) -> dict:
     except Exception as exc:
         shapes = ", ".join(f"{k}:{v.dtype}{list(v.shape)}" for k, v in feeds.items())
         hint = "check that the --input specs match the model's forward() arguments, in order"
-        if case is not None and case.sizes and case.label not in ("draw0", "draw1"):
+        if case is not None and case.sizes:
             axis = case.label.split("=", 1)[0]
-            if axis in case.sizes:
-                hint = (f"the case {case.label} sets axis {axis} to {case.sizes[axis]}; if the model needs a "
-                        f"minimum (or maximum) size there, declare it: --dim-min {axis}=SIZE (--dim-max {axis}=SIZE)")
+            axis = axis if axis in case.sizes else "AXIS"
+            sizes = ", ".join(f"{k}={v}" for k, v in case.sizes.items())
+            hint = (f"case {case.label} runs the dynamic axes at {sizes}; if the model needs a minimum (or maximum) "
+                    f"size on an axis, declare it: --dim-min {axis}=SIZE (--dim-max {axis}=SIZE), and --dim {axis}=SIZE "
+                    "for the export size; otherwise check the --input specs against forward()")
         raise InputError(f"the native model failed on inputs {shapes} (case {case.label if case else '?'}): "
                          f"{exception_summary(exc)}", hint=hint) from None
 
@@ -101,10 +103,40 @@ def fixed_dynamic_axes(declared: list[TensorSpec], onnx_inputs: list[TensorSpec]
     return baked
 
 
+def padded_outputs(inputs: list[TensorSpec], outputs: list[TensorSpec]) -> dict[str, str]:
+    """Outputs laid out along an attention mask (their leading axes are the mask's axes, by name):
+    output name -> mask input name. Their elements at padded positions are defined by neither side
+    and are not compared (a causal model's rows with prefix padding attend to nothing)."""
+    masks = [s for s in inputs if s.kind == "mask" and s.dims and all(isinstance(d, str) for d in s.dims)]
+    found = {}
+    for out in outputs:
+        for m in masks:
+            if len(out.dims) >= len(m.dims) and tuple(out.dims[:len(m.dims)]) == tuple(m.dims):
+                found[out.name] = m.name
+                break
+    return found
+
+
+def _ignored(padded: dict[str, str], feeds: dict, outputs: dict) -> dict:
+    import numpy as np
+
+    ignore = {}
+    for out, mask_name in padded.items():
+        if out not in outputs or mask_name not in feeds:
+            continue
+        mask, arr = np.asarray(feeds[mask_name]), np.asarray(outputs[out])
+        if arr.shape[:mask.ndim] != mask.shape:
+            continue
+        off = (mask == 0).reshape(mask.shape + (1,) * (arr.ndim - mask.ndim))
+        ignore[out] = np.broadcast_to(off, arr.shape)
+    return ignore
+
+
 def run_onnx(runner, reference: list[CaseRun], policy: Policy, device: str,
-             keep: dict | None = None) -> list[OutputResult]:
+             keep: dict | None = None, padded: dict[str, str] | None = None) -> list[OutputResult]:
     """ONNX Runtime on each case's inputs, compared with that case's reference outputs. The ONNX
-    outputs of the cases named in ``keep`` (label -> None) are stored there for dataset metrics."""
+    outputs of the cases named in ``keep`` (label -> None) are stored there for dataset metrics.
+    ``padded`` (see ``padded_outputs``) names outputs whose padded positions are not compared."""
     results: list[OutputResult] = []
     for case, feeds, ref_out in reference:
         try:
@@ -119,7 +151,8 @@ def run_onnx(runner, reference: list[CaseRun], policy: Policy, device: str,
             continue
         if keep is not None and case.label in keep:
             keep[case.label] = cand
-        results.extend(compare_outputs(ref_out, cand, policy, device, case.label))
+        results.extend(compare_outputs(ref_out, cand, policy, device, case.label,
+                                       _ignored(padded, feeds, ref_out) if padded else None))
     return cross_case_vacuity(reference, results, policy, device)
 
 
@@ -127,3 +160,12 @@ def case_json(case: Case, origin: str) -> dict:
     from bridge.plan import case_json as plan_case_json
 
     return plan_case_json(case, origin)
+
+
+def padding_notes(padded: dict[str, str], results: list[OutputResult]) -> list[str]:
+    ignored: dict[str, int] = {}
+    for r in results:
+        if r.ignored:
+            ignored[r.name] = ignored.get(r.name, 0) + r.ignored
+    return [f"{name}: {n} elements at padded positions ({padded[name]} == 0) were not compared: neither side "
+            "defines them" for name, n in ignored.items() if name in padded]

@@ -41,9 +41,10 @@ class Plan:
     cases: list[Case]
     notes: list[str] = field(default_factory=list)
     budget_bytes: int = LARGE_CASE_BYTES
+    inputs: list = field(default_factory=list)  # per input: kind and range, and where each came from
 
     def to_json(self) -> dict:
-        return {"cases": [case_json(c) for c in self.cases], "notes": list(self.notes),
+        return {"inputs": list(self.inputs), "cases": [case_json(c) for c in self.cases], "notes": list(self.notes),
                 "large_case_input_budget_bytes": self.budget_bytes}
 
 
@@ -121,7 +122,11 @@ def plan_cases(specs: list[TensorSpec], seed: int, sizes: dict | None = None, *,
                          f"{budget_bytes >> 20} MiB input budget")
 
     for s in specs:
-        if s.dtype == "bool":
+        if s.kind == "mask":
+            for mode, what in (("full", "no padding"), ("min", "one position per row"), ("left", "prefix padding")):
+                add(f"{s.name}.{mode}", base, f"{s.name} as an attention mask with {what}", fill=((s.name, mode),))
+            continue
+        if s.dtype == "bool" or s.kind == "positions":
             continue
         if s.value_range is not None:
             lo, hi = s.value_range
@@ -129,8 +134,9 @@ def plan_cases(specs: list[TensorSpec], seed: int, sizes: dict | None = None, *,
                                ("mix", "each value at one end of the range")):
                 add(f"{s.name}.{mode}", base, f"{s.name} in {lo:g}:{hi:g}: {what}", fill=((s.name, mode),))
         elif s.dtype.startswith(("int", "uint")):
-            notes.append(f"{s.name}: integer input without a declared range, drawn from 0..9; declare its range "
-                         f"(--input-range {s.name}=LOW:HIGH, e.g. the vocabulary size) to exercise it")
+            notes.append(f"{s.name}: integer input without a declared range and no table found for it, drawn "
+                         f"from 0..9; declare its range (--input-range {s.name}=LOW:HIGH, e.g. the vocabulary size) "
+                         f"or its kind (--input-kind {s.name}=mask|positions|index) to exercise it")
             add(f"{s.name}.full", base, f"{s.name} over the whole {s.dtype} range (kept if the native model accepts it)",
                 fill=((s.name, "full"),), optional=True)
     return Plan(cases, notes, budget_bytes)

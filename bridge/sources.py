@@ -156,3 +156,24 @@ def declared_inputs(module, attr: str | None = None) -> tuple[list[str], dict[st
     if not isinstance(ranges, dict):
         raise InputError("BRIDGE_INPUT_RANGES must be a dict like {'ids': '0:1000'}")
     return list(specs), {str(k): str(v) for k, v in ranges.items()}
+
+
+# Other declarations a factory (attribute in lower case) or its module (upper case) may make.
+DECLARATIONS = {
+    "input_kinds": "{'attention_mask': 'mask', ...}: what each input's values mean (bridge/semantics.py)",
+    "dim_min": "{'samples': 400, ...}: the smallest size the sweep may give a dynamic axis",
+    "dim_max": "{'seq': 512, ...}: the largest size the sweep may give a dynamic axis",
+}
+
+
+def declared(module, attr: str | None, key: str) -> dict[str, str]:
+    """A factory's ``bridge_<key>`` or its module's ``BRIDGE_<KEY>``: a dict of strings."""
+    factory = getattr(module, attr, None) if attr else None
+    value = getattr(factory, f"bridge_{key}", None)
+    if value is None:
+        value = getattr(module, f"BRIDGE_{key.upper()}", None)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise InputError(f"BRIDGE_{key.upper()} must be a dict like {DECLARATIONS[key]}")
+    return {str(k): str(v) for k, v in value.items()}

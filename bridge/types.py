@@ -24,6 +24,9 @@ ONNX_TO_DTYPE = {v: k for k, v in DTYPES.items()}
 
 FLOAT_DTYPES = ("float16", "bfloat16", "float32", "float64")
 
+# Kinds of input values (TensorSpec.kind).
+INPUT_KINDS = ("values", "index", "mask", "positions")
+
 # Default size given to a dynamic (named) axis when inputs are generated for export.
 # Not 1: exporters specialise size-1 axes (torch.export treats 0 and 1 as special).
 DEFAULT_DYNAMIC_SIZE = 2
@@ -37,6 +40,10 @@ class TensorSpec:
     dtype: str
     dims: tuple[Dim, ...]
     value_range: tuple[float, float] | None = None
+    # What the values mean, for generating them (bridge/semantics.py): "values" (any number in the
+    # range), "index" (integer ids into a table), "mask" (0/1 attention mask: every row attends to at
+    # least one position) or "positions" (0..n-1 along the last axis). None: plain values.
+    kind: str | None = None
 
     @property
     def dynamic_axes(self) -> dict[int, str]:
@@ -51,6 +58,9 @@ class TensorSpec:
     def with_range(self, value_range: tuple[float, float] | None) -> "TensorSpec":
         return replace(self, value_range=value_range)
 
+    def with_kind(self, kind: str | None) -> "TensorSpec":
+        return replace(self, kind=kind)
+
     def to_text(self) -> str:
         return f"{self.name}:{self.dtype}[{','.join(str(d) for d in self.dims)}]"
 
@@ -58,6 +68,8 @@ class TensorSpec:
         out = {"name": self.name, "dtype": self.dtype, "dims": list(self.dims)}
         if self.value_range is not None:
             out["range"] = list(self.value_range)
+        if self.kind is not None:
+            out["kind"] = self.kind
         return out
 
     @classmethod
@@ -68,6 +80,7 @@ class TensorSpec:
             dtype=str(data["dtype"]),
             dims=tuple(d if isinstance(d, int) else str(d) for d in data["dims"]),
             value_range=(float(rng[0]), float(rng[1])) if rng is not None else None,
+            kind=str(data["kind"]) if data.get("kind") is not None else None,
         )
 
 

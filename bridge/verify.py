@@ -14,7 +14,8 @@ from bridge.compare import dataset_metrics
 from bridge.inputs import batch_sizes, load_labels, load_npz, make_feeds
 from bridge.onnx_file import io_specs, load_checked
 from bridge.options import VerifyOptions
-from bridge.parity import binding_problem, case_json, fixed_dynamic_axes, run_onnx, run_reference
+from bridge.parity import (binding_problem, case_json, fixed_dynamic_axes, padded_outputs, padding_notes, run_onnx,
+                           run_reference)
 from bridge.plan import plan_cases
 from bridge.policy import build_policy, load_policy_file
 from bridge.report.model import Report, timed
@@ -35,6 +36,7 @@ class Target:
     bundle: Bundle | None = None
     stored_policy: dict = field(default_factory=dict)
     onnx_inputs: list = field(default_factory=list)
+    onnx_outputs: list = field(default_factory=list)
     golden: list | None = None
     binding: str | None = None  # a verdict-level problem with the graph's input names or order
 
@@ -58,7 +60,7 @@ def _run_verify(opts: VerifyOptions) -> Report:
     native_meter = Meter()
     labels = None
     if opts.source:
-        from bridge.native import load_native
+        from bridge.native import load_native, with_semantics
 
         stage(f"loading {opts.source}")
         with native_meter:
@@ -67,11 +69,15 @@ def _run_verify(opts: VerifyOptions) -> Report:
         native = loaded.model
         report.framework = loaded.framework
         report.notes.extend(getattr(native, "notes", []))
-        specs = native_specs(target, loaded, opts)
+        specs, range_from = native_specs(target, loaded, opts)
         problem = binding_problem(specs, target.onnx_inputs, native.input_names())
         baked = fixed_dynamic_axes(specs, target.onnx_inputs)
+        stage("deciding what each input's values mean")
+        sizes = export_sizes(target, opts)
+        specs, inputs_table = with_semantics(loaded, specs, opts.input_kinds, sizes, range_from)
         stage("generating inputs")
-        cases, labels = planned_cases(target, specs, opts, report)
+        cases, labels = planned_cases(specs, sizes, opts, report, loaded)
+        report.plan["inputs"] = inputs_table
         reference = None  # computed per device below, where the native model runs
     else:
         specs = target.bundle.inputs
@@ -81,6 +87,7 @@ def _run_verify(opts: VerifyOptions) -> Report:
         report.cases = [case_json(c, "golden") for c, _, _ in reference]
         report.framework = target.bundle.manifest.get("source", {}).get("framework")
         report.exporter = target.bundle.manifest.get("exporter")
+    padded = padded_outputs(specs, target.onnx_outputs)
     if problem or baked:
         report.forced_status = "fail"
         report.forced_reason = problem or ("declared dynamic axis baked into a constant: " + "; ".join(baked))
@@ -113,7 +120,8 @@ def _run_verify(opts: VerifyOptions) -> Report:
         stage(f"running ONNX Runtime ({device})")
         kept = {"data": None} if opts.inputs_npz else None
         with Meter() as runs:
-            report.results.extend(run_onnx(runner, reference, policy, policy_device(device, opts.tf32), keep=kept))
+            report.results.extend(run_onnx(runner, reference, policy, policy_device(device, opts.tf32), keep=kept,
+                                           padded=padded))
         ort_meter.add(runs)
         if kept and kept["data"] is not None:
             ref_out = next(out for c, _, out in reference if c.label == "data")
@@ -127,9 +135,13 @@ def _run_verify(opts: VerifyOptions) -> Report:
             "providers": runner.providers, "settings": runner.settings, "precision": runner.precision(),
             "nodes_per_provider": runner.node_placement(reference[0][1]) if device == "cuda" else None}
         runner.close()
+    report.notes.extend(padding_notes(padded, report.results))
     if opts.localize_dir and report.status == "fail" and reference:
         stage("localizing the first divergence")
         report.localize = _localize(target.model_path, reference, report, policy, native, opts.localize_dir)
+        why = untraceable_branch(target.bundle)
+        if why and report.localize.get("status") != "diverged":
+            report.localize.setdefault("notes", []).append(why)
     report.environment.update(environment_info(opts.threads))
     if native is not None:
         report.environment["versions"].update(native.versions())
@@ -154,7 +166,7 @@ def check_graph(target: Target) -> None:
     """onnx.checker on the model; for a bundle, the manifest against the graph and the golden data."""
     stage(f"checking {target.model_path}")
     proto = load_checked(target.model_path)
-    target.onnx_inputs, _ = io_specs(proto)
+    target.onnx_inputs, target.onnx_outputs = io_specs(proto)
     del proto
     if target.bundle is not None:
         target.binding = check_against_graph(target.bundle, target.onnx_inputs)
@@ -162,26 +174,35 @@ def check_graph(target: Target) -> None:
         target.golden = target.bundle.golden()  # checked against the manifest whether or not it is used
 
 
-def native_specs(target: Target, loaded, opts: VerifyOptions) -> list:
-    """The inputs to generate: a bundle's manifest; for a bare ONNX file, what the source declares
-    (BRIDGE_INPUTS and ranges, Keras signatures, a .pt2 program) or else the graph's own inputs.
-    --input-range on top."""
+def native_specs(target: Target, loaded, opts: VerifyOptions) -> tuple[list, dict]:
+    """The inputs to generate, and where their ranges came from: a bundle's manifest; for a bare ONNX
+    file, what the source declares (BRIDGE_INPUTS and ranges, Keras signatures, a .pt2 program) or
+    else the graph's own inputs. --input-range on top."""
     if target.bundle is not None:
-        specs = target.bundle.inputs
+        specs, where = target.bundle.inputs, "the bundle's manifest"
     elif loaded.declared:
-        specs = list(loaded.declared)
+        specs, where = list(loaded.declared), f"{opts.source} (declared)"
     else:
-        specs = list(target.onnx_inputs)
-    return apply_ranges(specs, dict(parse_range(r) for r in opts.ranges))
+        specs, where = list(target.onnx_inputs), "the ONNX graph"
+    cli = dict(parse_range(r) for r in opts.ranges)
+    range_from = {s.name: "--input-range" if s.name in cli else where for s in specs
+                  if s.value_range is not None or s.name in cli}
+    return apply_ranges(specs, cli), range_from
 
 
-def planned_cases(target: Target, specs: list, opts: VerifyOptions, report: Report) -> tuple[list, object]:
-    """The case plan around the export sizes, plus the real samples of --inputs; (cases, labels)."""
+def export_sizes(target: Target, opts: VerifyOptions) -> dict:
+    """Dynamic axis sizes the plan is built around: the bundle's export sizes, then --dim."""
     sizes = dict(parse_dim_size(d) for d in opts.dims)
-    if target.bundle is not None:  # sweep around the sizes the bundle was exported at
+    if target.bundle is not None:
         sizes = {**(target.bundle.cases[0].sizes if target.bundle.cases else {}), **sizes}
-    plan = plan_cases(specs, opts.seed, sizes, minimum=dict(parse_dim_size(d) for d in opts.dims_min),
-                      maximum=dict(parse_dim_size(d) for d in opts.dims_max))
+    return sizes
+
+
+def planned_cases(specs: list, sizes: dict, opts: VerifyOptions, report: Report, loaded) -> tuple[list, object]:
+    """The case plan around the export sizes, plus the real samples of --inputs; (cases, labels)."""
+    plan = plan_cases(specs, opts.seed, sizes,
+                      minimum={**loaded.dim_min, **dict(parse_dim_size(d) for d in opts.dims_min)},
+                      maximum={**loaded.dim_max, **dict(parse_dim_size(d) for d in opts.dims_max)})
     report.plan = plan.to_json()
     report.notes.extend(plan.notes)
     cases = [(c, make_feeds(specs, c)) for c in plan.cases]
@@ -261,6 +282,21 @@ def _localize(model_path, reference, report, policy, native, out_dir) -> dict:
         native.to("cpu")
     result = localize(str(model_path), feeds, policy, out_dir, native=native)
     return {"case": failing or reference[0][0].label, **result.to_json()}
+
+
+def untraceable_branch(bundle) -> str | None:
+    """Why no node diverges although values do: the exporter that wrote the graph traced one branch of
+    data-dependent control flow, which the dynamo exporter had refused (its error names the line)."""
+    if bundle is None:
+        return None
+    for attempt in (bundle.manifest.get("exporter") or {}).get("failed_first") or []:
+        text = f"{attempt.get('error', '')} {attempt.get('detail', '')}"
+        if "data-dependent" in text or "GuardOnDataDependent" in text:
+            where = f" at {attempt['where']}" if attempt.get("where") else ""
+            return (f"the model has data-dependent control flow{where} (the dynamo exporter refused it); the graph "
+                    f"was traced through one branch, so every node matches its own branch and no single node "
+                    "diverges: export a model without the branch, or with torch.cond")
+    return None
 
 
 def _latency(native, runner, feeds, opts, device, native_meter, ort_meter, ort_setup_ms):

@@ -138,7 +138,12 @@ def flatten_outputs(out) -> dict[str, "torch.Tensor"]:
         if leaf is None:
             continue
         if not isinstance(leaf, torch.Tensor):
-            raise InputError(f"the model returned a {type(leaf).__name__} among its outputs; only tensors can be exported")
+            hint = None
+            if type(leaf).__name__.endswith("Cache"):
+                hint = ("a Hugging Face model returns its key/value cache unless built with use_cache=False "
+                        "(config.use_cache = False): export the model without it")
+            raise InputError(f"the model returned a {type(leaf).__name__} among its outputs; only tensors can be "
+                             "exported", hint=hint)
         keys = [getattr(k, "key", getattr(k, "idx", getattr(k, "name", k))) for k in path]
         named[flat_names_from_path(tuple(keys), root_is_sequence)] = leaf
     return named
@@ -189,6 +194,35 @@ class TorchModel:
         if any(p.kind == p.VAR_POSITIONAL for p in params):
             return None
         return [p.name for p in params if p.kind != p.VAR_KEYWORD]
+
+    def index_ranges(self, feeds: Feeds) -> dict[str, tuple[int, str]]:
+        """Inputs the model passes straight to an embedding table, with the table's size: one run
+        with hooks on every nn.Embedding / nn.EmbeddingBag, matching the tensors they receive to the
+        feeds by storage."""
+        tensors = self._tensors(feeds)
+        owners = {t.untyped_storage().data_ptr(): name for name, t in tensors.items()
+                  if not t.is_floating_point() and t.numel()}
+        found: dict[str, tuple[int, str]] = {}
+
+        def hook_for(qualname, module):
+            def hook(_module, args):
+                if args and isinstance(args[0], torch.Tensor) and not args[0].is_floating_point() and args[0].numel():
+                    name = owners.get(args[0].untyped_storage().data_ptr())
+                    if name is not None and name not in found:
+                        found[name] = (int(module.num_embeddings), f"{qualname}.num_embeddings={module.num_embeddings}")
+            return hook
+
+        handles = [m.register_forward_pre_hook(hook_for(q, m)) for q, m in self.module.named_modules()
+                   if isinstance(m, (torch.nn.Embedding, torch.nn.EmbeddingBag))]
+        if not handles:
+            return {}
+        try:
+            with torch.inference_mode():
+                self._call(tensors)
+        finally:
+            for h in handles:
+                h.remove()
+        return found
 
     def input_names(self) -> list[str] | None:
         """forward()'s parameter names in order (a .pt2 program's inputs): inputs named like them are
@@ -304,32 +338,45 @@ class TorchModel:
         self.program = None
 
     # -- export -------------------------------------------------------------------------------
-    def export(self, path: str, specs: list[TensorSpec], feeds: Feeds, opset: int | None) -> ExportResult:
+    ROUTES = {"dynamo": "torch.onnx.dynamo", "torchscript": "torch.onnx.torchscript"}
+
+    def export_routes(self, choice: str = "auto") -> list[str]:
+        """Exporters to try in order: dynamo, then TorchScript (not for a .pt2 program); or the one pinned."""
+        available = ["dynamo"] if self.program is not None else ["dynamo", "torchscript"]
+        if choice in (None, "auto"):
+            return available
+        if choice not in available:
+            from bridge.errors import UsageError
+
+            raise UsageError(f"--exporter {choice} does not apply to {self.source}",
+                             hint=f"choose one of: auto, {', '.join(available)}")
+        return [choice]
+
+    def export(self, path: str, specs: list[TensorSpec], feeds: Feeds, opset: int | None,
+               route: str = "dynamo") -> ExportResult:
+        """Write the ONNX file with one exporter; its failure is a ConversionError carrying the whole
+        error text and, when the exporter names one, the user's file:line."""
         args = tuple(_to_torch(feeds[s.name]) for s in specs)
         with torch.inference_mode():
             out = self._call({s.name: a for s, a in zip(specs, args)})
         output_names = list(flatten_outputs(out))
-        attempts = []
+        name = self.ROUTES[route]
         try:
-            settings = self._export_dynamo(path, specs, args, output_names, opset)
-            return ExportResult("torch.onnx.dynamo", settings, attempts)
-        except Exception as exc:  # every dynamo failure falls back; the reason is recorded
+            if route == "dynamo":
+                settings = self._export_dynamo(path, specs, args, output_names, opset)
+            else:
+                settings = self._export_torchscript(path, specs, args, output_names, opset)
+        except ConversionError:
+            raise
+        except Exception as exc:  # the exporter's own failure: its cause goes to the report
             _raise_if_disk(exc, path)
-            attempts.append({"exporter": "torch.onnx.dynamo", "error": _one_line(exc)})
-        if self.program is not None:
-            raise ConversionError(f"the dynamo exporter failed on {self.source}: {attempts[0]['error']}",
-                                  hint="a .pt2 program can only be exported by the dynamo exporter")
-        try:
-            settings = self._export_torchscript(path, specs, args, output_names, opset)
-            return ExportResult("torch.onnx.torchscript", settings, attempts)
-        except Exception as exc:
-            _raise_if_disk(exc, path)
-            attempts.append({"exporter": "torch.onnx.torchscript", "error": _one_line(exc)})
-        raise ConversionError(
-            f"both torch.onnx exporters failed on {self.source}: "
-            + "; ".join(f"{a['exporter']}: {a['error']}" for a in attempts),
-            hint="run with --debug for the full trace; check that forward() is traceable",
-        )
+            detail = error_detail(exc)
+            where = f" ({detail['where']})" if detail.get("where") else ""
+            hint = ("a .pt2 program can only be exported by the dynamo exporter" if self.program is not None
+                    else "run with --debug for the full trace; check that forward() is traceable")
+            raise ConversionError(f"{name} failed on {self.source}{where}: {_one_line(exc)}", hint=hint,
+                                  detail=detail) from None
+        return ExportResult(name, settings)
 
     def _export_dynamo(self, path, specs, args, output_names, opset) -> dict:
         dims: dict[str, object] = {}
@@ -419,7 +466,22 @@ def _raise_if_disk(exc: BaseException, path: str) -> None:
         seen = seen.__cause__ or seen.__context__
 
 
+def error_detail(exc: BaseException, limit: int = 20000) -> dict:
+    """An exporter's whole error text, and the innermost frame it names in the user's own code."""
+    import re
+    import traceback
+
+    from bridge.errors import strip_ansi
+
+    text = strip_ansi("".join(traceback.format_exception_only(type(exc), exc)).strip())
+    frames = re.findall(r'File "([^"]+)", line (\d+)', text)
+    frames += [(f.filename, str(f.lineno)) for f in traceback.extract_tb(exc.__traceback__)]
+    own = [f"{path}:{line}" for path, line in frames
+           if "site-packages" not in path and "/bridge/" not in path and not path.startswith("<")]
+    return {"detail": text[:limit], "where": own[-1] if own else None}
+
+
 def _one_line(exc: BaseException) -> str:
-    text = f"{type(exc).__name__}: {exc}".strip()
-    first = text.splitlines()[0] if text else type(exc).__name__
-    return first[:300]
+    from bridge.errors import exception_summary
+
+    return exception_summary(exc)

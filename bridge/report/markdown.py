@@ -260,6 +260,14 @@ def render_markdown(report: dict) -> str:
             parts.append(f"**Latency on {cell(device)}**{threads}\n\n" + md_table(LATENCY_HEADERS, latency_rows(lat)))
             parts.extend(f"_Latency note ({cell(device)}): {cell(n)}_" for n in as_list(lat.get("notes")))
 
+    plan_inputs = records(as_dict(report.get("plan")).get("inputs"))
+    if plan_inputs:
+        from bridge.semantics import describe
+
+        try:
+            parts.append("**Inputs:** " + cell("; ".join(describe(r) for r in plan_inputs)))
+        except (KeyError, TypeError, IndexError):
+            pass
     cases = as_list(report.get("cases"))
     if cases:
         parts.append("**Cases swept:** " + cell(", ".join(case_label(c) for c in cases)))

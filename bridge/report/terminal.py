@@ -37,11 +37,15 @@ def render(report: Report) -> str:
         head += f"  vs  {report.source}"
     parts.append(head)
     if report.exporter:
-        parts.append(f"exporter: {report.exporter.get('name')}"
-                     + (f" (after {', '.join(a['exporter'] for a in report.exporter.get('failed_first') or [])} failed)"
-                        if report.exporter.get("failed_first") else ""))
+        parts.append(f"exporter: {report.exporter.get('name')}")
+        for a in report.exporter.get("failed_first") or []:
+            parts.append(f"  tried first: {a.get('exporter')}: {a.get('error')}")
     if report.cases:
         parts.append(f"cases ({len(report.cases)}): " + ", ".join(case_text(c) for c in report.cases))
+    if (report.plan or {}).get("inputs"):
+        from bridge.semantics import describe
+
+        parts.append("inputs: " + "; ".join(describe(row) for row in report.plan["inputs"]))
     rows = []
     for r in report.summary.values():
         tol = r.tolerance

@@ -100,16 +100,19 @@ def test_C03_data_dependent_branch_fails(tmp_path):
     dirs = {name: case_dirs(tmp_path, name)}
     out, cwd = dirs[name]
     results = run_many({name: Call(("export", f"{TORCH_FACTORIES}:branchy", "-o", out / "bundle"), cwd)})
-    results[f"{name}/reverify"] = run_many({"r": Call(("verify", out / "bundle"), cwd)})["r"]
+    results[f"{name}/reverify"] = run_many({"r": Call(("verify", out / "bundle.failed"), cwd)})["r"]
     _published_failure(results, dirs, name)
+    # the exporter that refused names the line of the branch; the route that wrote the graph is named too
+    assert "tried first: dynamo" in results[name].stdout and "torch_factories.py:" in results[name].stdout
 
 
 @needs_torch
-def test_C10_generated_inputs_outside_the_model_domain(conversions):
+def test_C10_ids_are_drawn_over_the_table_they_index(conversions):
+    """ids feeding an Embedding(5) without a declared range: bridge finds the table and draws 0..4
+    (it drew 0..9 and crashed the native model before), and says where the range came from."""
     dirs, results = conversions
     name = "C10_generated_ids_out_of_range"
-    assert_exit(results[name], 2, "bad input", "native model failed", "IndexError")
-    assert_empty(*dirs[name])
+    assert_verdict(results[name], 0, "ids index 0:5 (emb.num_embeddings=5", "ids.high")
 
 
 @needs_torch
