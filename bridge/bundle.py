@@ -272,8 +272,9 @@ def check_destination(dest: Path, force: bool) -> None:
                                  hint="choose a new path")
         elif not force:
             raise UsageError(f"output {dest} already holds a bundle", hint="pass --force to replace it")
-    if not dest.parent.exists():
-        raise UsageError(f"the parent directory of {dest} does not exist")
+    from bridge.outputs import ensure_directory
+
+    ensure_directory(dest.parent, f"output {dest}")
 
 
 class Staging:

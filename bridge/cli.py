@@ -27,6 +27,10 @@ STATUS_EXIT = {"pass": EXIT_PASS, "fail": EXIT_PARITY, "inconclusive": EXIT_INCO
 
 
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args, **kwargs):  # no abbreviations: --input must never mean --inputs
+        kwargs["allow_abbrev"] = False
+        super().__init__(*args, **kwargs)
+
     def error(self, message):  # argparse's own exit code is 2 as well; keep one line plus usage
         self.print_usage(sys.stderr)
         sys.stderr.write(f"bridge: usage: {message}\n")
@@ -71,8 +75,22 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help="run in this process instead of a contained worker process (debugging)")
 
 
+def _target_and_source(p: argparse.ArgumentParser) -> None:
+    p.add_argument("target", metavar="TARGET", nargs="?", help="a bundle directory or a .onnx file")
+    p.add_argument("--source", metavar="SOURCE", help="the native model to compare against (fresh inputs)")
+    p.add_argument("--device", action="append", choices=["cpu", "cuda"], help="ONNX Runtime device (repeatable)")
+    p.add_argument("--seed", type=int, default=1, help="seed of fresh inputs with --source (default 1)")
+
+
+def _runtime(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--ort-spinning", choices=["on", "off"], default="on",
+                   help="ONNX Runtime's idle threads spin like torch's OpenMP threads do (default on)")
+    p.add_argument("--tf32", action="store_true",
+                   help="CUDA: keep TF32 math on (ORT's and cuDNN's default) instead of verifying in strict fp32")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="bridge", description="Export PyTorch and TensorFlow/Keras models to ONNX and prove "
+    parser = _Parser(prog="bridge", allow_abbrev=False, description="Export PyTorch and TensorFlow/Keras models to ONNX and prove "
                      "the export: parity and latency against the native framework.",
                      epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"bridge {__version__}")
@@ -99,29 +117,32 @@ def build_parser() -> argparse.ArgumentParser:
                         "ort (ONNX Runtime's offline fusions), transformer (onnxruntime.transformers fusions, then ort)")
     _common(p)
 
-    for name, text in (("verify", "compare ONNX Runtime with the native model or the bundle's golden outputs"),
-                       ("bench", "time the native model and ONNX Runtime with one method")):
-        p = sub.add_parser(name, help=text, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-        p.add_argument("target", metavar="TARGET", help="a bundle directory or a .onnx file")
-        p.add_argument("--source", metavar="SOURCE", help="the native model to compare against (fresh inputs)")
-        p.add_argument("--device", action="append", choices=["cpu", "cuda"], help="ONNX Runtime device (repeatable)")
-        p.add_argument("--seed", type=int, default=1, help="seed of fresh inputs with --source (default 1)")
-        p.add_argument("--inputs", metavar="FILE.npz", help="real samples to verify on as well (needs --source)")
-        p.add_argument("--labels", metavar="FILE.npy", help="class labels of the --inputs samples: accuracy on both sides")
-        p.add_argument("--policy", metavar="FILE", help="tolerance policy file (.toml or .json)")
-        p.add_argument("--allow-nonfinite", action="store_true", help="NaN/Inf pass when both sides agree on them")
-        p.add_argument("--min-top1", type=float, metavar="FRACTION",
-                       help="fail a classifier output whose argmax agrees on fewer rows (e.g. 1.0)")
-        p.add_argument("--ort-spinning", choices=["on", "off"], default="on",
-                       help="ONNX Runtime's idle threads spin like torch's OpenMP threads do (default on)")
-        p.add_argument("--tf32", action="store_true",
-                       help="CUDA: keep TF32 math on (ORT's and cuDNN's default) instead of verifying in strict fp32")
-        p.add_argument("--localize", metavar="DIR",
-                       help="on a parity failure, find the first diverging node and write a reproduction to DIR")
-        default_runs = 0 if name == "verify" else 100
-        p.add_argument("--latency-runs", type=int, default=default_runs,
-                       help=f"timed runs per side, 0 to skip (default {default_runs})")
-        _common(p)
+    p = sub.add_parser("verify", help="compare ONNX Runtime with the native model or the bundle's golden outputs",
+                       epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    _target_and_source(p)
+    p.add_argument("--input", action="append", default=[], metavar="NAME:DTYPE[DIMS]",
+                   help="input spec, overriding the bundle's or the source's (e.g. another dynamic axis)")
+    p.add_argument("--samples", "--inputs", dest="inputs", metavar="FILE.npz",
+                   help="real samples to verify on as well, one array per input (needs --source)")
+    p.add_argument("--labels", metavar="FILE.npy", help="class labels of the --samples: accuracy on both sides")
+    p.add_argument("--policy", metavar="FILE", help="tolerance policy file (.toml or .json)")
+    p.add_argument("--allow-nonfinite", action="store_true", help="NaN/Inf pass when both sides agree on them")
+    p.add_argument("--min-top1", type=float, metavar="FRACTION",
+                   help="fail a classifier output whose argmax agrees on fewer rows (e.g. 1.0)")
+    p.add_argument("--localize", metavar="DIR",
+                   help="on a parity failure, find the first diverging node and write a reproduction to DIR")
+    p.add_argument("--latency-runs", type=int, default=0, help="timed runs per side, 0 to skip (default 0)")
+    _runtime(p)
+    _common(p)
+
+    p = sub.add_parser("bench", help="time the native model and ONNX Runtime with one method", epilog=EPILOG,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    _target_and_source(p)
+    p.add_argument("--input", action="append", default=[], metavar="NAME:DTYPE[DIMS]",
+                   help="input spec, overriding the bundle's or the source's")
+    p.add_argument("--latency-runs", type=int, default=100, help="timed runs per side (default 100)")
+    _runtime(p)
+    _common(p)
 
     from bridge.check import add_parser as add_check_parser  # stdlib-only at import
 
@@ -129,6 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("inspect", help="show a bundle's or an ONNX file's inputs, outputs and provenance")
     p.add_argument("target", metavar="TARGET")
+    p.add_argument("--json", metavar="PATH", help="write what is shown as JSON")
     p.add_argument("--debug", action="store_true")
     return parser
 
@@ -252,7 +274,13 @@ def _run(target: str, opts, args):
 def cmd_export(args) -> int:
     from bridge.options import ExportOptions
 
+    from pathlib import Path
+
+    from bridge.outputs import ensure_directory
+
+    _validate(args)
     _check_report_paths(args, [args.output], _input_files(args))
+    ensure_directory(Path(args.output).absolute().parent, f"-o {args.output}")
     try:
         report = _export(args, ExportOptions)
     except KeyboardInterrupt:
@@ -278,22 +306,75 @@ def _verify_options(args, latency_runs: int):
 
     return VerifyOptions(
         target=args.target, source=args.source, devices=args.device or ["cpu"], weights=args.weights,
-        framework=args.framework, ranges=args.input_range, dims=args.dim, inputs_npz=args.inputs, seed=args.seed,
-        dims_min=args.dim_min, dims_max=args.dim_max, input_kinds=args.input_kind,
-        atol=args.atol, rtol=args.rtol, scale_atol=args.scale_atol, policy_file=args.policy, allow_nonfinite=args.allow_nonfinite,
-        min_top1=args.min_top1, latency_runs=latency_runs, threads=args.threads, trust_code=args.trust_code,
-        localize_dir=args.localize, labels=args.labels, tf32=args.tf32, ort_spinning=args.ort_spinning == "on")
+        framework=args.framework, ranges=args.input_range, dims=args.dim, inputs_npz=getattr(args, "inputs", None),
+        seed=args.seed, dims_min=args.dim_min, dims_max=args.dim_max, input_kinds=args.input_kind,
+        input_specs=args.input, atol=args.atol, rtol=args.rtol, scale_atol=args.scale_atol,
+        policy_file=getattr(args, "policy", None), allow_nonfinite=getattr(args, "allow_nonfinite", False),
+        min_top1=getattr(args, "min_top1", None), latency_runs=latency_runs, threads=args.threads,
+        trust_code=args.trust_code, localize_dir=getattr(args, "localize", None), labels=getattr(args, "labels", None),
+        tf32=args.tf32, ort_spinning=args.ort_spinning == "on", kind=args.command)
+
+
+def _recover_target(args) -> None:
+    """``--atol 1e-5 BUNDLE`` makes --atol (several values) take the TARGET: give it back."""
+    if args.target:
+        return
+    from bridge.errors import UsageError
+
+    for flag in ("atol", "rtol", "scale_atol"):
+        values = getattr(args, flag)
+        if values and not _tolerance_token(values[-1]):
+            args.target = values.pop()
+            return
+    raise UsageError(f"bridge {args.command}: TARGET is missing", hint="give a bundle directory or a .onnx file")
+
+
+def _tolerance_token(token: str) -> bool:
+    value = token.rpartition(":")[2]
+    try:
+        float(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _validate(args) -> None:
+    """Every option parsed here, in this process, before a worker starts: a malformed spec, range,
+    size, kind or tolerance is a usage error in well under a second, not after a framework import."""
+    from bridge.policy import parse_tolerance_args
+    from bridge.semantics import parse_kind
+    from bridge.spec import check_unique, parse_dim_size, parse_input_spec, parse_range
+
+    check_unique([parse_input_spec(t) for t in getattr(args, "input", [])])
+    for text in args.input_range:
+        parse_range(text)
+    for text in [*args.dim, *args.dim_min, *args.dim_max]:
+        parse_dim_size(text)
+    for text in args.input_kind:
+        parse_kind(text)
+    for flag in ("atol", "rtol", "scale_atol"):
+        parse_tolerance_args(getattr(args, flag), flag.replace("_", "-"))
+    if getattr(args, "policy", None):
+        from bridge.policy import build_policy, load_policy_file
+
+        build_policy(load_policy_file(args.policy))
+    if args.threads is not None and args.threads < 1:
+        raise BridgeError(f"--threads {args.threads}: expected 1 or more")
 
 
 def cmd_verify(args) -> int:
+    _recover_target(args)
+    _validate(args)
     _check_report_paths(args, [args.target, args.localize], _input_files(args))
     return _finish(_run("bridge.verify:run_verify", _verify_options(args, args.latency_runs), args), args)
 
 
 def cmd_bench(args) -> int:
+    _recover_target(args)
+    _validate(args)
     if args.latency_runs < 1:
         raise BridgeError("bench needs --latency-runs of at least 1")
-    _check_report_paths(args, [args.target, args.localize], _input_files(args))
+    _check_report_paths(args, [args.target], _input_files(args))
     report = _run("bridge.verify:run_verify", _verify_options(args, args.latency_runs), args)
     _finish(report, args)
     return EXIT_PASS
@@ -315,21 +396,53 @@ def cmd_inspect(args) -> int:
     if is_bundle(target):
         bundle = open_bundle(target)
         m = bundle.manifest
-        print(f"bundle {target} (schema {m['schema_version']}), files verified by sha256")
-        print(f"source: {m['source'].get('text')} ({m['source'].get('framework')}), exporter: {m['exporter'].get('name')}")
-        print(f"model: opset {m['model'].get('opset')}, ir {m['model'].get('ir_version')}, {m['model'].get('producer')}")
-        print("inputs:  " + ", ".join(s.to_text() for s in bundle.inputs))
-        print("outputs: " + ", ".join(s.to_text() for s in bundle.outputs))
-        v = m.get("verification") or {}
-        print(f"last verification: {v.get('status')} on {v.get('device')} at {v.get('at')}")
-        return EXIT_PASS
-    proto = load_checked(target)
-    ins, outs = io_specs(proto)
-    info = describe(proto)
-    print(f"onnx {target}: opset {info['opset']}, ir {info['ir_version']}, {info['producer']}, {info['nodes']} nodes")
-    print("inputs:  " + ", ".join(s.to_text() for s in ins))
-    print("outputs: " + ", ".join(s.to_text() for s in outs))
+        proto = load_checked(bundle.model_path)
+        info = {"kind": "bundle", "target": str(target), "schema_version": m["schema_version"],
+                "source": m.get("source") or {}, "exporter": m.get("exporter") or {}, "model": describe(proto),
+                "inputs": [s.to_json() for s in bundle.inputs], "outputs": [s.to_json() for s in bundle.outputs],
+                "verification": m.get("verification") or {}, "versions": m.get("versions") or {}}
+    else:
+        proto = load_checked(target)
+        ins, outs = io_specs(proto)
+        info = {"kind": "onnx", "target": str(target), "model": describe(proto),
+                "inputs": [s.to_json() for s in ins], "outputs": [s.to_json() for s in outs]}
+    if args.json:
+        from bridge.outputs import check_report_paths, write_text
+        from bridge.results import dumps
+
+        check_report_paths({"json": args.json}, [args.target], [])
+        write_text(args.json, dumps(info))
+    print(_inspect_text(info))
     return EXIT_PASS
+
+
+def _inspect_text(info: dict) -> str:
+    from bridge.types import TensorSpec
+
+    model = info["model"]
+    opsets = ", ".join(f"{domain} {version}" for domain, version in model["opset"].items())
+    lines = []
+    if info["kind"] == "bundle":
+        src, exp, ver = info["source"], info["exporter"], info["verification"]
+        lines.append(f"bundle {info['target']} (schema {info['schema_version']}; every file checked against its sha256)")
+        lines.append(f"source:    {src.get('text')} ({src.get('framework')})"
+                     + (f", weights {src['weights']}" if src.get("weights") else ""))
+        lines.append(f"exporter:  {exp.get('name')}" + "".join(f"; tried first {a.get('exporter')}" for a in
+                                                                 exp.get("failed_first") or []))
+    else:
+        lines.append(f"onnx {info['target']}")
+    lines.append(f"model:     opset {opsets}; IR {model['ir_version']}; {model['nodes']} nodes, "
+                 f"{model['initializers']} initializers" + (f"; written by {model['producer']}" if model["producer"] else ""))
+    lines.append("inputs:    " + ", ".join(TensorSpec.from_json(d).to_text() for d in info["inputs"]))
+    lines.append("outputs:   " + ", ".join(TensorSpec.from_json(d).to_text() for d in info["outputs"]))
+    if info["kind"] == "bundle":
+        ver = info["verification"]
+        lines.append(f"verified:  {str(ver.get('status', '?')).upper()} on {ver.get('device')} at {ver.get('at')}"
+                     + (f" ({ver['reason']})" if ver.get("reason") else ""))
+        versions = ", ".join(f"{k} {v}" for k, v in info["versions"].items() if v)
+        if versions:
+            lines.append(f"versions:  {versions}")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

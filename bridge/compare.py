@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from bridge import detections
 from bridge.policy import Policy, Tolerance
 
 PASS, FAIL, INCONCLUSIVE = "pass", "fail", "inconclusive"
@@ -51,6 +52,8 @@ class OutputResult:
     # Histogram of log10(abs error) for plots: bin edges (decades) and counts; exact zeros counted apart.
     error_histogram: dict | None = None
     ignored: int = 0  # elements not compared: padded positions of an attention mask
+    rule: str = ""  # a comparison rule other than the element test (detections), for reports
+    seconds: float | None = None  # ONNX Runtime's run of the case plus the comparison, shared by its outputs
     n_cases: int = 1  # in a summary: how many checks (cases) its figures were taken over
     hist_cases: int | None = None
 
@@ -108,7 +111,13 @@ def compare_outputs(reference: dict, candidate: dict, policy: Policy, device: st
     position of an attention mask: its value is defined by neither side)."""
     ignore = ignore or {}
     results: list[OutputResult] = []
+    grouped = detections.groups([n for n in reference if n in candidate])
+    for prefix, trio in grouped.items():
+        results.append(compare_detections(prefix, trio, reference, candidate, policy, device, case))
+    handled = {n for trio in grouped.values() for n in trio}
     for name, ref in reference.items():
+        if name in handled:
+            continue
         if name not in candidate:
             results.append(OutputResult(
                 name, FAIL, f"missing: the ONNX model has no output {name!r} "
@@ -131,6 +140,27 @@ def compare_outputs(reference: dict, candidate: dict, policy: Policy, device: st
                 f"(reference outputs: {sorted(reference)})", case, device,
                 cand_shape=tuple(cand.shape), cand_dtype=_dtype_name(cand)))
     return results
+
+
+DETECTION_RULE = (f"order-insensitive matching of detections: same label, IoU >= {detections.MIN_IOU}, box and "
+                  "score within tolerance; a detection without a partner is excused only at the score cut-off")
+
+
+def compare_detections(prefix: str, trio: tuple, reference: dict, candidate: dict, policy: Policy, device: str,
+                       case: str) -> OutputResult:
+    """One result for a group of detection outputs (boxes, scores, labels): see bridge/detections.py."""
+    boxes, scores, labels = trio
+    rb, cb = np.asarray(reference[boxes]), np.asarray(candidate[boxes])
+    box_tol = policy.tolerance(boxes, rb.dtype.name, device)
+    score_tol = policy.tolerance(scores, np.asarray(reference[scores]).dtype.name, device)
+    got = detections.compare({p: reference[n] for p, n in zip(detections.PARTS, trio)},
+                             {p: candidate[n] for p, n in zip(detections.PARTS, trio)}, box_tol, score_tol)
+    name = f"{prefix}detections"
+    return OutputResult(
+        name, got["status"], got["reason"], case, device, ref_shape=tuple(rb.shape), cand_shape=tuple(cb.shape),
+        ref_dtype=rb.dtype.name, cand_dtype=cb.dtype.name, tolerance=box_tol, size=int(rb.shape[0]) if rb.ndim else 0,
+        fail_count=0 if got["status"] != "fail" else max(1, got.get("unpaired_ref", 0)),
+        max_abs=got.get("max_box_err"), applied_atol=got.get("box_atol"), rule=DETECTION_RULE)
 
 
 def compare_one(name: str, ref: np.ndarray, cand: np.ndarray, policy: Policy, device: str = "cpu",

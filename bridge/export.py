@@ -16,7 +16,8 @@ from bridge.inputs import make_feeds
 from bridge.native import in_model_order, load_native, resolve_specs, with_semantics
 from bridge.onnx_file import describe, io_specs, load_checked
 from bridge.options import ExportOptions
-from bridge.parity import (binding_problem, case_json, fixed_dynamic_axes, padded_outputs, padding_notes, run_onnx,
+from bridge.parity import (binding_problem, case_json, fixed_dynamic_axes, padded_outputs, padding_notes, rule_notes,
+                           run_onnx,
                            run_reference)
 from bridge.plan import plan_cases
 from bridge.policy import build_policy
@@ -94,7 +95,7 @@ def _run_export(opts: ExportOptions) -> Report:
         report.results = chosen.results
         if chosen.binding:
             report.forced_status, report.forced_reason = "fail", chosen.binding
-        report.notes.extend(padding_notes(chosen.padded, report.results))
+        report.notes.extend(padding_notes(chosen.padded, report.results) + rule_notes(report.results))
         failed_first = [*result.attempts, *attempts]
 
         report.exporter = {"name": result.exporter, "settings": result.settings, "failed_first": failed_first}

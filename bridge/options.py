@@ -45,6 +45,8 @@ class VerifyOptions:
     dims_min: list = field(default_factory=list)  # NAME=SIZE: the smallest size the sweep may use
     dims_max: list = field(default_factory=list)  # NAME=SIZE: the largest
     input_kinds: list = field(default_factory=list)  # NAME=KIND: values, index, mask, positions
+    input_specs: list = field(default_factory=list)  # NAME:DTYPE[DIMS], overriding the bundle's or source's
+    kind: str = "verify"  # "verify" or "bench": what the report is titled
     inputs_npz: str | None = None
     seed: int = 1
     atol: list = field(default_factory=list)

@@ -1,6 +1,7 @@
 """Report files: checked before any work, written atomically after it. Standard library only.
 
-A report path is refused (exit 2) when writing it could destroy something the command reads or
+Missing parent directories of a report are created. A report path is refused (exit 2) when writing
+it could destroy something the command reads or
 writes: a path inside a bundle or output directory involved, the same file as any input (the SOURCE
 file, weights, real samples, labels, policy; through a symlink or a hard link too), a path that
 exists but is not a regular file (a device, a FIFO, ``/proc`` entries), or a directory where no file
@@ -51,9 +52,7 @@ def check_report_paths(reports: dict[str, str | None], containers: list[str | No
         if path.is_dir():
             raise UsageError(f"--{flag} {value} is a directory", hint="give a file path")
         parent = path.parent
-        if not parent.is_dir():
-            raise UsageError(f"--{flag} {value}: the directory {parent} does not exist",
-                             hint="create it first, or write the report elsewhere")
+        ensure_directory(parent, f"--{flag} {value}")
         real = path.resolve()
         for g in guarded:
             if real == g or g in real.parents:
@@ -75,6 +74,20 @@ def check_report_paths(reports: dict[str, str | None], containers: list[str | No
         if real in seen:
             raise UsageError(f"--{flag} and --{seen[real]} name the same file {value}")
         seen[real] = flag
+
+
+def ensure_directory(parent: Path, what: str) -> None:
+    """Create a missing directory for an output (and its parents), as ``mkdir -p`` would."""
+    if parent.is_dir():
+        return
+    if os.path.lexists(parent):
+        raise UsageError(f"{what}: cannot create the directory {parent}: something that is not a directory is there",
+                         hint="choose another path")
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"{what}: cannot create the directory {parent}: {exc.strerror}",
+                         hint="write it where you can create files") from None
 
 
 def _probe_writable(flag: str, value: str, parent: Path) -> None:

@@ -137,8 +137,12 @@ def run_onnx(runner, reference: list[CaseRun], policy: Policy, device: str,
     """ONNX Runtime on each case's inputs, compared with that case's reference outputs. The ONNX
     outputs of the cases named in ``keep`` (label -> None) are stored there for dataset metrics.
     ``padded`` (see ``padded_outputs``) names outputs whose padded positions are not compared."""
+    import time
+    from dataclasses import replace
+
     results: list[OutputResult] = []
     for case, feeds, ref_out in reference:
+        start, first = time.perf_counter(), len(results)
         try:
             cand = runner.run(feeds)
         except Exception as exc:
@@ -153,6 +157,8 @@ def run_onnx(runner, reference: list[CaseRun], policy: Policy, device: str,
             keep[case.label] = cand
         results.extend(compare_outputs(ref_out, cand, policy, device, case.label,
                                        _ignored(padded, feeds, ref_out) if padded else None))
+        share = (time.perf_counter() - start) / max(1, len(results) - first)  # ONNX Runtime plus comparison
+        results[first:] = [replace(r, seconds=round(share, 6)) for r in results[first:]]
     return cross_case_vacuity(reference, results, policy, device)
 
 
@@ -160,6 +166,15 @@ def case_json(case: Case, origin: str) -> dict:
     from bridge.plan import case_json as plan_case_json
 
     return plan_case_json(case, origin)
+
+
+def rule_notes(results: list[OutputResult]) -> list[str]:
+    """The comparison rules other than the element test that a report's results used."""
+    rules: dict[str, str] = {}
+    for r in results:
+        if r.rule:
+            rules.setdefault(r.name, r.rule)
+    return [f"{name}: {rule}" for name, rule in rules.items()]
 
 
 def padding_notes(padded: dict[str, str], results: list[OutputResult]) -> list[str]:

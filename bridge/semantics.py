@@ -102,8 +102,10 @@ def describe(row: dict) -> str:
     """One input of the table, as a reader wants it."""
     rng = row.get("range")
     span = f" {rng[0]:g}:{rng[1]:g}" if rng else ""
-    return f"{row['name']} {row['kind']}{span} ({row['range_from'] if row.get('range_from') else row['kind_from']}" + (
-        f"; kind from {row['kind_from']}" if row.get("range_from") and row["kind_from"] != "default" else "") + ")"
+    where = row.get("range_from") or row["kind_from"]
+    kind_note = (f"; kind from {row['kind_from']}" if row.get("range_from") and row["kind"] != "values"
+                 and row["kind_from"] not in ("default", row.get("range_from")) else "")
+    return f"{row['name']} {row['kind']}{span} ({where}{kind_note})"
 
 
 def probe_feeds_kinds(specs: list[TensorSpec]) -> list[TensorSpec]:

@@ -14,7 +14,8 @@ from bridge.compare import dataset_metrics
 from bridge.inputs import batch_sizes, load_labels, load_npz, make_feeds
 from bridge.onnx_file import io_specs, load_checked
 from bridge.options import VerifyOptions
-from bridge.parity import (binding_problem, case_json, fixed_dynamic_axes, padded_outputs, padding_notes, run_onnx,
+from bridge.parity import (binding_problem, case_json, fixed_dynamic_axes, padded_outputs, padding_notes, rule_notes,
+                           run_onnx,
                            run_reference)
 from bridge.plan import plan_cases
 from bridge.policy import build_policy, load_policy_file
@@ -53,7 +54,7 @@ def _run_verify(opts: VerifyOptions) -> Report:
     if not opts.source and target.bundle is None:
         raise UsageError(f"nothing to compare {target.path} with",
                          hint="pass --source SOURCE (the native model), or verify a bundle made by 'bridge export'")
-    report = Report(kind="verify", target=str(target.path), source=opts.source, devices=list(opts.devices),
+    report = Report(kind=opts.kind, target=str(target.path), source=opts.source, devices=list(opts.devices),
                     policy=policy.to_json(), notes=notes)
     report.check = {"kind": "native" if opts.source else "golden", "policy_origin": origin}
     native = None
@@ -135,7 +136,7 @@ def _run_verify(opts: VerifyOptions) -> Report:
             "providers": runner.providers, "settings": runner.settings, "precision": runner.precision(),
             "nodes_per_provider": runner.node_placement(reference[0][1]) if device == "cuda" else None}
         runner.close()
-    report.notes.extend(padding_notes(padded, report.results))
+    report.notes.extend(padding_notes(padded, report.results) + rule_notes(report.results))
     if opts.localize_dir and report.status == "fail" and reference:
         stage("localizing the first divergence")
         report.localize = _localize(target.model_path, reference, report, policy, native, opts.localize_dir)
@@ -178,7 +179,17 @@ def native_specs(target: Target, loaded, opts: VerifyOptions) -> tuple[list, dic
     """The inputs to generate, and where their ranges came from: a bundle's manifest; for a bare ONNX
     file, what the source declares (BRIDGE_INPUTS and ranges, Keras signatures, a .pt2 program) or
     else the graph's own inputs. --input-range on top."""
-    if target.bundle is not None:
+    if opts.input_specs:  # the user's --input: ranges and kinds the earlier declaration gave stay
+        from bridge.spec import parse_input_spec
+
+        earlier = {s.name: s for s in (target.bundle.inputs if target.bundle is not None else loaded.declared or [])}
+        specs, where = [], "the earlier declaration"
+        for text in opts.input_specs:
+            spec = parse_input_spec(text)
+            if spec.name in earlier:
+                spec = spec.with_range(earlier[spec.name].value_range).with_kind(earlier[spec.name].kind)
+            specs.append(spec)
+    elif target.bundle is not None:
         specs, where = target.bundle.inputs, "the bundle's manifest"
     elif loaded.declared:
         specs, where = list(loaded.declared), f"{opts.source} (declared)"

@@ -360,3 +360,14 @@ def test_html_in_chromium(tmp_path):
     assert shot.exists() and shot.stat().st_size > 20_000
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     print(f"chromium: {time.monotonic() - t0:.1f}s for dump-dom and screenshot")
+
+
+def test_junit_carries_real_times():
+    r = fail_report()
+    for c in r["checks"]:
+        c["seconds"] = 0.25
+    r["duration_s"] = 3.5
+    root = ET.fromstring(render_junit([r]))
+    suite = root.find("testsuite")
+    assert suite.get("time") == "3.500" and root.get("time") == "3.500"
+    assert {tc.get("time") for tc in suite.findall("testcase") if tc.get("name") != "verdict"} == {"0.250"}

@@ -102,8 +102,13 @@ def load_weights(model: torch.nn.Module, weights: str) -> None:
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
-        raise InputError(f"weights {weights} do not fit the model: {str(exc).splitlines()[0]}",
-                         hint="\n".join(str(exc).splitlines()[1:4]).strip() or None) from None
+        hint = "\n".join(str(exc).splitlines()[1:4]).strip() or None
+        own = set(model.state_dict())
+        keys = [k for k in state if isinstance(k, str)]
+        if keys and all(k.startswith("module.") for k in keys) and {k[len("module."):] for k in keys} == own:
+            hint = ("every key carries a 'module.' prefix, as DataParallel/DistributedDataParallel checkpoints do: "
+                    "save model.module.state_dict(), or strip the prefix from the keys")
+        raise InputError(f"weights {weights} do not fit the model: {str(exc).splitlines()[0]}", hint=hint) from None
 
 
 def _dtype_name(dtype: torch.dtype) -> str:

@@ -73,7 +73,7 @@ def _testsuite(report: dict) -> ET.Element:
     for c in checks:
         device, case, output = c.get("device") or "cpu", c.get("case") or "", c.get("name") or "?"
         tc = ET.SubElement(suite, "testcase", classname=_x(f"{target}.{device}"),
-                           name=_x(f"{output}[{case}]" if case else output), time="0")
+                           name=_x(f"{output}[{case}]" if case else output), time=_seconds(c.get("seconds")))
         if c.get("status") != "pass":
             failures += 1
             f = ET.SubElement(tc, "failure", message=_x(failure_message(c)), type=_x(c.get("status") or "unknown"))
@@ -81,7 +81,8 @@ def _testsuite(report: dict) -> ET.Element:
 
     # The verdict must not look greener than the report: add it when no check carries it.
     if (status != "pass" and failures == 0) or not checks:
-        tc = ET.SubElement(suite, "testcase", classname=_x(target), name="verdict", time="0")
+        tc = ET.SubElement(suite, "testcase", classname=_x(target), name="verdict",
+                           time=_seconds(report.get("duration_s")))
         if status != "pass":
             failures += 1
             f = ET.SubElement(tc, "failure", message=_x(f"{mark(status)}: {report.get('reason') or 'no reason given'}"),
@@ -95,8 +96,16 @@ def _testsuite(report: dict) -> ET.Element:
     suite.set("failures", str(failures))
     suite.set("errors", "0")
     suite.set("skipped", "0")
-    suite.set("time", "0")
+    suite.set("time", _seconds(report.get("duration_s")))
     return suite
+
+
+def _seconds(value) -> str:
+    """JUnit's time attribute: seconds with millisecond precision, 0 when unknown."""
+    try:
+        return f"{max(0.0, float(value)):.3f}"
+    except (TypeError, ValueError):
+        return "0"
 
 
 def render_junit(reports: list[dict], suite_name: str = "bridge") -> str:
@@ -111,6 +120,6 @@ def render_junit(reports: list[dict], suite_name: str = "bridge") -> str:
             totals[key] += int(suite.get(key))
     for key, value in totals.items():
         root.set(key, str(value))
-    root.set("time", "0")
+    root.set("time", f"{sum(float(s.get('time')) for s in root.findall('testsuite')):.3f}")
     ET.indent(root)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"

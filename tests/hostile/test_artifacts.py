@@ -61,7 +61,7 @@ def outputs(tmp_path_factory):
     (cwd / "train.py").write_text("# the user's code\n")
     cases["A10_dot_in_a_nonempty_cwd"] = (".", cwd, "not a bundle")
     cases["A10_existing_bundle_without_force"] = (existing_bundle, case_dirs(base, "A10_bundle")[1], "already holds")
-    cases["A10_missing_parent"] = (base / "no" / "such" / "bundle", case_dirs(base, "A10_parent")[1], "parent")
+    cases["A10_parent_is_a_file"] = (victim_file / "bundle", case_dirs(base, "A10_parent")[1], "cannot create")
     before = snapshot(base)
     calls = {}
     for name, (dest, cwd, _) in cases.items():
@@ -73,7 +73,7 @@ def outputs(tmp_path_factory):
 @pytest.mark.parametrize("name", ["A01_symlink_to_directory", "A01_symlink_to_file", "A01_dangling_symlink",
                                   "A10_existing_non_bundle_directory", "A10_existing_file",
                                   "A10_the_source_file_itself", "A10_root_directory", "A10_dot_in_a_nonempty_cwd",
-                                  "A10_existing_bundle_without_force", "A10_missing_parent"])
+                                  "A10_existing_bundle_without_force", "A10_parent_is_a_file"])
 def test_dangerous_output_paths_are_refused(outputs, name):
     base, cases, before, results = outputs
     _, _, fragment = cases[name]
@@ -97,6 +97,7 @@ def reports(tmp_path_factory):
     calls = {
         "json_symlink": Call(("verify", bundle, "--json", cwd / "report.json"), cwd),
         "json_missing_directory": Call(("verify", bundle, "--json", cwd / "no" / "dir" / "r.json"), cwd),
+        "json_parent_is_a_file": Call(("verify", bundle, "--json", victim / "r.json"), cwd),
         "json_is_a_directory": Call(("verify", bundle, "--json", cwd / "a_directory.json"), cwd),
         "json_over_the_bundle_manifest": Call(("verify", bundle, "--json", bundle / "manifest.json"), cwd),
     }
@@ -114,7 +115,13 @@ def test_json_report_replaces_a_symlink_instead_of_following_it(reports):
     assert not list(cwd.glob(".bridge-report-*"))
 
 
-@pytest.mark.parametrize("name", ["json_missing_directory", "json_is_a_directory"])
+def test_missing_report_directories_are_created(reports):
+    _, _, _, cwd, _, results = reports
+    assert_verdict(results["json_missing_directory"], 0)
+    assert json.loads((cwd / "no" / "dir" / "r.json").read_text())["status"] == "pass"
+
+
+@pytest.mark.parametrize("name", ["json_parent_is_a_file", "json_is_a_directory"])
 def test_unwritable_report_path_is_a_usage_error(reports, name):
     _, _, _, cwd, _, results = reports
     assert_exit(results[name], 2, "usage", "json")
@@ -123,7 +130,7 @@ def test_unwritable_report_path_is_a_usage_error(reports, name):
 
 def test_unwritable_report_path_leaves_no_temporary_file(reports):
     _, _, _, cwd, _, results = reports
-    for name in ("json_missing_directory", "json_is_a_directory"):
+    for name in ("json_parent_is_a_file", "json_is_a_directory"):
         assert results[name].returncode != 0
         assert "Traceback" not in results[name].stderr
     assert not list(cwd.rglob(".bridge-report-*"))
