@@ -292,7 +292,7 @@ def cmd_export(args) -> int:
 
 
 def _export(args, ExportOptions):
-    return _run("bridge.export:run_export", ExportOptions(
+    return _run("bridge.exporting:run_export", ExportOptions(
         source=args.source, output=args.output, inputs=args.input, ranges=args.input_range, dims=args.dim,
         dims_min=args.dim_min, dims_max=args.dim_max, publish_failed=args.publish_failed,
         input_kinds=args.input_kind, exporter=args.exporter,
@@ -366,7 +366,7 @@ def cmd_verify(args) -> int:
     _recover_target(args)
     _validate(args)
     _check_report_paths(args, [args.target, args.localize], _input_files(args))
-    return _finish(_run("bridge.verify:run_verify", _verify_options(args, args.latency_runs), args), args)
+    return _finish(_run("bridge.verifying:run_verify", _verify_options(args, args.latency_runs), args), args)
 
 
 def cmd_bench(args) -> int:
@@ -375,7 +375,7 @@ def cmd_bench(args) -> int:
     if args.latency_runs < 1:
         raise BridgeError("bench needs --latency-runs of at least 1")
     _check_report_paths(args, [args.target], _input_files(args))
-    report = _run("bridge.verify:run_verify", _verify_options(args, args.latency_runs), args)
+    report = _run("bridge.verifying:run_verify", _verify_options(args, args.latency_runs), args)
     _finish(report, args)
     return EXIT_PASS
 

@@ -25,7 +25,11 @@ class Loaded:
 
 
 def load_native(source: str, *, weights: str | None = None, framework: str | None = None,
-                trust_code: bool = False, threads: int | None = None) -> Loaded:
+                trust_code: bool = False, threads: int | None = None, obj=None) -> Loaded:
+    """Load SOURCE; or, with ``obj``, wrap a model object the caller holds (an nn.Module or a Keras
+    model, run in this process: the caller already trusts it), ``source`` being its label."""
+    if obj is not None:
+        return _load_object(obj, source, weights, framework, threads)
     ref = parse_source(source)
     declared_specs: list[TensorSpec] | None = None
     kinds: dict = {}
@@ -57,6 +61,30 @@ def load_native(source: str, *, weights: str | None = None, framework: str | Non
         mod.configure_threads(threads)  # before loading: TensorFlow fixes its pools when it starts
     model = mod.load(ref, obj, weights, trust=trust_code)
     return Loaded(ref, fw, model, declared_specs or model.input_specs(), kinds, bounds["dim_min"], bounds["dim_max"])
+
+
+def _load_object(obj, label: str, weights, framework, threads) -> Loaded:
+    fw = framework_of(obj)
+    if fw is None:
+        raise InputError(f"the model object is a {type(obj).__module__}.{type(obj).__name__}, expected a "
+                         "torch.nn.Module or a Keras model")
+    if framework and framework != fw:
+        raise UsageError(f"framework={framework!r} given, but the model object is a {fw} model")
+    mod = framework_module(fw)
+    if threads:
+        mod.configure_threads(threads)
+    ref = SourceRef(label, "object", None, None, fw)
+    model = mod.load(ref, obj, weights)
+    declared_specs = None
+    decl = getattr(obj, "bridge_inputs", None)
+    if decl:
+        declared_specs = [parse_input_spec(s) for s in decl]
+    return Loaded(ref, fw, model, declared_specs or model.input_specs())
+
+
+def object_label(obj) -> str:
+    """How reports name a model object: its class."""
+    return f"<{type(obj).__module__}.{type(obj).__name__} object>"
 
 
 def resolve_specs(loaded: Loaded, input_args: list[str], range_args: list[str]) -> list[TensorSpec]:

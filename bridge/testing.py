@@ -10,7 +10,7 @@ or, as a fixture, after ``pytest_plugins = ["bridge.testing"]`` in your conftest
     def test_export_matches(bridge_parity):
         report = bridge_parity("bundles/my_model", "my_model.py:build")
 
-The verification runs in the test process (``bridge.verify.run_verify``), so the native framework is
+The verification runs in the test process (``bridge.verifying.run_verify``), so the native framework is
 imported there; use ``bridge check`` (subprocesses) to keep torch and TensorFlow apart. Nothing
 heavy is imported until an assertion runs.
 """
@@ -19,74 +19,34 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Mapping
 
 __all__ = ["assert_parity"]
 
-# keyword arguments passed through to bridge.verify.VerifyOptions as they are
-_PASS_THROUGH = ("framework", "dims", "seed", "policy_file", "allow_nonfinite", "min_top1", "latency_runs",
-                 "threads", "trust_code")
-
-
-def _tolerance_tokens(value, what: str) -> list[str]:
-    """A number, a {output: number} mapping, or CLI-style tokens ("1e-5", "logits:1e-4")."""
-    if value is None:
-        return []
-    if isinstance(value, bool):
-        raise TypeError(f"{what} must be a number, a mapping of output name -> number, or a list of tokens")
-    if isinstance(value, (int, float)):
-        return [repr(float(value))]
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, Mapping):
-        return [f"{k}:{float(v)!r}" for k, v in value.items()]
-    return [str(v) if isinstance(v, str) else repr(float(v)) for v in value]
-
-
-def _ranges(value) -> list[str]:
-    if value is None:
-        return []
-    if isinstance(value, Mapping):
-        return [f"{k}={v[0]}:{v[1]}" if isinstance(v, (tuple, list)) else f"{k}={v}" for k, v in value.items()]
-    if isinstance(value, str):
-        return [value]
-    return list(value)
-
-
-def assert_parity(target, source=None, *, weights=None, atol=None, rtol=None, inputs=None, devices=("cpu",),
-                  input_ranges=None, **kw):
-    """Verify TARGET (a bundle directory or a .onnx file) against SOURCE (the native model) or, without
-    SOURCE, against the bundle's golden outputs; return the Report when the verdict is pass, else raise
-    AssertionError whose message holds the per-output table.
+def assert_parity(target, source=None, *, inputs=None, devices=("cpu",), **kw):
+    """Verify TARGET (a bundle directory or a .onnx file) against SOURCE (a model object, or any SOURCE
+    the CLI takes) or, without SOURCE, against the bundle's golden outputs; return the Report when the
+    verdict is pass, else raise AssertionError whose message holds the per-output table.
 
     atol / rtol: a number for every output, a mapping ``{output: number}``, or CLI-style tokens
     (``["1e-5", "logits:1e-4"]``). inputs: an .npz of real samples (needs SOURCE). input_ranges:
-    ``{"ids": "0:1000"}`` or ``{"ids": (0, 1000)}``. Other keywords go to bridge.verify.VerifyOptions:
-    framework, dims, seed, policy_file, allow_nonfinite, min_top1, latency_runs, threads, trust_code.
-    Errors that stop verification before a verdict (a tampered bundle, a missing file) propagate as
-    bridge.errors.BridgeError.
+    ``{"ids": "0:1000"}`` or ``{"ids": (0, 1000)}``. Other keywords are those of ``bridge.verify``
+    (bridge/api.py): weights, framework, dims, seed, policy, allow_nonfinite, min_top1, latency_runs,
+    threads, trust_code, input_kinds, ... Errors that stop verification before a verdict (a tampered
+    bundle, a missing file) propagate as bridge.errors.BridgeError.
     """
-    unknown = sorted(set(kw) - set(_PASS_THROUGH))
-    if unknown:
-        raise TypeError(f"assert_parity() got unexpected keyword argument(s): {', '.join(unknown)}; "
-                        f"accepted: weights, atol, rtol, inputs, devices, input_ranges, {', '.join(_PASS_THROUGH)}")
+    __tracebackhide__ = True  # pytest shows the failure once, not this helper's source
+    from bridge.api import verify
     from bridge.report.terminal import render
-    from bridge.verify import VerifyOptions, run_verify
 
     if isinstance(devices, str):
         devices = [devices]
-    options = VerifyOptions(
-        target=os.fspath(target), source=None if source is None else os.fspath(source), devices=list(devices),
-        weights=None if weights is None else os.fspath(weights),
-        inputs_npz=None if inputs is None else os.fspath(inputs),
-        atol=_tolerance_tokens(atol, "atol"), rtol=_tolerance_tokens(rtol, "rtol"), ranges=_ranges(input_ranges),
-        **{k: (os.fspath(v) if k == "policy_file" and v is not None else v) for k, v in kw.items()},
-    )
-    report = run_verify(options)
+    if "policy_file" in kw:
+        kw["policy"] = kw.pop("policy_file")
+    report = verify(target, source, samples=inputs, devices=list(devices), **kw)
     if report.status != "pass":
-        raise AssertionError(f"bridge parity {report.status.upper()} for {options.target}"
-                             + (f" vs {options.source}" if options.source else " (golden outputs)")
-                             + f": {report.reason}\n{render(report)}")
+        what = f" vs {report.source}" if report.source else " (golden outputs)"
+        raise AssertionError(f"bridge parity {report.status.upper()} for {os.fspath(target)}{what}: {report.reason}\n"
+                             f"{render(report)}")
     return report
 
 

@@ -10,7 +10,7 @@ SRC = f"{FIXTURES / 'torch_models.py'}:tuple_outputs"
 SOAK = """
 import json, sys
 from bridge.bench import rss_mb
-from bridge.verify import VerifyOptions, run_verify
+from bridge.verifying import VerifyOptions, run_verify
 opts = VerifyOptions(target=sys.argv[1], source=sys.argv[2], threads=1)
 marks = {}
 for i in range(200):

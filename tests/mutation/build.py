@@ -278,7 +278,7 @@ def mutate_file(base_bundle: Path, dest: Path, edit) -> Path:
 
 def _export(source: str, dest: Path, ranges=(), inputs=()) -> Path:
     """A correct bundle, exported and verified by bridge's own export path."""
-    from bridge.export import run_export
+    from bridge.exporting import run_export
     from bridge.options import ExportOptions
 
     report = run_export(ExportOptions(source=source, output=str(dest), ranges=list(ranges), inputs=list(inputs)))

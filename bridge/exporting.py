@@ -25,18 +25,20 @@ from bridge.report.model import Report, timed
 from bridge.spec import parse_dim_size, parse_range
 
 
-def run_export(opts: ExportOptions) -> Report:
-    return timed(_run_export, opts)
+def run_export(opts: ExportOptions, model=None) -> Report:
+    """SOURCE -> bundle. ``model``: a model object the caller holds, instead of loading opts.source
+    (in-process only; opts.source is then its label)."""
+    return timed(lambda o: _run_export(o, model), opts)
 
 
-def _run_export(opts: ExportOptions) -> Report:
+def _run_export(opts: ExportOptions, obj=None) -> Report:
     dest = Path(opts.output)
     check_destination(dest, opts.force)  # before any work: a refused destination costs nothing
     sizes = dict(parse_dim_size(d) for d in opts.dims)
     policy = build_policy({}, opts.atol, opts.rtol, scale_args=opts.scale_atol)
     stage(f"loading {opts.source}")
     loaded = load_native(opts.source, weights=opts.weights, framework=opts.framework,
-                         trust_code=opts.trust_code, threads=opts.threads)
+                         trust_code=opts.trust_code, threads=opts.threads, obj=obj)
     model = loaded.model
     specs = in_model_order(resolve_specs(loaded, opts.inputs, opts.ranges), model.input_names())
     cli_ranges = {parse_range(r)[0] for r in opts.ranges}

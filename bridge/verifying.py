@@ -24,8 +24,10 @@ from bridge.spec import apply_ranges, parse_dim_size, parse_range
 from bridge.types import Case
 
 
-def run_verify(opts: VerifyOptions) -> Report:
-    return timed(_run_verify, opts)
+def run_verify(opts: VerifyOptions, model=None) -> Report:
+    """TARGET vs SOURCE (or the bundle's golden outputs). ``model``: a model object the caller holds,
+    instead of loading opts.source (in-process only; opts.source is then its label)."""
+    return timed(lambda o: _run_verify(o, model), opts)
 
 
 @dataclass
@@ -42,7 +44,7 @@ class Target:
     binding: str | None = None  # a verdict-level problem with the graph's input names or order
 
 
-def _run_verify(opts: VerifyOptions) -> Report:
+def _run_verify(opts: VerifyOptions, obj=None) -> Report:
     target = resolve_target(opts.target)
     if opts.labels and not opts.inputs_npz:
         raise UsageError("--labels needs --inputs: labels belong to the real samples they describe")
@@ -66,7 +68,7 @@ def _run_verify(opts: VerifyOptions) -> Report:
         stage(f"loading {opts.source}")
         with native_meter:
             loaded = load_native(opts.source, weights=opts.weights, framework=opts.framework,
-                                 trust_code=opts.trust_code, threads=opts.threads)
+                                 trust_code=opts.trust_code, threads=opts.threads, obj=obj)
         native = loaded.model
         report.framework = loaded.framework
         report.notes.extend(getattr(native, "notes", []))
