@@ -18,10 +18,16 @@ def load_checked(path: str | Path, *, produced_by_us: bool = False):
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path} does not exist or is not a file")
+    # A file the exporter just wrote lies in a staging directory nobody asked about: name it so.
+    name = "the exported ONNX file" if produced_by_us else str(path)
+
+    def first(exc):
+        return _first(exc).replace(str(path.parent) + "/", "").replace(str(path), name) if produced_by_us else _first(exc)
+
     try:
         onnx.checker.check_model(str(path), full_check=True)
     except Exception as exc:
-        raise error(f"{path} fails onnx.checker (full check): {_first(exc)}",
+        raise error(f"{name} fails onnx.checker (full check): {first(exc)}",
                     hint="the exporter wrote an invalid graph" if produced_by_us else "the file is not a valid ONNX model") from None
     import warnings
 
@@ -30,10 +36,10 @@ def load_checked(path: str | Path, *, produced_by_us: bool = False):
             warnings.simplefilter("always")
             model = onnx.load(str(path))
     except Exception as exc:
-        raise error(f"cannot load {path} with onnx: {_first(exc)}") from None
+        raise error(f"cannot load {name} with onnx: {first(exc)}") from None
     unknown = [str(w.message) for w in caught if "external data key" in str(w.message).lower()]
     if unknown:
-        raise error(f"{path} has external data entries with unknown keys: {unknown[0][:200]}",
+        raise error(f"{name} has external data entries with unknown keys: {unknown[0][:200]}",
                     hint="only location, offset, length, checksum and basepath are valid")
     return model
 

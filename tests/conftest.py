@@ -26,6 +26,13 @@ def run_cli(*args, cwd=None, env=None, timeout=600) -> subprocess.CompletedProce
                           capture_output=True, text=True, timeout=timeout)
 
 
+def without_stages(stderr: str) -> str:
+    """stderr minus the progress lines (``bridge export: [  1.2 s] ...``): the error, if any."""
+    from bridge.progress import is_stage_line
+
+    return "".join(ln for ln in stderr.splitlines(keepends=True) if not is_stage_line(ln))
+
+
 def run_py(code: str, cwd=None, timeout=600) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.run([sys.executable, "-c", code], cwd=cwd, env=env, capture_output=True, text=True,

@@ -109,14 +109,18 @@ def reaches_outside(name: str, op_def) -> str | None:
 
 
 def convertible_ops() -> frozenset[str]:
-    """The TensorFlow op types tf2onnx has a handler for in the ONNX domain (any opset)."""
+    """The TensorFlow op types tf2onnx has a handler for in the ONNX domain (any opset), and the ones
+    bridge hands tf2onnx handlers for."""
     try:
         import tf2onnx.tfonnx  # noqa: F401  (registers tf2onnx.onnx_opset and tf2onnx.custom_opsets)
         from tf2onnx.handler import tf_op
     except ImportError:
         raise EnvironmentProblem("checking an untrusted SavedModel needs tf2onnx",
                                  hint="pip install tf2onnx, or pass --trust-code if you trust the model") from None
-    return frozenset(name for table in tf_op.get_opsets().get("", []) for name in table)
+    from bridge.frameworks.tf_handlers import custom_op_handlers
+
+    # plus the ops bridge converts itself (Erfc, for Keras's exact GELU)
+    return frozenset(name for table in tf_op.get_opsets().get("", []) for name in table) | set(custom_op_handlers())
 
 
 @functools.cache

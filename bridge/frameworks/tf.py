@@ -8,7 +8,6 @@ outputs carry stable names: a dict model's keys, 'output' for one tensor, 'outpu
 from __future__ import annotations
 
 import contextlib
-import io
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -161,6 +160,23 @@ class _TfBase:
         specs = self.input_specs()
         return [s.name for s in specs] if specs else None
 
+    def index_ranges(self, feeds: Feeds) -> dict[str, tuple[int, str]]:
+        """Model inputs that feed a Keras Embedding layer directly, with its ``input_dim``."""
+        model = getattr(self, "model", None)
+        inputs = {id(t): (getattr(t, "name", "") or "").split(":")[0] for t in (getattr(model, "inputs", None) or [])}
+        found: dict[str, tuple[int, str]] = {}
+        for layer in getattr(model, "layers", []) or []:
+            if type(layer).__name__ != "Embedding":
+                continue
+            try:
+                source = layer.input
+            except (AttributeError, ValueError):
+                continue
+            name = inputs.get(id(source))
+            if name and name not in found:
+                found[name] = (int(layer.input_dim), f"{layer.name}.input_dim={layer.input_dim}")
+        return found
+
     def _ordered(self, feeds: Feeds) -> Feeds:
         names = self.input_names()
         if names and set(feeds) == set(names):
@@ -230,23 +246,44 @@ class _TfBase:
             from bridge.errors import EnvironmentProblem
 
             raise EnvironmentProblem("exporting TensorFlow models needs tf2onnx", hint="pip install tf2onnx") from None
+        from bridge.frameworks.tf_convert import FROZEN_ROUTE, OptimizerFailed, checked, convert_frozen, run_tf2onnx
+        from bridge.frameworks.tf_graph import NotFreezable
+        from bridge.frameworks.tf_handlers import custom_op_handlers
+
+        def _tf2onnx(convert, route):
+            return run_tf2onnx(convert, self.source, route, path, quiet=_quiet_native_stderr)
+
         signature = self._specs_signature(specs)
         fn = self._make_function(specs)
         opset = opset or 17
-        settings = {"opset_requested": opset, "tf2onnx": tf2onnx.__version__}
+        settings = {"opset_requested": opset, "tf2onnx": tf2onnx.__version__,
+                    "custom_op_handlers": sorted(custom_op_handlers())}
         want = [s.name for s in specs]
         attempts = []
-        proto = _tf2onnx(lambda: tf2onnx.convert.from_function(fn, input_signature=signature, opset=opset)[0],
-                         self.source)
+        for careful in (False, True):
+            try:
+                settings.update(_tf2onnx(lambda: convert_frozen(fn, want, opset, path, careful), FROZEN_ROUTE))
+                return ExportResult(FROZEN_ROUTE, settings, attempts)
+            except NotFreezable as exc:
+                attempts.append({"exporter": FROZEN_ROUTE, "error": str(exc)})
+                break
+            except OptimizerFailed as exc:  # tf2onnx's guarded optimizer pass copies the graph per step
+                attempts.append({"exporter": FROZEN_ROUTE, "error": f"tf2onnx optimizer failed: {exc}"})
+        # Graphs the freezer does not rewrite (a variable read inside a control-flow body): tf2onnx's
+        # own loaders, which copy the weights several times over.
+        proto = _tf2onnx(lambda: checked(tf2onnx.convert.from_function(
+            fn, input_signature=signature, opset=opset, custom_op_handlers=custom_op_handlers())[0]),
+            "tf2onnx.from_function")
         got = [i.name for i in proto.graph.input]
         if sorted(got) == sorted(want):
             _save_onnx(proto, path)
-            return ExportResult("tf2onnx.from_function", settings)
+            return ExportResult("tf2onnx.from_function", settings, attempts)
         # tf2onnx turns tensors the function captured (not variables: e.g. a Normalization layer's mean)
         # into graph inputs. Freezing the concrete function first makes them constants.
         attempts.append({"exporter": "tf2onnx.from_function",
                          "error": f"graph inputs {got}, expected {want} (captured tensors leaked into inputs)"})
-        proto = _tf2onnx(lambda: _from_frozen(fn, want, opset), self.source)
+        del proto
+        proto = _tf2onnx(lambda: checked(_from_frozen(fn, want, opset)), "tf2onnx.from_graph_def(frozen)")
         got = [i.name for i in proto.graph.input]
         if sorted(got) != sorted(want):
             raise ConversionError(f"tf2onnx wrote a graph with inputs {got}, expected {want}, even from the frozen "
@@ -255,27 +292,19 @@ class _TfBase:
         return ExportResult("tf2onnx.from_graph_def(frozen)", settings, attempts)
 
 
-def _tf2onnx(convert, source: str):
-    log = io.StringIO()
-    try:
-        with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log), _quiet_native_stderr():
-            return convert()
-    except Exception as exc:
-        text = str(exc).splitlines()[0][:300] if str(exc) else ""
-        raise ConversionError(f"tf2onnx failed on {source}: {type(exc).__name__}: {text}") from None
-
-
 def _from_frozen(fn, input_names: list[str], opset: int):
     """Convert the function with every capture frozen to a constant; name I/O as from_function does."""
     import tf2onnx
     from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
+    from bridge.frameworks.tf_handlers import custom_op_handlers
 
     concrete = fn.get_concrete_function()
     frozen = convert_variables_to_constants_v2(concrete)
     output_names = [str(k) for k in sorted(concrete.structured_outputs)]  # tf.nest orders dict keys
     proto, _ = tf2onnx.convert.from_graph_def(
         frozen.graph.as_graph_def(), input_names=[t.name for t in frozen.inputs],
-        output_names=[t.name for t in frozen.outputs], opset=opset)
+        output_names=[t.name for t in frozen.outputs], opset=opset, custom_op_handlers=custom_op_handlers())
     mapping = {t.name: n for t, n in zip(frozen.inputs, input_names)}
     mapping.update({t.name: n for t, n in zip(frozen.outputs, output_names)})
     _rename_values(proto.graph, mapping)
