@@ -67,6 +67,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--markdown", metavar="PATH", help="write a Markdown summary (CI step summary, PR comment)")
     p.add_argument("--html", metavar="PATH", help="write a self-contained HTML report with plots")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
+    p.add_argument("--quiet", action="store_true", help="no progress lines on stderr (the report still prints)")
     p.add_argument("--timeout", type=float, default=3600.0, metavar="SECONDS",
                    help="stop loading, conversion and execution after this long (default 3600; 0: none)")
     p.add_argument("--memory-limit", type=float, metavar="GB",
@@ -259,16 +260,20 @@ def _finish(report, args) -> int:
 
 
 def _run(target: str, opts, args):
-    """Run an orchestration function, in a contained worker process unless --no-contain."""
-    if args.no_contain:
-        import importlib
+    """Run an orchestration function, in a contained worker process unless --no-contain, with its
+    stage lines on stderr unless --quiet."""
+    from bridge.progress import StageLines
 
-        module, func = target.split(":")
-        return getattr(importlib.import_module(module), func)(opts)
+    lines = StageLines(args.command, quiet=args.quiet)
+    lines("starting")
+    if args.no_contain:
+        from bridge.contain import run_in_process
+
+        return run_in_process(target, opts, on_stage=lines)
     from bridge.contain import Limits, run_contained
 
     memory = int(args.memory_limit * 2**30) if args.memory_limit else None
-    return run_contained(target, opts, Limits(args.timeout or None, memory), debug=args.debug)
+    return run_contained(target, opts, Limits(args.timeout or None, memory), debug=args.debug, on_stage=lines)
 
 
 def cmd_export(args) -> int:

@@ -25,6 +25,7 @@ from bridge.errors import BridgeError, ContainedCrash, exception_summary
 DEFAULT_TIMEOUT_S = 3600.0
 _STAGE_BYTES = 200
 _stage_buffer = None  # set in the child
+_listener = None  # set by run_in_process: stages go straight to the progress lines
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,21 @@ def stage(name: str) -> None:
     if _stage_buffer is not None:
         data = name.encode("utf-8", "replace")[: _STAGE_BYTES - 1]
         _stage_buffer[: len(data) + 1] = data + b"\0"
+    if _listener is not None:
+        _listener(name)
+
+
+def run_in_process(target: str, opts, on_stage=None):
+    """Run ``module:function(opts)`` here (``--no-contain``), stages going to ``on_stage``."""
+    global _listener
+    import importlib
+
+    module, func = target.split(":")
+    _listener = on_stage
+    try:
+        return getattr(importlib.import_module(module), func)(opts)
+    finally:
+        _listener = None
 
 
 def _read_stage(buf) -> str:
@@ -108,11 +124,13 @@ class _Remote(BridgeError):
         self.category = category
 
 
-def _rss_bytes(pid: int) -> int:
+def _rss_bytes(pid: int, field: str = "VmRSS") -> int:
+    """Resident memory of ``pid``; field "VmHWM" gives its peak so far (the kernel's high-water mark,
+    which also counts what rose and fell between two polls)."""
     try:
         with open(f"/proc/{pid}/status") as fh:
             for line in fh:
-                if line.startswith("VmRSS:"):
+                if line.startswith(field + ":"):
                     return int(line.split()[1]) * 1024
     except (OSError, ValueError, IndexError):
         pass
@@ -128,8 +146,9 @@ def _interrupt(proc) -> None:
         proc.join()
 
 
-def run_contained(target: str, opts, limits: Limits, debug: bool = False, poll_s: float = 0.1):
-    """Run ``module:function(opts)`` in a child and return its result. The result must pickle."""
+def run_contained(target: str, opts, limits: Limits, debug: bool = False, poll_s: float = 0.1, on_stage=None):
+    """Run ``module:function(opts)`` in a child and return its result. The result must pickle.
+    ``on_stage`` is called with each stage the child enters, as it enters it (to within ``poll_s``)."""
     ctx = mp.get_context("spawn")
     # The worker (and multiprocessing's resource tracker) start as `python -c ...`, which would put
     # the working directory first on sys.path: a multiprocessing/ or numpy/ folder there would run.
@@ -150,17 +169,26 @@ def run_contained(target: str, opts, limits: Limits, debug: bool = False, poll_s
     start = time.monotonic()
     peak = 0
     message = None
+    seen = None
     try:
         while True:
+            if on_stage is not None:
+                now = _read_stage(buf)
+                if now != seen:
+                    seen = now
+                    on_stage(now)
             if parent_conn.poll(poll_s):
                 try:
                     message = parent_conn.recv()
                 except EOFError:
                     message = None
+                peak = max(peak, _rss_bytes(proc.pid, "VmHWM"))  # 0 once the worker has exited
+                if on_stage is not None and _read_stage(buf) != seen:
+                    on_stage(_read_stage(buf))  # the last stage, entered less than a poll ago
                 break
             if not proc.is_alive():
                 break
-            peak = max(peak, _rss_bytes(proc.pid))
+            peak = max(peak, _rss_bytes(proc.pid, "VmHWM"))
             if peak > memory:
                 proc.kill()
                 proc.join()
@@ -189,6 +217,9 @@ def run_contained(target: str, opts, limits: Limits, debug: bool = False, poll_s
                              hint="the model or a runtime crashed on it; rerun with --no-contain --debug to investigate")
     kind, payload = message
     if kind == "ok":
+        environment = getattr(payload, "environment", None)
+        if isinstance(environment, dict) and peak:  # a Report: it carries the worker's peak memory
+            environment["peak_rss_mb"] = round(peak / 2**20, 1)
         return payload
     if kind == "error":
         _, exit_code, category, text, hint, trace = payload

@@ -21,7 +21,10 @@ def run_reference(model, cases: list[tuple[Case, dict]]) -> tuple[list[CaseRun],
     runs: list[CaseRun] = []
     problem = None
     notes: list[str] = []
+    from bridge.contain import stage
+
     for i, (case, feeds) in enumerate(cases):
+        stage(f"running the native model: case {case.label} ({i + 1}/{len(cases)})")
         if case.optional:
             try:
                 out = model.run(feeds)
@@ -140,8 +143,11 @@ def run_onnx(runner, reference: list[CaseRun], policy: Policy, device: str,
     import time
     from dataclasses import replace
 
+    from bridge.contain import stage
+
     results: list[OutputResult] = []
-    for case, feeds, ref_out in reference:
+    for n, (case, feeds, ref_out) in enumerate(reference):
+        stage(f"running ONNX Runtime ({device}) and comparing: case {case.label} ({n + 1}/{len(reference)})")
         start, first = time.perf_counter(), len(results)
         try:
             cand = runner.run(feeds)

@@ -61,7 +61,9 @@ def build(what: str, out: Path, marks: Path | None = None, timeout: int = 300) -
 def error_line(res: subprocess.CompletedProcess) -> str:
     """The one error line. stderr must hold exactly one `bridge: ` line, optional `  hint:` lines, and
     nothing else: no traceback, no library warning, no log spam."""
-    lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    from bridge.progress import is_stage_line
+
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip() and not is_stage_line(ln)]
     assert "Traceback" not in res.stderr, res.stderr
     bridge_lines = [ln for ln in lines if ln.startswith("bridge: ")]
     assert len(bridge_lines) == 1, res.stderr

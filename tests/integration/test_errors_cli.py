@@ -8,7 +8,9 @@ from conftest import FIXTURES, needs_torch, run_cli
 
 
 def _one_line_error(res):
-    lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    from bridge.progress import is_stage_line
+
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip() and not is_stage_line(ln)]
     assert lines and lines[0].startswith("bridge: "), res.stderr
     assert "Traceback" not in res.stderr
     return lines[0]

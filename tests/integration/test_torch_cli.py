@@ -7,7 +7,7 @@ import onnx
 import pytest
 from onnx import numpy_helper
 
-from conftest import FIXTURES, needs_torch, run_cli, run_py
+from conftest import FIXTURES, needs_torch, run_cli, run_py, without_stages
 
 pytestmark = [needs_torch, pytest.mark.torch]
 
@@ -19,7 +19,24 @@ def two_bundle(workdir):
     out = workdir / "torch_two"
     res = run_cli("export", TWO, "-o", out, "--json", workdir / "torch_two_export.json")
     assert res.returncode == 0, res.stdout + res.stderr
+    (workdir / "torch_two_export.stderr").write_text(res.stderr)
     return out
+
+
+def test_export_says_what_it_is_doing_as_it_goes(two_bundle, workdir):
+    """Stage lines on stderr with elapsed time: loading, converting with which exporter, the cases,
+    publishing; the first at once. The report stays on stdout. (Stages shorter than the 0.1 s poll
+    may not show, except the last.)"""
+    from bridge.progress import is_stage_line
+
+    lines = (workdir / "torch_two_export.stderr").read_text().splitlines()
+    stages = [ln for ln in lines if is_stage_line(ln)]
+    assert stages and stages[0].startswith("bridge export: [   0.0 s] starting"), lines
+    text = "\n".join(stages)
+    for what in ("loading", "converting", "to ONNX with ", "case", "publishing the bundle"):
+        assert what in text, (what, text)
+    seconds = [float(ln.split("[")[1].split(" s]")[0]) for ln in stages]
+    assert seconds == sorted(seconds)
 
 
 def test_export_two_inputs_two_outputs_dynamic_batch(two_bundle, workdir):
@@ -43,9 +60,10 @@ def test_verify_against_source_and_golden(two_bundle, workdir):
     assert report["passed"] is True and report["status"] == "pass"
     assert {o["name"] for o in report["outputs"]} == {"logits", "score"}
     assert all(o["tolerance"]["atol"] > 0 for o in report["outputs"])
-    res = run_cli("verify", two_bundle)  # golden outputs only: no torch needed
+    res = run_cli("verify", two_bundle, "--quiet")  # golden outputs only: no torch needed
     assert res.returncode == 0, res.stdout + res.stderr
     assert "PASS" in res.stdout
+    assert res.stderr.strip() == "", res.stderr  # --quiet: no stage lines
 
 
 def test_scaled_weight_fails_with_exit_1(two_bundle, workdir):
@@ -122,7 +140,7 @@ torch.save({{"a.weight": Evil()}}, {str(workdir / 'evil.pt')!r})
     assert res.returncode == 6, res.stdout + res.stderr
     assert not marker.exists()
     assert not (workdir / "evil_bundle").exists()
-    assert res.stderr.startswith("bridge: refused:")
+    assert without_stages(res.stderr).startswith("bridge: refused:")
 
 
 def test_pt2_program(workdir):

@@ -1,0 +1,53 @@
+"""Stage lines on stderr while a command works: what it is doing, since when. Standard library only.
+
+A ResNet-50 export takes minutes; a silent command looks hung. The worker records each stage it
+enters (``bridge.contain.stage``: loading, exporting with which exporter, checking, each case,
+timing, writing); the CLI polls it and prints one line per stage with the elapsed time, the first
+at once. On a terminal with rich installed the lines are dimmed; in CI logs they are plain text.
+``--quiet`` silences them; the report itself always prints on stdout.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+import time
+
+_STAGE_LINE = re.compile(r"^bridge [a-z]+: \[ *\d+\.\d s\] ")
+
+
+def is_stage_line(line: str) -> bool:
+    """Whether ``line`` is a progress line (so a reader of stderr can skip to the error)."""
+    return bool(_STAGE_LINE.match(line))
+
+
+class StageLines:
+    def __init__(self, command: str, stream=None, quiet: bool = False):
+        self.command = command
+        self.stream = stream or sys.stderr
+        self.quiet = quiet
+        self.start = time.monotonic()
+        self.last: str | None = None
+        self._console = None
+        if not quiet and getattr(self.stream, "isatty", lambda: False)():
+            try:
+                from rich.console import Console
+
+                self._console = Console(file=self.stream, highlight=False)
+            except ImportError:
+                self._console = None
+
+    def __call__(self, stage: str) -> None:
+        """Report that the command entered ``stage`` (repeats of the same stage are not printed)."""
+        if self.quiet or stage == self.last:
+            return
+        self.last = stage
+        line = f"bridge {self.command}: [{time.monotonic() - self.start:6.1f} s] {stage}"
+        try:
+            if self._console is not None:
+                self._console.print(line, style="dim", markup=False)
+            else:
+                self.stream.write(line + "\n")
+                self.stream.flush()
+        except (OSError, ValueError):  # a closed stream must not stop the work
+            pass
