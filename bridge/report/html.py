@@ -245,6 +245,18 @@ def _meta(report: dict) -> str:
         items.append(("exporter", str(exporter.get("name") or "?")
                       + (f" (after {', '.join(failed)} failed)" if failed else "")))
     items.append(("devices", ", ".join(map(str, as_list(report.get("devices"))))))
+    from bridge.results import check_label
+
+    items.append(("compared", check_label(as_dict(report.get("check"))).strip(" ()")
+                  or ("ONNX Runtime against the native model" if report.get("source") else "")))
+    plan_inputs = records(as_dict(report.get("plan")).get("inputs"))
+    if plan_inputs:
+        from bridge.semantics import describe
+
+        try:
+            items.append(("inputs", "; ".join(describe(r) for r in plan_inputs)))
+        except (KeyError, TypeError, IndexError):
+            pass
     counts = check_counts(report)
     if counts:
         items.append(("checks", f"{sum(counts.values())}: " + ", ".join(f"{n} {mark(s)}" for s, n in counts.items())))
