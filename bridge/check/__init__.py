@@ -25,6 +25,9 @@ Config (paths relative to the config file; docs/ci.md has the reference)::
     skip = "reason"                         # reported as skipped, not run
     prepare = [["python", "-m", "models.train", "torch_cnn", "build/torch_cnn.pt"]]
 
+Where the models run (``executor = "local"`` or ``"ray"``, and a ``[ray]`` table with ``address``,
+``shared_fs`` and ``max_retries``): bridge/check/executor.py; Ray is imported only when chosen.
+
 Exit code: 0 every model passes, 1 a parity or budget failure (or a model's export/verify failed),
 3 inconclusive and nothing failed, 2 a config error. Only the standard library is imported here at
 import time (``bridge --help`` stays fast); each model's work runs in subprocesses.
@@ -32,23 +35,26 @@ import time (``bridge --help`` stays fast); each model's work runs in subprocess
 
 from bridge.check.command import EPILOG, add_parser, cmd_check, main
 from bridge.check.config import (
-    CONFIG_FILE, DEFAULT_LATENCY_RUNS, DEFAULT_WORKDIR, DEVICES, LATENCY_KEYS, MODEL_KEYS, PYTHON_NAMES, TOP_KEYS,
-    CheckConfig, LatencyBudget, ModelConfig, find_config, load_config, parse_config,
+    CONFIG_FILE, DEFAULT_LATENCY_RUNS, DEFAULT_RAY_RETRIES, DEFAULT_WORKDIR, DEVICES, EXECUTORS, INPUT_KINDS,
+    LATENCY_KEYS, MODEL_KEYS, PYTHON_NAMES, RAY_KEYS, TOP_KEYS, CheckConfig, LatencyBudget, ModelConfig, RaySettings,
+    find_config, load_config, parse_config,
 )
+from bridge.check.executor import Executor, LocalExecutor, RunSettings, make_executor
 from bridge.check.render import (
     SUMMARY_SCHEMA_VERSION, TABLE_HEADERS, render_junit, render_markdown, render_table, summary_json, table_rows,
 )
-from bridge.check.run import Runner, StepResult
+from bridge.check.run import Runner, StepResult, judge
 from bridge.check.verdicts import (
     BASELINE_GROWTH, FAIL, FLOAT32_EPS, INCONCLUSIVE, PASS, SKIPPED, Check, ModelResult, compare_baseline,
     evaluate_latency, exit_code, report_max_abs, worst,
 )
 
 __all__ = [
-    "BASELINE_GROWTH", "CONFIG_FILE", "DEFAULT_LATENCY_RUNS", "DEFAULT_WORKDIR", "DEVICES", "EPILOG", "FAIL",
-    "FLOAT32_EPS", "INCONCLUSIVE", "LATENCY_KEYS", "MODEL_KEYS", "PASS", "PYTHON_NAMES", "SKIPPED",
-    "SUMMARY_SCHEMA_VERSION", "TABLE_HEADERS", "TOP_KEYS", "Check", "CheckConfig", "LatencyBudget", "ModelConfig",
-    "ModelResult", "Runner", "StepResult", "add_parser", "cmd_check", "compare_baseline", "evaluate_latency",
-    "exit_code", "find_config", "load_config", "main", "parse_config", "render_junit", "render_markdown",
-    "render_table", "report_max_abs", "summary_json", "table_rows", "worst",
+    "BASELINE_GROWTH", "CONFIG_FILE", "DEFAULT_LATENCY_RUNS", "DEFAULT_RAY_RETRIES", "DEFAULT_WORKDIR", "DEVICES",
+    "EPILOG", "EXECUTORS", "FAIL", "FLOAT32_EPS", "INCONCLUSIVE", "INPUT_KINDS", "LATENCY_KEYS", "MODEL_KEYS", "PASS",
+    "PYTHON_NAMES", "RAY_KEYS", "SKIPPED", "SUMMARY_SCHEMA_VERSION", "TABLE_HEADERS", "TOP_KEYS", "Check",
+    "CheckConfig", "Executor", "LatencyBudget", "LocalExecutor", "ModelConfig", "ModelResult", "RaySettings",
+    "RunSettings", "Runner", "StepResult", "add_parser", "cmd_check", "compare_baseline", "evaluate_latency",
+    "exit_code", "find_config", "judge", "load_config", "main", "make_executor", "parse_config", "render_junit",
+    "render_markdown", "render_table", "report_max_abs", "summary_json", "table_rows", "worst",
 ]

@@ -25,12 +25,16 @@ CONFIG_FILE = "bridge.toml"
 DEFAULT_WORKDIR = "build/bridge-check"
 DEFAULT_LATENCY_RUNS = 100
 
-TOP_KEYS = ("models", "workdir")
-MODEL_KEYS = ("name", "source", "weights", "inputs", "input_ranges", "devices", "atol", "rtol", "inputs_npz",
-              "min_top1", "latency", "baseline", "skip", "prepare")
+TOP_KEYS = ("models", "workdir", "executor", "ray")
+MODEL_KEYS = ("name", "source", "weights", "inputs", "input_ranges", "dims", "dim_min", "dim_max", "input_kinds",
+              "devices", "atol", "rtol", "inputs_npz", "min_top1", "latency", "baseline", "skip", "prepare")
 LATENCY_KEYS = ("runs", "ort_not_slower", "max_ms")
 DEVICES = ("cpu", "cuda")
 PYTHON_NAMES = ("python", "python3")
+INPUT_KINDS = ("values", "index", "mask", "positions")
+EXECUTORS = ("local", "ray")
+RAY_KEYS = ("address", "shared_fs", "max_retries")
+DEFAULT_RAY_RETRIES = 2  # extra attempts of a model's Ray task after a system failure (worker or node died)
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
 _IDENT_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -51,6 +55,16 @@ class LatencyBudget:
         return {"runs": self.runs, "ort_not_slower": self.ort_not_slower, "max_ms": self.max_ms}
 
 
+@dataclass(frozen=True)
+class RaySettings:
+    """The [ray] table: where to run (address; None starts a local instance), whether every node sees the
+    config's directory and the workdir at the same paths (shared_fs), and retries after system failures."""
+
+    address: str | None = None
+    shared_fs: bool = False
+    max_retries: int = DEFAULT_RAY_RETRIES
+
+
 @dataclass
 class ModelConfig:
     name: str
@@ -58,6 +72,10 @@ class ModelConfig:
     weights: str | None = None
     inputs: list = field(default_factory=list)
     input_ranges: dict = field(default_factory=dict)
+    dims: dict = field(default_factory=dict)  # dynamic axis -> size of generated inputs (--dim)
+    dim_min: dict = field(default_factory=dict)  # dynamic axis -> smallest size of the sweep (--dim-min)
+    dim_max: dict = field(default_factory=dict)  # dynamic axis -> largest size of the sweep (--dim-max)
+    input_kinds: dict = field(default_factory=dict)  # input -> values | index | mask | positions (--input-kind)
     devices: list = field(default_factory=lambda: ["cpu"])
     atol: float | dict | None = None
     rtol: float | dict | None = None
@@ -80,6 +98,8 @@ class CheckConfig:
     base_dir: Path
     workdir: Path
     models: list[ModelConfig]
+    executor: str = "local"
+    ray: RaySettings = field(default_factory=RaySettings)
 
     def model(self, name: str) -> ModelConfig:
         for m in self.models:
@@ -147,6 +167,11 @@ def parse_config(data, base_dir: str | os.PathLike, origin: str = CONFIG_FILE, p
         raise UsageError(f"{origin}: key 'models': expected an array of tables ({models_key}), got {_type(models)}")
     if not models:
         raise UsageError(f"{origin}: the models array is empty", hint=f"add one {models_key} table per model")
+    executor = data.get("executor", "local")
+    if executor not in EXECUTORS:
+        raise UsageError(f"{origin}: key 'executor': expected one of {', '.join(map(repr, EXECUTORS))}, "
+                         f"got {executor!r}")
+    ray = _parse_ray(data.get("ray", {}), origin)
     parsed: list[ModelConfig] = []
     seen: dict[str, int] = {}
     for index, raw in enumerate(models):
@@ -157,7 +182,25 @@ def parse_config(data, base_dir: str | os.PathLike, origin: str = CONFIG_FILE, p
         seen[m.name] = index
         parsed.append(m)
     return CheckConfig(path=path or base / CONFIG_FILE, base_dir=base, workdir=Path(_resolve(base, workdir)),
-                       models=parsed)
+                       models=parsed, executor=executor, ray=ray)
+
+
+def _parse_ray(table, origin: str) -> RaySettings:
+    where = f"{origin}: key 'ray'"
+    if not isinstance(table, dict):
+        raise UsageError(f"{where}: expected a table with {', '.join(RAY_KEYS)}, got {_type(table)}")
+    _unknown_keys(table, RAY_KEYS, where)
+    address = table.get("address")
+    if address is not None and (not isinstance(address, str) or not address.strip()):
+        raise UsageError(f"{where}: 'address': expected a Ray address (\"auto\", \"HOST:6379\", \"ray://HOST:10001\"), "
+                         f"got {address!r}")
+    shared = table.get("shared_fs", False)
+    if not isinstance(shared, bool):
+        raise UsageError(f"{where}: 'shared_fs': expected true or false, got {shared!r}")
+    retries = table.get("max_retries", DEFAULT_RAY_RETRIES)
+    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+        raise UsageError(f"{where}: 'max_retries': expected an integer >= 0, got {retries!r}")
+    return RaySettings(address=address.strip() if address else None, shared_fs=shared, max_retries=retries)
 
 
 def _type(value) -> str:
@@ -224,7 +267,7 @@ def _parse_model(raw: dict, index: int, base: Path, origin: str) -> ModelConfig:
         return _resolve(base, value.strip())
 
     from bridge.errors import SpecError
-    from bridge.spec import parse_input_spec, parse_range
+    from bridge.spec import parse_dim_size, parse_input_spec, parse_range
 
     inputs = raw.get("inputs", [])
     if not isinstance(inputs, list) or not all(isinstance(s, str) for s in inputs):
@@ -245,6 +288,31 @@ def _parse_model(raw: dict, index: int, base: Path, origin: str) -> ModelConfig:
             parse_range(f"{key}={value}")
         except SpecError as exc:
             raise UsageError(f"{where}: key 'input_ranges.{key}': {exc.message}") from None
+
+    def sizes(key: str) -> dict:
+        table = raw.get(key, {})
+        if not isinstance(table, dict):
+            raise bad(key, "a table of dynamic axis name -> size (integer >= 1), e.g. { batch = 4 }", table)
+        for axis, size in table.items():
+            if isinstance(size, bool) or not isinstance(size, int):
+                raise bad(f"{key}.{axis}", "an integer >= 1", size)
+            try:
+                parse_dim_size(f"{axis}={size}")
+            except SpecError as exc:
+                raise UsageError(f"{where}: key '{key}.{axis}': {exc.message}") from None
+        return {str(k): int(v) for k, v in table.items()}
+
+    dims, dim_min, dim_max = sizes("dims"), sizes("dim_min"), sizes("dim_max")
+    for axis in set(dim_min) & set(dim_max):
+        if dim_min[axis] > dim_max[axis]:
+            raise bad(f"dim_min.{axis}", f"at most dim_max.{axis} = {dim_max[axis]}", dim_min[axis])
+
+    kinds = raw.get("input_kinds", {})
+    if not isinstance(kinds, dict):
+        raise bad("input_kinds", "a table of input name -> kind (" + ", ".join(INPUT_KINDS) + ")", kinds)
+    for key, value in kinds.items():
+        if value not in INPUT_KINDS:
+            raise bad(f"input_kinds.{key}", "one of " + ", ".join(map(repr, INPUT_KINDS)), value)
 
     devices = raw.get("devices", ["cpu"])
     if (not isinstance(devices, list) or not devices or not all(d in DEVICES for d in devices)
@@ -306,7 +374,8 @@ def _parse_model(raw: dict, index: int, base: Path, origin: str) -> ModelConfig:
 
     return ModelConfig(
         name=name, source=source_text, source_file=source_file, weights=opt_path("weights"), inputs=list(inputs),
-        input_ranges={str(k): v for k, v in ranges.items()}, devices=list(devices), atol=atol, rtol=rtol,
+        input_ranges={str(k): v for k, v in ranges.items()}, dims=dims, dim_min=dim_min, dim_max=dim_max,
+        input_kinds={str(k): v for k, v in kinds.items()}, devices=list(devices), atol=atol, rtol=rtol,
         inputs_npz=opt_path("inputs_npz"), min_top1=float(min_top1) if min_top1 is not None else None,
         latency=latency, baseline=opt_path("baseline"), skip=skip.strip() if skip else None, prepare=commands,
     )

@@ -10,7 +10,10 @@ from bridge.check.verdicts import _MARK, FAIL, INCONCLUSIVE, PASS, SKIPPED, Mode
 
 
 class _NullProgress:
+    show_node = False  # name the node of each finished model (set for executors with several machines)
+
     def start(self, names: list[str]) -> None: ...
+    def note(self, text: str) -> None: ...
     def phase(self, name: str, phase: str) -> None: ...
     def done(self, result: ModelResult) -> None: ...
     def stop(self) -> None: ...
@@ -34,6 +37,9 @@ class _PlainProgress(_NullProgress):
         self.total = len(names)
         self._print(f"bridge check: {self.total} model{'s' if self.total != 1 else ''}")
 
+    def note(self, text):
+        self._print(f"bridge check: {text}")
+
     def phase(self, name, phase):
         self._print(f"  {name}: {phase}")
 
@@ -42,6 +48,7 @@ class _PlainProgress(_NullProgress):
             self.finished += 1
             n = self.finished
         self._print(f"[{n}/{self.total}] {result.name}: {_MARK[result.status]} ({result.seconds:.1f} s)"
+                    + (f" on {result.node}" if self.show_node and result.node else "")
                     + (f": {result.message}" if result.message and result.status != PASS else ""))
 
 
@@ -60,6 +67,11 @@ class _RichProgress(_NullProgress):
         self.progress.start()
         self.overall = self.progress.add_task("bridge check", total=len(names))
 
+    def note(self, text):
+        from rich.markup import escape
+
+        self.progress.console.print(f"bridge check: {escape(text)}", highlight=False)
+
     def phase(self, name, phase):
         with self.lock:
             if name not in self.tasks:
@@ -77,8 +89,9 @@ class _RichProgress(_NullProgress):
         from rich.markup import escape
 
         msg = f": {escape(result.message)}" if result.message and result.status != PASS else ""
+        node = f" on {escape(result.node)}" if self.show_node and result.node else ""
         self.progress.console.print(f"[{style}]{_MARK[result.status]}[/] {escape(result.name)} "
-                                    f"({result.seconds:.1f} s){msg}", highlight=False)
+                                    f"({result.seconds:.1f} s){node}{msg}", highlight=False)
 
     def stop(self):
         self.progress.stop()

@@ -29,31 +29,36 @@ def _baseline_cell(checks: list[Check]) -> str:
     return f"{len(bad)} regressed: " + ", ".join(c.name.split(".", 1)[-1] for c in bad)
 
 
-def table_rows(results: list[ModelResult]) -> list[list[str]]:
+def _headers(with_node: bool) -> list[str]:
+    return TABLE_HEADERS + ["node"] if with_node else list(TABLE_HEADERS)
+
+
+def table_rows(results: list[ModelResult], with_node: bool = False) -> list[list[str]]:
+    """One row per model; ``with_node`` adds the machine that ran it (a distributed run)."""
     return [[r.name, _MARK[r.status], _num(r.max_abs), _budget_cell(r.budgets), _baseline_cell(r.baseline),
-             f"{r.seconds:.1f}"] for r in results]
+             f"{r.seconds:.1f}"] + ([r.node or "-"] if with_node else []) for r in results]
 
 
-def render_table(results: list[ModelResult]) -> str:
-    rows = table_rows(results)
-    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(TABLE_HEADERS)]
+def render_table(results: list[ModelResult], with_node: bool = False) -> str:
+    rows, headers = table_rows(results, with_node), _headers(with_node)
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
     line = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa: E731
-    return "\n".join([line(TABLE_HEADERS), line(["-" * w for w in widths]), *(line(r) for r in rows)])
+    return "\n".join([line(headers), line(["-" * w for w in widths]), *(line(r) for r in rows)])
 
 
-def _print_rich_table(console, results: list[ModelResult]) -> None:
+def _print_rich_table(console, results: list[ModelResult], with_node: bool = False) -> None:
     from rich.table import Table
 
     table = Table(title="bridge check")
-    for h in TABLE_HEADERS:
+    for h in _headers(with_node):
         table.add_column(h, justify="right" if h in ("max abs", "seconds") else "left")
     style = {PASS: "green", FAIL: "red", INCONCLUSIVE: "yellow", SKIPPED: "dim"}
-    for r, row in zip(results, table_rows(results)):
+    for r, row in zip(results, table_rows(results, with_node)):
         table.add_row(*row, style=None if r.status == PASS else style[r.status])
     console.print(table)
 
 
-def render_markdown(results: list[ModelResult], code: int) -> str:
+def render_markdown(results: list[ModelResult], code: int, with_node: bool = False) -> str:
     """Summary for CI pages ($GITHUB_STEP_SUMMARY): one table, then each non-passing model's report."""
     from bridge.report.markdown import md_table, render_markdown as report_markdown
 
@@ -61,8 +66,8 @@ def render_markdown(results: list[ModelResult], code: int) -> str:
     counts = _counts(results)
     parts = [f"## bridge check: {overall}",
              ", ".join(f"{n} {_MARK[s].lower()}" for s, n in counts.items() if n) or "no models",
-             md_table(TABLE_HEADERS + ["reason"], [row + [r.message if r.status != PASS else ""]
-                                                   for r, row in zip(results, table_rows(results))])]
+             md_table(_headers(with_node) + ["reason"], [row + [r.message if r.status != PASS else ""]
+                                                         for r, row in zip(results, table_rows(results, with_node))])]
     for r in results:
         if r.status in (PASS, SKIPPED):
             continue
@@ -100,6 +105,12 @@ def render_junit(results: list[ModelResult], suite_name: str = "bridge") -> str:
         else:
             suite = ET.Element("testsuite", name=r.name)
         suite.set("name", r.name)
+        if r.node:  # the machine that ran the model: a property, first child as the JUnit schema wants
+            props = suite.find("properties")
+            if props is None:
+                props = ET.Element("properties")
+                suite.insert(0, props)
+            ET.SubElement(props, "property", name="node", value=r.node)
         if r.status == SKIPPED:
             tc = ET.SubElement(suite, "testcase", classname=r.name, name="skipped", time="0")
             ET.SubElement(tc, "skipped", message=r.message)
@@ -133,8 +144,9 @@ def render_junit(results: list[ModelResult], suite_name: str = "bridge") -> str:
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
 
 
-def summary_json(config: CheckConfig, results: list[ModelResult], code: int, workdir: Path) -> dict:
+def summary_json(config: CheckConfig, results: list[ModelResult], code: int, workdir: Path,
+                 executor: dict | None = None) -> dict:
     status = {EXIT_PASS: PASS, EXIT_PARITY: FAIL, EXIT_INCONCLUSIVE: INCONCLUSIVE}[code]
     return {"schema_version": SUMMARY_SCHEMA_VERSION, "kind": "check", "status": status, "exit_code": code,
-            "config": str(config.path), "workdir": str(workdir), "counts": _counts(results),
-            "models": [r.to_json() for r in results]}
+            "config": str(config.path), "workdir": str(workdir), "executor": executor or {"kind": "local"},
+            "counts": _counts(results), "models": [r.to_json() for r in results]}

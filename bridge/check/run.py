@@ -25,7 +25,9 @@ _VERDICT_EXITS = (0, 1, 3)  # exit codes of export/verify that carry a verdict (
 
 def _first_error_line(text: str) -> str:
     """The one-line error bridge prints (``bridge: <category>: ...``), else stderr's first line."""
-    lines = [ln.strip() for ln in (text or "").splitlines() if ln.strip()]
+    from bridge.progress import is_stage_line
+
+    lines = [ln.strip() for ln in (text or "").splitlines() if ln.strip() and not is_stage_line(ln)]
     for ln in lines:
         if ln.startswith("bridge:"):
             return ln[:400]
@@ -72,14 +74,16 @@ class StepResult:
 
 class Runner:
     def __init__(self, config: CheckConfig, *, workdir: Path, threads: int, timeout: float | None,
-                 update_baselines: bool = False, progress=None) -> None:
+                 update_baselines: bool = False, progress=None, compare_baselines: bool = True) -> None:
         self.config = config
         self.workdir = workdir
         self.threads = threads
         self.timeout = timeout or None
         self.update_baselines = update_baselines
+        self.compare_baselines = compare_baselines  # off where the caller compares (a Ray driver holds the files)
         self.progress = progress or _NullProgress()
         self.children = _Children()
+        self.popen_kwargs: dict = {}  # extra subprocess.Popen arguments (a Ray task's: die with the worker)
         self.prepared: dict[tuple, StepResult] = {}
         self.prepare_failures: dict[str, str] = {}
         self.prepare_seconds: dict[str, float] = {}  # counted in the model's seconds
@@ -98,7 +102,7 @@ class Runner:
                 return StepResult(argv, None, "", "interrupted", 0.0)
             proc = subprocess.Popen(argv, cwd=self.config.base_dir, env=self.env, stdin=subprocess.DEVNULL,
                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, errors="replace",
-                                    start_new_session=True)
+                                    start_new_session=True, **self.popen_kwargs)
             self.children.procs.add(proc)
         timed_out = False
         try:
@@ -175,7 +179,7 @@ class Runner:
             if stale.exists():
                 stale.unlink()
         tol = _tolerance_args(m)
-        ranges = [a for k, v in m.input_ranges.items() for a in ("--input-range", f"{k}={v}")]
+        ranges = [a for k, v in m.input_ranges.items() for a in ("--input-range", f"{k}={v}")] + _input_args(m)
         weights = ["--weights", m.weights] if m.weights else []
         threads = ["--threads", str(self.threads)]
 
@@ -222,22 +226,7 @@ class Runner:
         else:
             result.message = "export: " + (result.export_report.get("reason") or "")
         result.max_abs = report_max_abs(report)
-
-        result.budgets, result.latency = evaluate_latency(m.latency, report)
-        if m.baseline and not self.update_baselines:
-            try:
-                baseline = json.loads(Path(m.baseline).read_text())
-                if not isinstance(baseline, dict):
-                    raise ValueError("not a JSON object")
-                result.baseline = compare_baseline(baseline, report, os.path.basename(m.baseline))
-            except (OSError, ValueError) as exc:
-                result.baseline = [Check("baseline", FAIL, f"cannot read baseline {m.baseline}: {exc}")]
-        checks = result.budgets + result.baseline
-        result.status = worst(result.verdict, *(c.status for c in checks))
-        if _RANK.get(result.status, 2) > _RANK.get(result.verdict, 2):  # a budget or the baseline decided the status
-            bad = next(c for c in checks if c.status == result.status)
-            result.message = f"{bad.name}: {bad.message}"
-        return result
+        return judge(m, result, baseline=self.compare_baselines and not self.update_baselines)
 
     def _step_problem(self, step: str, run: StepResult, json_path: Path) -> str | None:
         if run.timed_out:
@@ -255,12 +244,44 @@ class Runner:
         return None
 
 
+def judge(m: ModelConfig, result: ModelResult, *, baseline: bool = True) -> ModelResult:
+    """The model's status from its parity verdict, its latency budgets and (with ``baseline``) its
+    baseline comparison, all read from the verify report. Pure but for reading the baseline file; a
+    second call gives the same budgets, so a driver may add the baseline to a worker's result."""
+    report = result.report
+    result.budgets, result.latency = evaluate_latency(m.latency, report)
+    result.baseline = []
+    if baseline and m.baseline:
+        try:
+            stored = json.loads(Path(m.baseline).read_text())
+            if not isinstance(stored, dict):
+                raise ValueError("not a JSON object")
+            result.baseline = compare_baseline(stored, report, os.path.basename(m.baseline))
+        except (OSError, ValueError) as exc:
+            result.baseline = [Check("baseline", FAIL, f"cannot read baseline {m.baseline}: {exc}")]
+    checks = result.budgets + result.baseline
+    result.status = worst(result.verdict, *(c.status for c in checks))
+    if _RANK.get(result.status, 2) > _RANK.get(result.verdict, 2):  # a budget or the baseline decided the status
+        bad = next(c for c in checks if c.status == result.status)
+        result.message = f"{bad.name}: {bad.message}"
+    return result
+
+
 def _stamp(path: Path) -> tuple | None:
     try:
         st = path.stat()
     except OSError:
         return None
     return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+
+def _input_args(m: ModelConfig) -> list[str]:
+    """--dim, --dim-min, --dim-max and --input-kind: given to export and to verify alike."""
+    args = []
+    for flag, table in (("--dim", m.dims), ("--dim-min", m.dim_min), ("--dim-max", m.dim_max),
+                        ("--input-kind", m.input_kinds)):
+        args += [a for k, v in table.items() for a in (flag, f"{k}={v}")]
+    return args
 
 
 def _tolerance_args(m: ModelConfig) -> list[str]:

@@ -46,6 +46,7 @@ class ModelResult:
     verify_json: str | None = None
     report: dict | None = None  # the verify report (Report.to_json())
     export_report: dict | None = None
+    node: str | None = None  # the machine that ran the model: "HOST" locally, "HOST (IP)" on a Ray node
 
     def to_json(self) -> dict:
         return {
@@ -53,7 +54,7 @@ class ModelResult:
             "max_abs": self.max_abs, "seconds": round(self.seconds, 3),
             "budgets": [b.to_json() for b in self.budgets], "baseline": [b.to_json() for b in self.baseline],
             "latency": self.latency, "error": self.error, "bundle": self.bundle,
-            "export_report": self.export_json, "verify_report": self.verify_json,
+            "export_report": self.export_json, "verify_report": self.verify_json, "node": self.node,
         }
 
 
