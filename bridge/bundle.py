@@ -189,6 +189,9 @@ def _validate_manifest(m: dict, mpath: Path) -> None:
             and (c.get("seed") is None or (isinstance(c["seed"], int) and not isinstance(c["seed"], bool)))
             for c in cases):
         raise bad("'cases' must be a non-empty list of {label, seed, sizes}")
+    from bridge.precision import check_manifest_entry
+
+    check_manifest_entry(m.get("precision"), bad)  # a reduced-precision bundle: int8 / fp16 and how
 
 
 def _spec_ok(d) -> bool:

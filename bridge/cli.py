@@ -116,6 +116,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--optimize", default="none", metavar="LEVEL",
                    help="graph optimization saved into the bundle, verified like any export: none (default), "
                         "ort (ONNX Runtime's offline fusions), transformer (onnxruntime.transformers fusions, then ort)")
+    p.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "int8"],
+                   help="fp32 (default), or a graph derived from the verified fp32 export and verified again under "
+                        "its own policy row: fp16, int8 (static with --calibrate, else dynamic MatMul/LSTM weights)")
+    p.add_argument("--calibrate", metavar="FILE.npz",
+                   help="real samples (one array per input) to calibrate --precision int8 on: static QDQ quantization")
     _common(p)
 
     p = sub.add_parser("verify", help="compare ONNX Runtime with the native model or the bundle's golden outputs",
@@ -303,7 +308,7 @@ def _export(args, ExportOptions):
         input_kinds=args.input_kind, exporter=args.exporter,
         opset=args.opset, framework=args.framework, weights=args.weights, seed=args.seed, force=args.force,
         trust_code=args.trust_code, threads=args.threads, atol=args.atol, rtol=args.rtol, scale_atol=args.scale_atol,
-        optimize=args.optimize), args)
+        optimize=args.optimize, precision=args.precision, calibrate=args.calibrate), args)
 
 
 def _verify_options(args, latency_runs: int):

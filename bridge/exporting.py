@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as _dt
 import os
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from bridge.bundle import MODEL, SCHEMA_VERSION, Staging, check_destination, golden_arrays
@@ -20,6 +20,7 @@ from bridge.parity import (binding_problem, case_json, fixed_dynamic_axes, padde
                            run_onnx,
                            run_reference)
 from bridge.plan import plan_cases
+from bridge.precision import check_request
 from bridge.policy import build_policy
 from bridge.report.model import Report, timed
 from bridge.spec import parse_dim_size, parse_range
@@ -34,6 +35,7 @@ def run_export(opts: ExportOptions, model=None) -> Report:
 def _run_export(opts: ExportOptions, obj=None) -> Report:
     dest = Path(opts.output)
     check_destination(dest, opts.force)  # before any work: a refused destination costs nothing
+    check_request(opts.precision, opts.calibrate)
     sizes = dict(parse_dim_size(d) for d in opts.dims)
     policy = build_policy({}, opts.atol, opts.rtol, scale_args=opts.scale_atol)
     stage(f"loading {opts.source}")
@@ -101,6 +103,16 @@ def _run_export(opts: ExportOptions, obj=None) -> Report:
         failed_first = [*result.attempts, *attempts]
 
         report.exporter = {"name": result.exporter, "settings": result.settings, "failed_first": failed_first}
+        reduced = None
+        if opts.precision != "fp32":  # derived from the float32 artifact just verified, and verified again
+            from bridge.derive import derive_verified
+
+            policy, reduced, reduced_info = derive_verified(
+                staging.dir, model, specs, reference, (chosen.onnx_inputs, onnx_outputs), chosen.padded, opts,
+                policy, OrtRunner, report)
+            model_info = reduced_info or model_info
+            report.exporter["precision"] = reduced
+            report.check["precision"] = policy.precision
         report.environment = environment(model, opts.threads)
         staging.write_golden(golden_arrays(reference))
         out_dtypes = {n: a.dtype.name for n, a in reference[0][2].items()}
@@ -120,6 +132,9 @@ def _run_export(opts: ExportOptions, obj=None) -> Report:
             "verification": {"status": report.status, "reason": report.reason, "device": "cpu",
                              "at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")},
         }
+        if reduced is not None:
+            manifest["precision"] = reduced
+            manifest["verification"]["precision"] = policy.precision
         stage("publishing the bundle")
         staging.write_manifest(manifest)
         if report.status == "pass" or opts.publish_failed:
@@ -144,6 +159,7 @@ class Attempt:
     results: list
     binding: str | None
     padded: dict
+    onnx_inputs: list = field(default_factory=list)
 
     @property
     def status(self) -> str:
@@ -216,7 +232,7 @@ def convert_and_check(model, route, work: Path, specs, reference, opts: ExportOp
         runner.close()
     info = describe(proto)
     del proto
-    return Attempt(route, work, result, onnx_outputs, info, results, binding, padded)
+    return Attempt(route, work, result, onnx_outputs, info, results, binding, padded, onnx_inputs)
 
 
 def set_aside_path(dest: Path, status: str) -> Path:

@@ -31,6 +31,8 @@ class ExportOptions:
     rtol: list = field(default_factory=list)
     scale_atol: list = field(default_factory=list)
     optimize: str = "none"
+    precision: str = "fp32"  # fp32, or a graph derived from the verified float32 export: fp16, int8
+    calibrate: str | None = None  # real samples (.npz) for static int8 quantization
 
 
 @dataclass

@@ -42,6 +42,8 @@ class Target:
     onnx_outputs: list = field(default_factory=list)
     golden: list | None = None
     binding: str | None = None  # a verdict-level problem with the graph's input names or order
+    precision: str = "fp32"  # the graph's: fp16 / int8 for a reduced-precision artifact (bridge/precision.py)
+    precision_note: str | None = None
 
 
 def _run_verify(opts: VerifyOptions, obj=None) -> Report:
@@ -53,6 +55,12 @@ def _run_verify(opts: VerifyOptions, obj=None) -> Report:
     policy, origin, notes = choose_policy(opts, target.stored_policy,
                                           target.bundle.outputs if target.bundle is not None else [])
     check_graph(target)  # a malformed or hostile file is refused as such, whatever else is missing
+    if target.precision != "fp32":  # a reduced-precision graph is judged by its own policy row
+        from dataclasses import replace
+
+        policy = replace(policy, precision=target.precision)
+    if target.precision_note:
+        notes.append(target.precision_note)
     if not opts.source and target.bundle is None:
         raise UsageError(f"nothing to compare {target.path} with",
                          hint="pass --source SOURCE (the native model), or verify a bundle made by 'bridge export'")
@@ -130,15 +138,30 @@ def _run_verify(opts: VerifyOptions, obj=None) -> Report:
             ref_out = next(out for c, _, out in reference if c.label == "data")
             report.dataset[device] = {"inputs": opts.inputs_npz, "labels": opts.labels,
                                       "outputs": dataset_metrics(ref_out, kept["data"], labels)}
+            if policy.max_accuracy_drop is not None:
+                from bridge.quality import accuracy_gate
+
+                report.results = accuracy_gate(report.results, report.dataset[device]["outputs"], policy,
+                                               policy_device(device, opts.tf32))
         if opts.latency_runs > 0:
             stage(f"timing ({device})")
             report.latency[device] = _latency(native, runner, reference[0][1], opts, device,
                                               native_meter, ort_meter, ort_setup_ms).to_json()
+            if target.precision != "fp32":
+                report.latency[device]["precision"] = {"native": "fp32", "onnxruntime": target.precision}
+                report.latency[device]["notes"].append(
+                    f"the onnxruntime side runs the bundle's {target.precision} graph; the native side runs the "
+                    "float32 model")
         report.environment.setdefault("onnxruntime", {})[device] = {
             "providers": runner.providers, "settings": runner.settings, "precision": runner.precision(),
             "nodes_per_provider": runner.node_placement(reference[0][1]) if device == "cuda" else None}
         runner.close()
     report.notes.extend(padding_notes(padded, report.results) + rule_notes(report.results))
+    if target.precision != "fp32":
+        from bridge.quality import precision_notes
+
+        report.check["precision"] = target.precision
+        report.notes.extend(precision_notes(policy, report.results, opts.inputs_npz, report.dataset))
     if opts.localize_dir and report.status == "fail" and reference:
         stage("localizing the first divergence")
         report.localize = _localize(target.model_path, reference, report, policy, native, opts.localize_dir)
@@ -170,6 +193,10 @@ def check_graph(target: Target) -> None:
     stage(f"checking {target.model_path}")
     proto = load_checked(target.model_path)
     target.onnx_inputs, target.onnx_outputs = io_specs(proto)
+    from bridge.precision import target_precision
+
+    target.precision, target.precision_note = target_precision(
+        target.bundle.manifest if target.bundle is not None else None, proto, target.path)
     del proto
     if target.bundle is not None:
         target.binding = check_against_graph(target.bundle, target.onnx_inputs)
@@ -265,7 +292,7 @@ def looser_than_defaults(stored: dict, outputs, devices, tf32: bool) -> str:
         theirs = build_policy(stored)
     except BridgeError as exc:
         return f"it cannot be read ({exc.message})"
-    ours = Policy()
+    ours = Policy(precision=theirs.precision)  # a reduced-precision bundle's rows against bridge's own
     found = []
     for spec in outputs:
         for device in devices:
@@ -273,6 +300,10 @@ def looser_than_defaults(stored: dict, outputs, devices, tf32: bool) -> str:
             a, b = theirs.tolerance(spec.name, spec.dtype, row), ours.tolerance(spec.name, spec.dtype, row)
             wider = [f"{k} {getattr(a, k):g} > {getattr(b, k):g}" for k in ("atol", "rtol", "scale_atol")
                      if getattr(a, k) > getattr(b, k)]
+            if a.rel_norm is not None and b.rel_norm is not None and a.rel_norm > b.rel_norm:
+                wider.append(f"rel_norm {a.rel_norm:g} > {b.rel_norm:g}")
+            if a.min_top1 is not None and b.min_top1 is not None and a.min_top1 < b.min_top1:
+                wider.append(f"min_top1 {a.min_top1:g} < {b.min_top1:g}")
             if a.allow_nonfinite and not b.allow_nonfinite:
                 wider.append("NaN/Inf allowed")
             if wider:

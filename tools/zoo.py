@@ -16,6 +16,8 @@ at a time; OUT/cpu.md is regenerated from the JSON every time.
     .venv/bin/python tools/zoo.py --optimize none ort               # the same levels for every model
     .venv/bin/python tools/zoo.py --levels-only                     # levels side by side, existing bundles
     .venv/bin/python tools/zoo.py --render                          # only rewrite cpu.md from cpu.json
+    .venv/bin/python tools/zoo.py --precision int8 fp16             # reduced precision beside fp32:
+                                                                    # cpu_precision.json, cpu_int8.md
 
 Run one zoo at a time: the subprocesses are sequential, and timings are only comparable as ratios
 measured side by side in one bench run.
@@ -67,6 +69,19 @@ MODELS = {
                               "levels": ["none"]},
     "keras_tf_cnn": {"source": f"{K}:keras_tf_cnn", "framework": "tensorflow", "levels": ["none"], "min_runs": 2000},
 }
+
+
+# --precision int8: what each model is calibrated on. "digits_nchw"/"digits_nhwc": the reference CNNs'
+# real training digits (verified on the held-out digits with their labels); "seeded": seeded draws from
+# the model's declared inputs, stated in the table (the zoo's models are randomly initialised: there is no
+# real data for them); None: dynamic quantization (MatMul/Gemm, Attention, LSTM weights), no data.
+INT8_CALIBRATION = {
+    "resnet50": "seeded", "mobilenet_v3_large": "seeded", "efficientnet_b0": "seeded", "convnext_tiny": "seeded",
+    "vit_b_16": None, "swin_t": None, "transformer_encoder": None, "lstm": None, "torch_cnn": "digits_nchw",
+    "keras_resnet50": "seeded", "keras_mobilenet_v2": "seeded", "keras_efficientnet_b0": "seeded",
+    "keras_tf_cnn": "digits_nhwc",
+}
+CALIBRATION_SAMPLES = 16  # seeded draws per model (the digits: all 1437 training digits)
 
 
 def runs_for(name: str, args) -> int:
@@ -299,6 +314,165 @@ def run_levels(name: str, levels: list[str], args, work: Path) -> dict:
             "measured": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
 
 
+DATA_SCRIPT = r"""
+import sys, numpy as np
+from pathlib import Path
+kind, bundle, out_dir, name, n = sys.argv[1], sys.argv[2], Path(sys.argv[3]), sys.argv[4], int(sys.argv[5])
+out_dir.mkdir(parents=True, exist_ok=True)
+if kind.startswith("digits"):
+    sys.path.insert(0, ".")
+    from models.data import digits_data
+    xtr, ytr, xte, yte = digits_data(0)
+    shape = (lambda x: x[:, None]) if kind == "digits_nchw" else (lambda x: x[..., None])
+    np.savez(out_dir / f"{name}.calibrate.npz", x=np.ascontiguousarray(shape(xtr), dtype=np.float32))
+    np.savez(out_dir / f"{name}.held_out.npz", x=np.ascontiguousarray(shape(xte), dtype=np.float32))
+    np.save(out_dir / f"{name}.labels.npy", yte.astype(np.int64))
+else:
+    from bridge.bundle import open_bundle
+    from bridge.inputs import make_feeds
+    from bridge.types import Case
+    b = open_bundle(bundle)
+    sizes = {**(b.cases[0].sizes if b.cases else {}), "batch": n}
+    np.savez(out_dir / f"{name}.calibrate.npz", **make_feeds(b.inputs, Case("calibration", 1000, sizes)))
+"""
+
+
+def _precision_data(name: str, work: Path, args) -> dict:
+    """Calibration samples (and held-out samples with labels, for the digits) for --precision int8."""
+    kind = INT8_CALIBRATION.get(name)
+    if kind is None:
+        return {"kind": None}
+    data = work / "data"
+    calib = data / f"{name}.calibrate.npz"
+    if not calib.is_file():
+        ch = _child([PY, "-c", DATA_SCRIPT, kind, str(work / f"{name}.none"), str(data), name,
+                     str(CALIBRATION_SAMPLES)], work / f"{name}.data.log", args.timeout)
+        if ch["rc"] != 0:
+            return {"kind": kind, "error": _tail(work / f"{name}.data.log")}
+    out = {"kind": kind, "calibrate": str(calib)}
+    if kind.startswith("digits"):
+        out.update(samples=str(data / f"{name}.held_out.npz"), labels=str(data / f"{name}.labels.npy"))
+    return out
+
+
+def _ensure_fp32(name: str, args, work: Path) -> dict | None:
+    """The plain float32 bundle the reduced ones are timed beside (build/zoo/NAME.none), exported if missing."""
+    bundle = work / f"{name}.none"
+    if (bundle / "manifest.json").is_file():
+        return None
+    spec = MODELS[name]
+    cmd = [PY, "-m", "bridge", "export", spec["source"], "-o", str(bundle), "--force", "--threads", str(args.threads),
+           "--json", str(work / f"{name}.none.export.json"), *spec.get("extra", [])]
+    print(f"[zoo] {name}.none: export (float32, for the precision rows) ...", flush=True)
+    return _child(cmd, work / f"{name}.none.export.log", args.timeout)
+
+
+def run_precision(name: str, precision: str, args, work: Path, data: dict) -> dict:
+    """Export NAME at ``precision`` (derived from its verified float32 export and verified again), then
+    verify it against the native float32 model with latency: the agreement under its policy row."""
+    spec = MODELS[name]
+    tag = f"{name}.{precision}"
+    bundle = work / tag
+    common = ["--threads", str(args.threads), *spec.get("extra", [])]
+    calibrate = ["--calibrate", data["calibrate"]] if precision == "int8" and data.get("calibrate") else []
+    exp_json, ver_json = work / f"{tag}.export.json", work / f"{tag}.verify.json"
+    for path in (exp_json, ver_json):
+        path.unlink(missing_ok=True)
+    export_cmd = [PY, "-m", "bridge", "export", spec["source"], "-o", str(bundle), "--force", "--publish-failed",
+                  "--precision", precision, *calibrate, "--json", str(exp_json), *common]
+    samples = ["--samples", data["samples"], "--labels", data["labels"]] if data.get("samples") else []
+    # timings come from the one bench of every precision beside native (run_precision_sides)
+    verify_cmd = [PY, "-m", "bridge", "verify", str(bundle), "--source", spec["source"], *samples,
+                  "--json", str(ver_json), *common]
+    row = {"model": name, "precision": precision, "framework": spec["framework"], "source": spec["source"],
+           "calibration": ("real training digits" if (data.get("kind") or "").startswith("digits") else
+                           f"{CALIBRATION_SAMPLES} seeded draws (stated: random-init model, no real data)")
+           if calibrate else None,
+           "measured": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+           "commands": [shlex.join(_relative(c[3:])) for c in (export_cmd, verify_cmd)]}
+    print(f"[zoo] {tag}: export ...", flush=True)
+    ex = _child(export_cmd, work / f"{tag}.export.log", args.timeout)
+    exp = _load(exp_json) or {}
+    entry = (exp.get("exporter") or {}).get("precision") or {}
+    row["export"] = {"rc": ex["rc"], "wall_s": ex["wall_s"], "peak_rss_mib": ex["peak_rss_mib"],
+                     "status": exp.get("status"), "reason": exp.get("reason"), "method": entry.get("method"),
+                     "settings": entry.get("settings"), "fp32": entry.get("fp32"),
+                     "calibration_top1": _data_top1(exp)}
+    if ex["rc"] not in (0, 1) or not (bundle / "manifest.json").is_file():
+        row["error"] = _tail(work / f"{tag}.export.log")
+        print(f"[zoo] {tag}: export failed rc={ex['rc']}: {row['error'][-300:]}", flush=True)
+        return row
+    wait_quiet(args.quiet_wait)
+    print(f"[zoo] {tag}: exported ({entry.get('method')}, {exp.get('status')}); verify against native fp32 ...",
+          flush=True)
+    ve = _child(verify_cmd, work / f"{tag}.verify.log", args.timeout)
+    rep = _load(ver_json) or {}
+    row["status"], row["reason"] = rep.get("status"), rep.get("reason")
+    row["verify"] = {"rc": ve["rc"], "wall_s": ve["wall_s"], "others_cpu": ve["others_cpu"], **_agreement(rep)}
+    lat = (rep.get("latency") or {}).get("cpu")
+    if lat:
+        row["latency"] = {"native_p50_ms": lat["sides"]["native"]["p50_ms"],
+                          "ort_p50_ms": lat["sides"]["onnxruntime"]["p50_ms"],
+                          "ratio_p50": lat["speedup_vs_baseline_p50"].get("onnxruntime"),
+                          "ratio_rounds": lat["speedup_per_round"].get("onnxruntime"),
+                          "reliable": lat.get("reliable"), "others_cpu": lat.get("others_cpu")}
+    if ve["rc"] not in (0, 1):
+        row["error"] = _tail(work / f"{tag}.verify.log")
+    print(f"[zoo] {tag}: {row.get('status')} {row['verify']}", flush=True)
+    return row
+
+
+def _relative(args: list[str]) -> list[str]:
+    return [a.replace(str(ROOT) + os.sep, "") for a in args]
+
+
+def _data_top1(report: dict):
+    outs = ((report.get("dataset") or {}).get("cpu") or {}).get("outputs") or {}
+    return min((m["top1_agreement"] for m in outs.values()), default=None)
+
+
+def _agreement(report: dict) -> dict:
+    """The figures a reduced-precision row is judged by: error norm and element error relative to the
+    output's scale (worst over outputs and cases), top-1 agreement on the real samples (and on the seeded
+    draws, for information), accuracy of both sides."""
+    checks = report.get("checks") or []
+    real = [c for c in checks if c.get("case") == "data"]
+    seeded = [c for c in checks if c.get("case") != "data"]
+
+    def worst(cs, key):
+        vals = [c[key] for c in cs if isinstance(c.get(key), (int, float))]
+        return max(vals) if vals else None
+
+    scale = [c["max_abs"] / c["ref_abs_max"] for c in checks
+             if isinstance(c.get("max_abs"), (int, float)) and c.get("ref_abs_max")]
+    top1_seeded = [c["top1_agreement"] for c in seeded if isinstance(c.get("top1_agreement"), (int, float))]
+    outs = ((report.get("dataset") or {}).get("cpu") or {}).get("outputs") or {}
+    first = next(iter(outs.values()), {})
+    tol = next((c.get("tolerance") for c in checks if c.get("tolerance")), None) or {}
+    return {"rel_norm": worst(checks, "rel_norm"), "rel_norm_real": worst(real, "rel_norm"),
+            "abs_over_scale": max(scale) if scale else None, "top1_real": first.get("top1_agreement"),
+            "top1_seeded_min": min(top1_seeded) if top1_seeded else None,
+            "accuracy_native": first.get("accuracy_native"), "accuracy_onnx": first.get("accuracy_onnx"),
+            "row": tol.get("row"), "rel_norm_bound": tol.get("rel_norm")}
+
+
+def run_precision_sides(name: str, precisions: list[str], args, work: Path) -> dict:
+    """Native float32 beside the float32 bundle and every reduced one, in ONE bench."""
+    labels = ["fp32", *[p for p in precisions if p != "fp32"]]
+    dirs = {p: work / (f"{name}.none" if p == "fp32" else f"{name}.{p}") for p in labels}
+    labels = [p for p in labels if (dirs[p] / "manifest.json").is_file()]
+    res, ch, log = _bench_sides(name, f"{name}.precision", [f"{p}={dirs[p]}" for p in labels], args, work)
+    if not res:
+        return {"error": _tail(log)}
+    sides = res["sides"]
+    return {"precisions": labels, "native_p50_ms": sides["native"]["p50_ms"],
+            "ort_p50_ms": {p: sides[p]["p50_ms"] for p in labels},
+            "ratio_p50": {p: res["speedup_vs_baseline_p50"][p] for p in labels},
+            "ratio_rounds": {p: res["speedup_per_round"][p] for p in labels},
+            "others_cpu": res.get("others_cpu"), "others_cpu_child": ch["others_cpu"], "reliable": res.get("reliable"),
+            "runs": runs_for(name, args), "measured": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+
+
 def _tail(path: Path, n: int = 1500) -> str:
     try:
         return path.read_text()[-n:]
@@ -493,6 +667,136 @@ def render(data: dict) -> str:
     return "\n".join(lines)
 
 
+def render_precision(data: dict) -> str:
+    """docs/zoo/cpu_int8.md: int8 and fp16 artifacts beside fp32, speed and agreement."""
+    order = {n: i for i, n in enumerate(MODELS)}
+    m = data.get("machine", {})
+    sides = data.get("sides") or {}
+    rows = sorted(data.get("rows") or [], key=lambda r: (order.get(r["model"], 99), r["precision"]))
+    precisions = sorted({r["precision"] for r in rows}, key=lambda p: ["int8", "fp16"].index(p) if p in ("int8", "fp16") else 9)
+    lines = [
+        "# bridge CPU zoo: reduced precision beside float32",
+        "",
+        f"Machine: {m.get('cpu')}, {m.get('cores')} cores ({m.get('isa')}), {m.get('memory_gib')} GiB; {m.get('platform')}.",
+        f"Threads: {data.get('threads')} on every side, batch {data.get('batch')}, {data.get('runs')} timed runs per side "
+        "(more for models of a few ms) in 5 alternating rounds.",
+        "Versions: " + ", ".join(f"{k} {v}" for k, v in (data.get("versions") or {}).items()) + ".",
+        "",
+        "Reproduce (one model at a time, nothing else running; bundles, reports and logs in build/zoo/):",
+        "",
+        "```bash",
+        data.get("command", ""),
+        "```",
+        "",
+        "## Speed: native float32 against each artifact, in one bench",
+        "",
+        "Each model's native float32 model and its float32, " + ", ".join(precisions) + " bundles timed in ONE bench "
+        "(alternating rounds over every side). ratio = native p50 / that bundle's p50 (>1: the bundle is faster); "
+        "per-round range in brackets. others' CPU: the share of the machine's CPU other processes used while timing "
+        "(bridge bench's own measurement); above 5% a bench is marked unreliable.",
+        "",
+        "| model | native fp32 p50 ms | fp32 ORT ms | " + " | ".join(f"{p} ORT ms" for p in precisions)
+        + " | fp32 ratio | " + " | ".join(f"{p} ratio (per-round)" for p in precisions)
+        + " | " + " | ".join(f"{p} vs fp32 ORT" for p in precisions) + " | others' CPU | reliable |",
+        "|" + " --- |" * (6 + 3 * len(precisions)),
+    ]
+    ratios: dict[str, list[float]] = {p: [] for p in precisions}
+    for name in sorted(sides, key=lambda n: order.get(n, 99)):
+        sd = sides[name]
+        if not sd.get("ratio_p50"):
+            lines.append(f"| {name} | (bench failed) |" + " - |" * (4 + 3 * len(precisions)))
+            continue
+        o, r = sd["ort_p50_ms"], sd["ratio_p50"]
+        cells = [name, f"{sd['native_p50_ms']:.2f}", _f(o.get("fp32"))]
+        cells += [_f(o.get(p)) for p in precisions]
+        cells.append(_f(r.get("fp32"), "{:.2f}x"))
+        for p in precisions:
+            rr = (sd.get("ratio_rounds") or {}).get(p) or []
+            cells.append(f"**{r[p]:.2f}x** ({min(rr):.2f}..{max(rr):.2f})" if p in r and rr else "-")
+            if p in r:
+                ratios[p].append(r[p])
+        cells += [_f(o["fp32"] / o[p] if o.get("fp32") and o.get(p) else None, "{:.2f}x") for p in precisions]
+        cells += [_f(sd.get("others_cpu"), "{:.0%}"), {True: "yes", False: "**no**", None: "-"}[sd.get("reliable")]]
+        lines.append("| " + " | ".join(cells) + " |")
+    for p in precisions:
+        if ratios[p]:
+            lines += ["", f"{p}: median ratio against native float32 {statistics.median(ratios[p]):.2f}x over "
+                          f"{len(ratios[p])} models, smallest {min(ratios[p]):.2f}x, largest {max(ratios[p]):.2f}x; "
+                          f"{sum(x < 1.0 for x in ratios[p])} model(s) below 1.0x."]
+    lines += [
+        "",
+        "## Agreement under each precision's policy row",
+        "",
+        "`bridge verify BUNDLE --source SOURCE` against the native float32 model: seeded cases of the plan, plus the "
+        "held-out digits with their labels for the two reference CNNs (the zoo's other models are randomly "
+        "initialised and have no real data: only the error-norm bound and the element test apply to them, and bridge "
+        "says that this is weak). rel. error norm: the largest ||onnx - native|| / ||native|| over outputs and cases, "
+        "against the row's bound; max abs / max|ref|: the largest element error as a share of the output's scale; "
+        "top-1 seeded: the lowest argmax agreement over the seeded cases, for information (not judged: random inputs "
+        "put near-ties everywhere).",
+        "",
+        "| model | precision | method | calibrated on | verdict | rel. error norm (bound) | max abs / max\\|ref\\| "
+        "| top-1 held-out | accuracy native / ONNX | top-1 seeded | export s |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in rows:
+        v = r.get("verify") or {}
+        ex = r.get("export") or {}
+        verdict = (r.get("status") or ex.get("status") or "error").upper()
+        if r.get("error") and not v:
+            verdict += " (see log)"
+        acc = (f"{100 * v['accuracy_native']:.1f}% / {100 * v['accuracy_onnx']:.1f}%"
+               if v.get("accuracy_native") is not None else "-")
+        lines.append(
+            f"| {r['model']} | {r['precision']} | {ex.get('method') or '-'} | {r.get('calibration') or '-'} | {verdict} "
+            f"| {_f(v.get('rel_norm'), '{:.2e}')} ({_f(v.get('rel_norm_bound'), '{:g}')}) "
+            f"| {_f(v.get('abs_over_scale'), '{:.2e}')} | {_f(v.get('top1_real'), '{:.1%}')} | {acc} "
+            f"| {_f(v.get('top1_seeded_min'), '{:.0%}')} | {_f(ex.get('wall_s'), '{:.0f}')} |")
+    reasons = [(r["model"], r["precision"], r.get("reason") or (r.get("export") or {}).get("reason"))
+               for r in rows if (r.get("status") or "") != "pass"]
+    if reasons:
+        lines += ["", "Not passing:", ""] + [f"- {m} {p}: {why}" for m, p, why in reasons if why]
+    lines += ["", "Commands per model (export, then verify against the native model), as run:", "", "```bash"]
+    lines += [f".venv/bin/python -m bridge {c}" for r in rows for c in r.get("commands") or []]
+    lines += ["```", ""]
+    return "\n".join(lines)
+
+
+def main_precision(args, out: Path, work: Path) -> int:
+    path = out / "cpu_precision.json"
+    data = (None if args.fresh else _load(path)) or {"rows": [], "sides": {}}
+    reduced = [p for p in args.precision if p != "fp32"]
+    if not args.render:
+        for name in args.models or list(MODELS):
+            ch = None if args.levels_only else _ensure_fp32(name, args, work)
+            if ch is not None and ch["rc"] not in (0, 1):
+                print(f"[zoo] {name}: float32 export failed rc={ch['rc']}", flush=True)
+                continue
+            prepared = _precision_data(name, work, args) if "int8" in reduced and not args.levels_only else {}
+            for precision in [] if args.levels_only else reduced:
+                row = run_precision(name, precision, args, work, prepared if precision == "int8" else {})
+                data["rows"] = [r for r in data["rows"] if (r["model"], r["precision"]) != (name, precision)] + [row]
+                data.update(machine=machine(), threads=args.threads, runs=args.runs, batch=args.batch,
+                            command=_precision_command())
+                path.write_text(json.dumps(data, indent=1) + "\n")
+            print(f"[zoo] {name}: fp32 and {' '.join(reduced)} side by side ...", flush=True)
+            data.setdefault("sides", {})[name] = got = run_precision_sides(name, reduced, args, work)
+            print(f"[zoo] {name}: {got.get('ratio_p50') or got.get('error', '')[-300:]}", flush=True)
+            for r in data["rows"]:
+                data.setdefault("versions", {}).update(((_load(work / f"{r['model']}.{r['precision']}.verify.json")
+                                                         or {}).get("environment") or {}).get("versions") or {})
+            data.get("versions", {}).pop("bridge", None)
+            path.write_text(json.dumps(data, indent=1) + "\n")
+            (out / "cpu_int8.md").write_text(render_precision(data))
+    (out / "cpu_int8.md").write_text(render_precision(data))
+    print(f"[zoo] wrote {path} and {out / 'cpu_int8.md'}")
+    return 0
+
+
+def _precision_command() -> str:
+    return ".venv/bin/python tools/zoo.py --precision int8 fp16 --runs 30 --threads 2 --batch 1 --out docs/zoo"
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models", nargs="+", choices=list(MODELS), metavar="MODEL",
@@ -515,15 +819,22 @@ def main(argv=None) -> int:
     ap.add_argument("--no-levels", action="store_true",
                     help="skip the side-by-side bench of a model's --optimize levels (one bench, every level)")
     ap.add_argument("--levels-only", action="store_true",
-                    help="only the side-by-side bench of each model's levels, on the bundles already in --work")
+                    help="only the side-by-side bench of each model's levels (with --precision: of its float32 and "
+                         "reduced bundles), on the bundles already in --work")
     ap.add_argument("--fresh", action="store_true", help="discard earlier rows in cpu.json instead of merging")
     ap.add_argument("--render", action="store_true", help="only regenerate cpu.md from cpu.json")
+    ap.add_argument("--precision", nargs="+", choices=["fp32", "int8", "fp16"], metavar="PRECISION",
+                    help="reduced-precision artifacts (int8, fp16) beside the float32 bundle: each exported with "
+                         "bridge export --precision, verified against the native float32 model, and timed with it "
+                         "in one bench; results in OUT/cpu_precision.json and OUT/cpu_int8.md")
     args = ap.parse_args(argv)
 
     out = ROOT / args.out
     work = ROOT / args.work
     out.mkdir(parents=True, exist_ok=True)
     work.mkdir(parents=True, exist_ok=True)
+    if args.precision:
+        return main_precision(args, out, work)
     path = out / "cpu.json"
     data = (None if args.fresh else _load(path)) or {"rows": []}
     if not args.render:
