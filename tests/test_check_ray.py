@@ -357,3 +357,28 @@ def test_a_task_whose_worker_dies_is_that_models_error(tmp_path):
     failure = ET.parse(tmp_path / "j.xml").getroot().find("testsuite[@name='dies']/testcase[@name='prepare']/failure")
     assert "lost its worker process" in failure.get("message")
     assert "[2/2] dies: FAIL" in proc.stdout or "[1/2] dies: FAIL" in proc.stdout
+
+
+def test_precision_and_calibrate_reach_export(tmp_path, monkeypatch):
+    cfg = load_config(write(tmp_path, MINIMAL + 'precision = "int8"\ncalibrate = "calib.npz"\n'))
+    (m,) = cfg.models
+    assert m.precision == "int8" and m.calibrate == str(tmp_path / "calib.npz")
+    assert str(tmp_path / "calib.npz") in m.required_files()  # a missing file triggers the prepare commands
+    seen = {}
+
+    def fake_run(self, argv, log):
+        seen[argv[3]] = argv
+        if argv[3] == "export":
+            bundle = Path(argv[argv.index("-o") + 1])
+            bundle.mkdir(parents=True, exist_ok=True)
+            (bundle / "manifest.json").write_text("{}")
+        Path(argv[argv.index("--json") + 1]).write_text(json.dumps({"status": "pass", "reason": ""}))
+        return StepResult(argv, 0, "", "", 0.0)
+
+    monkeypatch.setattr(Runner, "_run", fake_run)
+    assert Runner(cfg, workdir=tmp_path / "work", threads=1, timeout=None).run_model(m).status == "pass"
+    export = seen["export"]
+    assert export[export.index("--precision") + 1] == "int8" and export[export.index("--calibrate") + 1] == m.calibrate
+    assert "--precision" not in seen["verify"]  # verify reads the precision from the bundle's graph
+    for text, key in (('precision = "int4"\n', "precision"), ('precision = "fp16"\ncalibrate = "c.npz"\n', "calibrate")):
+        assert key in config_error(tmp_path / key, MINIMAL + text)

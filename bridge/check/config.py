@@ -27,7 +27,8 @@ DEFAULT_LATENCY_RUNS = 100
 
 TOP_KEYS = ("models", "workdir", "executor", "ray")
 MODEL_KEYS = ("name", "source", "weights", "inputs", "input_ranges", "dims", "dim_min", "dim_max", "input_kinds",
-              "devices", "atol", "rtol", "inputs_npz", "min_top1", "latency", "baseline", "skip", "prepare")
+              "devices", "atol", "rtol", "inputs_npz", "min_top1", "precision", "calibrate", "latency", "baseline",
+              "skip", "prepare")
 LATENCY_KEYS = ("runs", "ort_not_slower", "max_ms")
 DEVICES = ("cpu", "cuda")
 PYTHON_NAMES = ("python", "python3")
@@ -81,6 +82,8 @@ class ModelConfig:
     rtol: float | dict | None = None
     inputs_npz: str | None = None
     min_top1: float | None = None
+    precision: str = "fp32"  # bridge export --precision: fp32, fp16, int8
+    calibrate: str | None = None  # real samples for static int8 quantization (--calibrate)
     latency: LatencyBudget | None = None
     baseline: str | None = None
     skip: str | None = None
@@ -89,7 +92,7 @@ class ModelConfig:
 
     def required_files(self) -> list[str]:
         """Files that must exist before export; a missing one triggers the model's prepare commands."""
-        return [p for p in (self.source_file, self.weights, self.inputs_npz) if p]
+        return [p for p in (self.source_file, self.weights, self.inputs_npz, self.calibrate) if p]
 
 
 @dataclass
@@ -340,6 +343,13 @@ def _parse_model(raw: dict, index: int, base: Path, origin: str) -> ModelConfig:
     if min_top1 is not None and (not _is_number(min_top1) or not 0.0 <= min_top1 <= 1.0):
         raise bad("min_top1", "a fraction between 0 and 1 (e.g. 1.0)", min_top1)
 
+    precision = raw.get("precision", "fp32")
+    if precision not in ("fp32", "fp16", "int8"):
+        raise bad("precision", "\"fp32\", \"fp16\" or \"int8\" (bridge export --precision)", precision)
+    if raw.get("calibrate") is not None and precision != "int8":
+        raise bad("calibrate", "only with precision = \"int8\" (static quantization on those samples)",
+                  raw.get("calibrate"))
+
     latency = raw.get("latency")
     if latency is not None:
         if not isinstance(latency, dict):
@@ -377,7 +387,7 @@ def _parse_model(raw: dict, index: int, base: Path, origin: str) -> ModelConfig:
         input_ranges={str(k): v for k, v in ranges.items()}, dims=dims, dim_min=dim_min, dim_max=dim_max,
         input_kinds={str(k): v for k, v in kinds.items()}, devices=list(devices), atol=atol, rtol=rtol,
         inputs_npz=opt_path("inputs_npz"), min_top1=float(min_top1) if min_top1 is not None else None,
-        latency=latency, baseline=opt_path("baseline"), skip=skip.strip() if skip else None, prepare=commands,
+        precision=precision, calibrate=opt_path("calibrate"), latency=latency, baseline=opt_path("baseline"), skip=skip.strip() if skip else None, prepare=commands,
     )
 
 

@@ -107,7 +107,8 @@ def localize(m: ModelConfig, driver_base: str, base: str, driver_python: str) ->
     prepare = [[sys.executable if i == 0 and a == driver_python else path(a) for i, a in enumerate(cmd)]
                for cmd in m.prepare]
     return replace(m, source=path(m.source), source_file=path(m.source_file), weights=path(m.weights),
-                   inputs_npz=path(m.inputs_npz), baseline=path(m.baseline), prepare=prepare)
+                   inputs_npz=path(m.inputs_npz), calibrate=path(m.calibrate), baseline=path(m.baseline),
+                   prepare=prepare)
 
 
 def _lock(fh) -> None:

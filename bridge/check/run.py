@@ -189,6 +189,8 @@ class Runner:
         argv = [*py, "export", m.source, "-o", str(bundle), "--force", "--publish-failed", "--json", str(export_json),
                 *threads,
                 *weights, *[a for s in m.inputs for a in ("--input", s)], *ranges, *tol]
+        if m.precision != "fp32":
+            argv += ["--precision", m.precision, *(["--calibrate", m.calibrate] if m.calibrate else [])]
         run = self._run(argv, self.workdir / f"{m.name}.export.log")
         problem = self._step_problem("export", run, export_json)
         if problem:
