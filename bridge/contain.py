@@ -79,10 +79,17 @@ def _die_with_parent() -> None:
         pass
 
 
-def _child(target: str, opts, conn, buf, debug: bool) -> None:
+def _child(target: str, opts, conn, buf, debug: bool, stderr_path: str | None = None) -> None:
     global _stage_buffer
     _die_with_parent()
     _stage_buffer = buf
+    if stderr_path:  # libraries' own logs (TensorFlow, absl's cuInit, warnings) go to a file the parent reads on a crash
+        try:
+            fd = os.open(stderr_path, os.O_WRONLY | os.O_APPEND)
+            os.dup2(fd, 2)
+            os.close(fd)
+        except OSError:
+            pass
     try:
         module_name, func_name = target.rsplit(":", 1)
         import importlib
@@ -154,10 +161,16 @@ def run_contained(target: str, opts, limits: Limits, debug: bool = False, poll_s
     # the working directory first on sys.path: a multiprocessing/ or numpy/ folder there would run.
     saved_safepath = os.environ.get("PYTHONSAFEPATH")
     os.environ["PYTHONSAFEPATH"] = "1"
+    stderr_path = None
+    if not debug:  # with --debug the worker's stderr is the terminal, as it is
+        import tempfile
+
+        handle, stderr_path = tempfile.mkstemp(prefix="bridge-worker-", suffix=".stderr")
+        os.close(handle)
     try:
         parent_conn, child_conn = ctx.Pipe(duplex=False)
         buf = ctx.Array("c", _STAGE_BYTES, lock=False)
-        proc = ctx.Process(target=_child, args=(target, opts, child_conn, buf, debug), daemon=True)
+        proc = ctx.Process(target=_child, args=(target, opts, child_conn, buf, debug, stderr_path), daemon=True)
         proc.start()
     finally:
         if saved_safepath is None:
@@ -165,6 +178,32 @@ def run_contained(target: str, opts, limits: Limits, debug: bool = False, poll_s
         else:
             os.environ["PYTHONSAFEPATH"] = saved_safepath
     child_conn.close()
+    try:
+        return _watch(proc, parent_conn, buf, limits, poll_s, on_stage, stderr_path)
+    finally:
+        if stderr_path:
+            try:
+                os.unlink(stderr_path)
+            except OSError:
+                pass
+
+
+def _last_lines(path: str | None, count: int = 6, limit: int = 8192) -> str:
+    """The worker's last stderr lines, for the hint of a crash (its libraries may have said why)."""
+    if not path:
+        return ""
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            fh.seek(max(0, fh.tell() - limit))
+            text = fh.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+    lines = [ln.rstrip() for ln in text.splitlines() if ln.strip()][-count:]
+    return ("; the worker's last messages on stderr: " + " | ".join(ln[:300] for ln in lines)) if lines else ""
+
+
+def _watch(proc, parent_conn, buf, limits: Limits, poll_s: float, on_stage, stderr_path):
     memory = limits.resolved_memory()
     start = time.monotonic()
     peak = 0
@@ -214,7 +253,8 @@ def run_contained(target: str, opts, limits: Limits, debug: bool = False, poll_s
         code = proc.exitcode
         how = f"killed by {signal.Signals(-code).name}" if code is not None and code < 0 else f"exited with code {code}"
         raise ContainedCrash(f"{_read_stage(buf)}: the worker process {how}",
-                             hint="the model or a runtime crashed on it; rerun with --no-contain --debug to investigate")
+                             hint="the model or a runtime crashed on it; rerun with --debug to see its output, or "
+                                  "--no-contain --debug to investigate" + _last_lines(stderr_path))
     kind, payload = message
     if kind == "ok":
         environment = getattr(payload, "environment", None)
