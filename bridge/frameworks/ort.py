@@ -39,12 +39,16 @@ class OrtRunner:
     framework = "onnxruntime"
 
     def __init__(self, model_path: str, device: str = "cpu", threads: int | None = None,
-                 spinning: bool = False, cuda_options: dict | None = None):
+                 spinning: bool = False, cuda_options: dict | None = None, optimize: bool = True):
         if device not in PROVIDERS:
             raise EnvironmentProblem(f"unknown device {device!r}", hint="use cpu or cuda")
         self.device = device
+        self._args = (model_path, device, threads, spinning, cuda_options)
+        self._plain = None
         so = ort.SessionOptions()
         so.log_severity_level = 3
+        if not optimize:
+            so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
         if threads:
             so.intra_op_num_threads = int(threads)
             so.inter_op_num_threads = 1
@@ -87,6 +91,13 @@ class OrtRunner:
     def run(self, feeds: Feeds) -> Feeds:
         outs = self.session.run(None, {k: np.ascontiguousarray(v) for k, v in feeds.items()})
         return dict(zip(self.output_names, outs, strict=True))
+
+    def unoptimized(self) -> "OrtRunner":
+        """The same graph on the same device with ONNX Runtime's graph optimizations off (made once):
+        its outputs differ from this runner's by rounding only (bridge/rounding.py)."""
+        if self._plain is None:
+            self._plain = OrtRunner(*self._args, optimize=False)
+        return self._plain
 
     def node_placement(self, feeds: Feeds) -> dict:
         """How many graph nodes ran on each execution provider, from one profiled run in a separate
@@ -139,6 +150,9 @@ class OrtRunner:
     def close(self) -> None:
         self.session = None
         self._binding = None
+        if self._plain is not None:
+            self._plain.close()
+            self._plain = None
 
 
 def save_optimized(src: str, dst: str, threads: int | None = None) -> dict:

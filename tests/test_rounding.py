@@ -1,0 +1,82 @@
+"""An element-test failure within ONNX Runtime's own rounding is inconclusive, never a pass; a wrong
+graph stays a failure (bridge/rounding.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from bridge.compare import FAIL, INCONCLUSIVE, PASS, compare_one
+from bridge.parity import run_onnx
+from bridge.policy import Policy
+from bridge.types import Case
+
+RNG = np.random.default_rng(0)
+REF = RNG.standard_normal((4, 100)).astype(np.float32) * 5
+
+
+def _fail(cand):
+    result = compare_one("y", REF, cand, Policy())
+    assert result.status == FAIL and result.reason.startswith("values:"), result.reason
+    return result
+
+
+class _Runner:
+    """Returns fixed outputs; its unoptimized twin returns others."""
+
+    def __init__(self, out, plain_out=None):
+        self.out, self.plain_out, self.made = out, plain_out, 0
+
+    def run(self, feeds):
+        return {"y": self.out}
+
+    def unoptimized(self):
+        self.made += 1
+        return _Runner(self.plain_out)
+
+
+def _run(runner):
+    case = Case("draw0", 0, {})
+    return run_onnx(runner, [(case, {"x": np.zeros(1, np.float32)}, {"y": REF})], Policy(), "cpu")
+
+
+def test_error_within_the_runtimes_own_rounding_is_inconclusive():
+    cand = REF.copy()
+    cand[0, :3] += 0.01  # above the float32 allowance (about 1e-5 + 1e-4 * max|ref|)
+    plain = cand.copy()
+    plain[1, :10] -= 0.02  # the runtime without optimizations moves by more than that
+    (result,) = _run(_Runner(cand, plain))
+    assert result.status == INCONCLUSIVE, result.reason
+    assert "ONNX Runtime disagrees with itself" in result.reason and "ill-conditioned" in result.reason
+    assert result.max_abs is not None and result.fail_count == 3  # the figures stay
+
+
+def test_a_wrong_graph_stays_a_failure():
+    wrong = REF * 1.05
+    plain = wrong + 1e-6  # its own rounding is tiny
+    (result,) = _run(_Runner(wrong, plain))
+    assert result.status == FAIL and "beyond its rounding" in result.reason
+    same = REF * 1.05
+    (result,) = _run(_Runner(same, same.copy()))
+    assert result.status == FAIL and "gives the same values" in result.reason
+
+
+def test_only_failures_that_need_it_run_the_second_session():
+    runner = _Runner(REF.copy(), REF.copy())
+    (result,) = _run(runner)
+    assert result.status in (PASS, INCONCLUSIVE) and runner.made == 0  # passing cases cost nothing
+    shape = _Runner(REF[:, :50].copy(), REF[:, :50].copy())
+    (result,) = _run(shape)
+    assert result.status == FAIL and shape.made == 0  # a shape failure is no rounding question
+
+
+def test_judge_needs_every_failing_element_within_the_allowance():
+    from bridge.rounding import judge
+
+    cand = REF.copy()
+    cand[0, 0] += 0.5  # one large error
+    cand[0, 1] += 0.01
+    plain = cand.copy()
+    plain[2, 2] += 0.02  # the runtime's own spread covers the small error, not the large one
+    result = judge(_fail(cand), REF, cand, plain)
+    assert result.status == FAIL and "beyond its rounding" in result.reason
+    assert judge(_fail(cand), REF, cand, np.full_like(cand, np.nan)).status == FAIL  # a broken twin changes nothing
