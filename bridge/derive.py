@@ -93,6 +93,8 @@ def derive_verified(staging_dir: Path, model, specs: list, reference: list, fp32
     report.notes.append(f"precision {precision} ({method}): {why}; derived from the float32 export, which passed "
                         f"(max abs error {_fmt(fp32['max_abs'])}); the {precision} graph is verified against the "
                         "same native outputs")
+    if feeds is not None:
+        report.notes.extend(P.calibration_coverage(feeds, reference))
     if calibration:
         report.notes.append(f"calibration: {calibration['samples']} samples from {calibration['file']} "
                             f"(sha256 {calibration['sha256'][:16]}…); the agreement on them is checked here, "

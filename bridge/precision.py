@@ -166,6 +166,31 @@ def target_precision(manifest: dict | None, proto, where) -> tuple[str, str | No
     return claimed, None
 
 
+def calibration_coverage(feeds: dict, runs: list) -> list[str]:
+    """Float inputs whose generated cases go outside the span of the calibration samples: static
+    quantization clips activations to what it saw, so such cases measure saturation, not the model's
+    domain. One note per input, naming both spans and the declaration that would match."""
+    import numpy as np
+
+    notes = []
+    for name, calib in feeds.items():
+        calib = np.asarray(calib)
+        if calib.dtype.kind != "f" or not calib.size:
+            continue
+        lo, hi = float(calib.min()), float(calib.max())
+        values = [np.asarray(f[name]) for _, f, _ in runs if name in f and np.asarray(f[name]).size]
+        if not values:
+            continue
+        g_lo, g_hi = min(float(v.min()) for v in values), max(float(v.max()) for v in values)
+        margin = 0.05 * max(hi - lo, 1e-12)
+        if g_lo < lo - margin or g_hi > hi + margin:
+            notes.append(f"calibration: the samples of {name} span {lo:.4g}..{hi:.4g}, the generated cases "
+                         f"{g_lo:.4g}..{g_hi:.4g}; static int8 clips activations to the ranges it was calibrated on, so "
+                         f"cases outside them measure saturation: declare the input's real range "
+                         f"(--input-range {name}={lo:.4g}:{hi:.4g}) if that is its domain")
+    return notes
+
+
 def manifest_entry(precision: str, method: str, why: str, settings: dict, calibration: dict | None,
                    fp32: dict) -> dict:
     return {"precision": precision, "method": method, "why": why, "settings": settings,

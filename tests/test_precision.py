@@ -233,3 +233,14 @@ def test_judge_load_flags_a_busy_machine():
     assert judge_load(load, ["native"], 0.01) == (True, "")
     load.available = False
     assert judge_load(load, ["native"], None) == (None, "")
+
+
+def test_cases_outside_the_calibration_span_are_named():
+    from bridge.precision import calibration_coverage
+
+    calib = {"x": np.random.default_rng(0).uniform(0, 1, (32, 4)).astype(np.float32), "ids": np.zeros((32, 4), np.int64)}
+    inside = [(None, {"x": np.full((2, 4), 0.5, np.float32)}, {})]
+    outside = inside + [(None, {"x": np.full((2, 4), -3.0, np.float32)}, {})]
+    assert calibration_coverage(calib, inside) == []
+    (note,) = calibration_coverage(calib, outside)
+    assert "x span" in note and "-3..0.5" in note and "--input-range x=" in note

@@ -67,7 +67,9 @@ MODELS = {
                            "levels": ["none"]},
     "keras_efficientnet_b0": {"source": f"{K}:keras_efficientnet_b0", "framework": "tensorflow", "extra": PIXELS,
                               "levels": ["none"]},
-    "keras_tf_cnn": {"source": f"{K}:keras_tf_cnn", "framework": "tensorflow", "levels": ["none"], "min_runs": 2000},
+    # digits scaled to 0..1, as the torch twin declares (BRIDGE_INPUT_RANGES); a Keras model cannot declare it
+    "keras_tf_cnn": {"source": f"{K}:keras_tf_cnn", "framework": "tensorflow", "extra": ["--input-range", "x=0:1"],
+                     "levels": ["none"], "min_runs": 2000},
 }
 
 
