@@ -377,6 +377,19 @@ def render(summary: dict, notes: dict, workdir: Path, config_rel: str, configure
             if (notes.get(r["name"]) or {}).get("fallback"):
                 lines.append(f"  - why: {notes[r['name']]['fallback']}")
         lines.append("")
+    partial = [(r, [c for rep in (r["export"], r["verify"]) for c in (rep or {}).get("checks") or []
+                    if c.get("status") == "inconclusive"]) for r in rows if r["status"] == "pass"]
+    partial = [(r, cs) for r, cs in partial if cs]
+    if partial:
+        lines += ["## Passing models with inconclusive cases", "",
+                  "An output passes when some case proved it and none failed; a case that proved nothing is",
+                  "listed here with its reason (the report's `checks` have every case).", ""]
+        for r, cs in partial:
+            lines.append(f"- `{r['name']}` (export and verify): {', '.join(sorted({str(c.get('case')) for c in cs}))}: "
+                         f"{_one_line(cs[0].get('reason'), 400)}")
+            if (notes.get(r["name"]) or {}).get("cases"):
+                lines.append(f"  - why: {notes[r['name']]['cases']}")
+        lines.append("")
     stale = [k for k in notes if "class" in notes[k] and k in {r["name"] for r in rows} and
              next(r for r in rows if r["name"] == k)["status"] == "pass"]
     if stale:
