@@ -42,12 +42,8 @@ def load_native(source: str, *, weights: str | None = None, framework: str | Non
         for key in bounds:
             bounds[key] = dict(parse_dim_size(f"{k}={v}") for k, v in declared(module, ref.attr, key).items())
         obj = call_factory(ref, module)
-        fw = framework_of(obj)
-        if fw is None:
-            raise InputError(f"SOURCE {ref.text}: the factory returned a {type(obj).__module__}.{type(obj).__name__}, "
-                             "expected a torch.nn.Module or a Keras model")
-        if framework and framework != fw:
-            raise UsageError(f"--framework {framework} given, but SOURCE {ref.text} built a {fw} model")
+        fw = _checked_framework(obj, framework, f"SOURCE {ref.text}: the factory returned",
+                                f"--framework {framework} given, but SOURCE {ref.text} built")
         if decl:
             declared_specs = [parse_input_spec(s) for s in decl]
             declared_specs = apply_ranges(declared_specs, dict(parse_range(f"{k}={v}") for k, v in decl_ranges.items()))
@@ -63,13 +59,21 @@ def load_native(source: str, *, weights: str | None = None, framework: str | Non
     return Loaded(ref, fw, model, declared_specs or model.input_specs(), kinds, bounds["dim_min"], bounds["dim_max"])
 
 
-def _load_object(obj, label: str, weights, framework, threads) -> Loaded:
+def _checked_framework(obj, framework: str | None, returned: str, given: str) -> str:
+    """The framework of a model object, which must be torch or Keras and match ``framework`` if given;
+    ``returned``/``given`` begin the two error messages."""
     fw = framework_of(obj)
     if fw is None:
-        raise InputError(f"the model object is a {type(obj).__module__}.{type(obj).__name__}, expected a "
-                         "torch.nn.Module or a Keras model")
+        raise InputError(f"{returned} a {type(obj).__module__}.{type(obj).__name__}, expected a torch.nn.Module "
+                         "or a Keras model")
     if framework and framework != fw:
-        raise UsageError(f"framework={framework!r} given, but the model object is a {fw} model")
+        raise UsageError(f"{given} a {fw} model")
+    return fw
+
+
+def _load_object(obj, label: str, weights, framework, threads) -> Loaded:
+    fw = _checked_framework(obj, framework, "the model object is",
+                            f"framework={framework!r} given, but the model object is")
     mod = framework_module(fw)
     if threads:
         mod.configure_threads(threads)

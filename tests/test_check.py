@@ -21,8 +21,9 @@ from conftest import ROOT, needs_torch
 MINIMAL = '[[models]]\nname = "m"\nsource = "net.py:build"\n'
 
 
-def write(tmp_path, text: str, name: str = "bridge.toml"):
-    path = tmp_path / name
+def write(directory, text: str, name: str = "bridge.toml"):
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / name
     path.write_text(textwrap.dedent(text))
     return path
 

@@ -14,7 +14,6 @@ import signal
 import socket
 import subprocess
 import sys
-import textwrap
 import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -24,28 +23,12 @@ import pytest
 from bridge import check
 from bridge.check import ModelConfig, load_config
 from bridge.check.run import Runner, StepResult, _input_args
-from bridge.errors import UsageError
 from conftest import needs_torch, run_cli
+from test_check import MINIMAL, config_error, write
 
 HAS_RAY = importlib.util.find_spec("ray") is not None
 needs_ray = pytest.mark.skipif(not HAS_RAY, reason="ray is not installed (pip install 'bridge-onnx[ray]')")
 RAY_ENV = {"RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}  # a throwaway cluster on this machine
-
-MINIMAL = '[[models]]\nname = "m"\nsource = "net.py:build"\n'
-
-
-def write(directory: Path, text: str, name: str = "bridge.toml") -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / name
-    path.write_text(textwrap.dedent(text))
-    return path
-
-
-def config_error(tmp_path, text: str) -> str:
-    with pytest.raises(UsageError) as info:
-        load_config(write(tmp_path, text))
-    return str(info.value) + " " + (info.value.hint or "")
-
 
 # ------------------------------------------------------------------------ config: new keys
 

@@ -18,6 +18,12 @@ The recurrent models take ``x`` (batch x time x features, time dynamic) or token
 
 from __future__ import annotations
 
+from _zoo_shared import speed_zoo
+
+# The speed zoo's corrections, one copy for both zoos (tools/zoo_keras.py).
+_calibrate_batchnorm = speed_zoo("zoo_keras")._calibrate_batchnorm
+_freeze_normalization = speed_zoo("zoo_keras")._freeze_normalization
+
 SEED = 0
 SIZE = 64
 
@@ -31,37 +37,6 @@ def _app(name: str, size: int = SIZE, **kwargs):
     _calibrate_batchnorm(model)
     _freeze_normalization(model)
     return model
-
-
-def _calibrate_batchnorm(model, batch: int = 4) -> None:
-    """One seeded batch in training mode with momentum 0: moving statistics = the batch's. Inputs
-    uniform 0..255, the pixel range keras.applications models expect."""
-    import keras
-    import numpy as np
-
-    bns = [layer for layer in model._flatten_layers() if isinstance(layer, keras.layers.BatchNormalization)]
-    if not bns:
-        return
-    saved = [layer.momentum for layer in bns]
-    for layer in bns:
-        layer.momentum = 0.0
-    x = np.random.default_rng(SEED).uniform(0, 255, (batch, *model.input_shape[1:])).astype("float32")
-    model([x], training=True)
-    for layer, momentum in zip(bns, saved):
-        layer.momentum = momentum
-
-
-def _freeze_normalization(model) -> None:
-    """keras.layers.Normalization (EfficientNet's input scaling) keeps its mean and variance as eager
-    tensors, which a tf.function captures and tf2onnx turns into extra graph inputs; as numpy arrays
-    they are constants."""
-    import keras
-    import numpy as np
-
-    for layer in model._flatten_layers():
-        if isinstance(layer, keras.layers.Normalization) and layer.mean is not None:
-            layer.mean = np.asarray(layer.mean)
-            layer.variance = np.asarray(layer.variance)
 
 
 def _pixels(size: int, *factories) -> None:

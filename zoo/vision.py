@@ -27,6 +27,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from _zoo_shared import speed_zoo
+
+# The speed zoo's corrections, one copy for both zoos (tools/zoo_models.py).
+_calibrate_batchnorm = speed_zoo("zoo_models")._calibrate_batchnorm
+_meaningful = speed_zoo("zoo_models")._meaningful
+
 SEED = 0
 SIZE = 64  # image side where the architecture allows it
 
@@ -39,32 +45,6 @@ def _seeded(build, size: int | None = SIZE) -> nn.Module:
         if size:
             _calibrate_batchnorm(model, (4, 3, size, size))
     return model.eval()
-
-
-def _calibrate_batchnorm(model: nn.Module, shape: tuple, batches: int = 2) -> None:
-    """Running statistics of the activations BatchNorm layers actually see: a cumulative average over
-    ``batches`` seeded standard-normal batches of ``shape``, in train mode without gradients."""
-    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    if not bns:
-        return
-    for m in bns:
-        m.reset_running_stats()
-        m.momentum = None  # cumulative moving average
-    model.train()
-    with torch.no_grad():
-        for _ in range(batches):
-            model(torch.randn(*shape))
-    model.eval()
-
-
-def _meaningful(model: nn.Module) -> None:
-    """Give every all-zero Linear weight (and its zero bias) a seeded normal init (std 0.02)."""
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, nn.Linear) and not bool(m.weight.any()):
-                nn.init.normal_(m.weight, std=0.02)
-                if m.bias is not None and not bool(m.bias.any()):
-                    nn.init.normal_(m.bias, std=0.02)
 
 
 def _image(size: int = SIZE) -> list[str]:

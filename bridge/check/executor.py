@@ -6,6 +6,7 @@ ModelResults; the command renders them."""
 
 from __future__ import annotations
 
+import abc
 import concurrent.futures
 import socket
 from dataclasses import dataclass
@@ -30,7 +31,7 @@ class RunSettings:
     update_baselines: bool = False
 
 
-class Executor:
+class Executor(abc.ABC):
     """Runs models and calls ``progress.phase`` / ``progress.done`` as they go; returns name -> result."""
 
     kind = "local"
@@ -40,8 +41,9 @@ class Executor:
         """The executor's settings, for the JSON summary."""
         return {"kind": self.kind}
 
+    @abc.abstractmethod
     def run(self, models: list[ModelConfig], progress) -> dict[str, ModelResult]:
-        raise NotImplementedError
+        """Check every model; one result per model name, whatever happened to the others."""
 
 
 def internal_error(name: str, exc: BaseException, node: str | None = None) -> ModelResult:

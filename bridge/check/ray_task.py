@@ -170,8 +170,13 @@ def run_model(job: dict, events=None) -> dict:
     two are this node's paths, which the driver maps back onto its own."""
     node = node_name()
     m: ModelConfig = job["model"]
-    if events is not None:
-        events.put.remote(m.name, "start", node)
+    if events is not None:  # waited for: a worker killed right after must still count as an attempt
+        import ray
+
+        try:
+            ray.get(events.put.remote(m.name, "start", node), timeout=30)
+        except Exception:  # progress only: the model's result does not depend on it
+            pass
     shared = job["shared_fs"]
     base = job["base_dir"] if shared else os.getcwd()  # Ray runs the task in the unpacked working_dir
     m = localize(m, job["base_dir"], base, job["python"])
