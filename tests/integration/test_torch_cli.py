@@ -33,7 +33,8 @@ def test_export_says_what_it_is_doing_as_it_goes(two_bundle, workdir):
     stages = [ln for ln in lines if is_stage_line(ln)]
     assert stages and stages[0].startswith("bridge export: [   0.0 s] starting"), lines
     text = "\n".join(stages)
-    for what in ("loading", "converting", "to ONNX with ", "case", "publishing the bundle"):
+    # (checking and each case of this tiny model take milliseconds: they may fall between two polls)
+    for what in ("loading", "converting", "to ONNX with ", "publishing the bundle"):
         assert what in text, (what, text)
     seconds = [float(ln.split("[")[1].split(" s]")[0]) for ln in stages]
     assert seconds == sorted(seconds)
