@@ -25,6 +25,6 @@ def _drop_working_directory() -> None:
 
 _drop_working_directory()
 
-from bridge.cli import main  # noqa: E402
+from bridge.commands import main  # noqa: E402
 
 raise SystemExit(main())

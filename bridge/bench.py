@@ -65,9 +65,14 @@ class LatencyComparison:
     def to_json(self) -> dict:
         waits = self.idle_waits_ms
         return {
-            "baseline": self.baseline, "rounds": self.rounds, "idle_gap_ms": self.idle_gap_ms,
-            "idle_wait_ms": {"mean": sum(waits) / len(waits), "max": max(waits), "count": len(waits)} if waits else None,
-            "threads": self.threads, "notes": list(self.notes),
+            "baseline": self.baseline,
+            "rounds": self.rounds,
+            "idle_gap_ms": self.idle_gap_ms,
+            "idle_wait_ms": {"mean": sum(waits) / len(waits), "max": max(waits), "count": len(waits)}
+            if waits
+            else None,
+            "threads": self.threads,
+            "notes": list(self.notes),
             "sides": {k: v.to_json() for k, v in self.sides.items()},
             "speedup_vs_baseline_p50": self.ratio_p50,
             "speedup_per_round": self.ratio_rounds,
@@ -93,11 +98,18 @@ def _stats(side: Side, samples_ns: list[int], warmup: int, batch: int, first_ms:
     ms = np.asarray(samples_ns, dtype=np.float64) / 1e6
     p50 = float(np.percentile(ms, 50))
     return Latency(
-        side=side.name, runs=len(ms), warmup=warmup,
-        p50_ms=p50, p90_ms=float(np.percentile(ms, 90)), p99_ms=float(np.percentile(ms, 99)),
-        min_ms=float(ms.min()), mean_ms=float(ms.mean()),
+        side=side.name,
+        runs=len(ms),
+        warmup=warmup,
+        p50_ms=p50,
+        p90_ms=float(np.percentile(ms, 90)),
+        p99_ms=float(np.percentile(ms, 99)),
+        min_ms=float(ms.min()),
+        mean_ms=float(ms.mean()),
         throughput_per_s=batch * 1000.0 / p50 if p50 > 0 else float("inf"),
-        first_run_ms=first_ms, setup_ms=side.setup_ms, samples_ms=tuple(float(x) for x in ms),
+        first_run_ms=first_ms,
+        setup_ms=side.setup_ms,
+        samples_ms=tuple(float(x) for x in ms),
         rss_growth_mb=side.rss_growth_mb,
     )
 
@@ -190,8 +202,16 @@ def settle(max_ms: float, window_ms: float = 10.0, busy_fraction: float = 0.1) -
             return (t1 - start) / 1e6
 
 
-def measure(sides: list[Side], *, runs: int = 50, warmup: int = 5, rounds: int = 5, batch: int = 1,
-            idle_gap_ms: float = 250.0, threads: int | None = None) -> LatencyComparison:
+def measure(
+    sides: list[Side],
+    *,
+    runs: int = 50,
+    warmup: int = 5,
+    rounds: int = 5,
+    batch: int = 1,
+    idle_gap_ms: float = 250.0,
+    threads: int | None = None,
+) -> LatencyComparison:
     """Time every side with the same method. The first side is the baseline of the ratios.
 
     Whenever the side changes, ``settle`` waits (at most ``idle_gap_ms``) until the previous side's
@@ -232,22 +252,37 @@ def measure(sides: list[Side], *, runs: int = 50, warmup: int = 5, rounds: int =
             samples[side.name].extend(got)
             round_p50[side.name].append(statistics.median(got))
     everything = load.add("", whole)
-    stats = {s.name: replace(_stats(s, samples[s.name], warmup, batch, first_ms[s.name]),
-                             others_cpu=load.share(s.name)[0]) for s in sides}
+    stats = {
+        s.name: replace(_stats(s, samples[s.name], warmup, batch, first_ms[s.name]), others_cpu=load.share(s.name)[0])
+        for s in sides
+    }
     base = sides[0].name
     ratio = {n: stats[base].p50_ms / stats[n].p50_ms for n in stats if n != base}
     ratio_rounds = {n: [b / c for b, c in zip(round_p50[base], round_p50[n])] for n in stats if n != base}
     notes = []
     capped = sum(1 for w in waits if w >= idle_gap_ms)
     if capped:
-        notes.append(f"{capped} of {len(waits)} waits between sides reached {idle_gap_ms:g} ms with this process's "
-                     "threads still busy: one side's spinning threads may have overlapped the next side's runs")
+        notes.append(
+            f"{capped} of {len(waits)} waits between sides reached {idle_gap_ms:g} ms with this process's "
+            "threads still busy: one side's spinning threads may have overlapped the next side's runs"
+        )
     reliable, note = judge_load(load, [s.name for s in sides], everything)
     if note:
         notes.append(note)
-    return LatencyComparison(stats, base, ratio, ratio_rounds, rounds, idle_gap_ms, threads, notes,
-                             idle_waits_ms=tuple(round(w, 3) for w in waits), others_cpu=everything,
-                             others_cpu_rounds=round_load, reliable=reliable)
+    return LatencyComparison(
+        stats,
+        base,
+        ratio,
+        ratio_rounds,
+        rounds,
+        idle_gap_ms,
+        threads,
+        notes,
+        idle_waits_ms=tuple(round(w, 3) for w in waits),
+        others_cpu=everything,
+        others_cpu_rounds=round_load,
+        reliable=reliable,
+    )
 
 
 def judge_load(load: OtherLoad, names: list[str], everything: float | None) -> tuple[bool | None, str]:
@@ -261,10 +296,12 @@ def judge_load(load: OtherLoad, names: list[str], everything: float | None) -> t
     if worst <= NOISY_SHARE:
         return True, ""
     sides = ", ".join(f"{n} {sh:.0%}" for n, (sh, _) in per_side.items() if sh is not None)
-    return False, (f"other processes used {everything:.0%} of the machine's CPU while timing ({sides}; above "
-                   f"{NOISY_SHARE:.0%} the timings are unreliable: a descheduled thread stalls the native side's "
-                   "OpenMP barriers far more than ONNX Runtime's pool, so ratios come out too high); rerun on a "
-                   "quiet machine")
+    return False, (
+        f"other processes used {everything:.0%} of the machine's CPU while timing ({sides}; above "
+        f"{NOISY_SHARE:.0%} the timings are unreliable: a descheduled thread stalls the native side's "
+        "OpenMP barriers far more than ONNX Runtime's pool, so ratios come out too high); rerun on a "
+        "quiet machine"
+    )
 
 
 def rss_mb() -> float | None:

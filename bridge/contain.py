@@ -24,8 +24,6 @@ from bridge.errors import BridgeError, ContainedCrash, exception_summary
 
 DEFAULT_TIMEOUT_S = 3600.0
 _STAGE_BYTES = 200
-_stage_buffer = None  # set in the child
-_listener = None  # set by run_in_process: stages go straight to the progress lines
 
 
 @dataclass(frozen=True)
@@ -42,26 +40,23 @@ class Limits:
             return 16 << 30
 
 
-def stage(name: str) -> None:
-    """Record what the child is doing, so a crash or timeout can name it. No-op outside a child."""
-    if _stage_buffer is not None:
-        data = name.encode("utf-8", "replace")[: _STAGE_BYTES - 1]
-        _stage_buffer[: len(data) + 1] = data + b"\0"
-    if _listener is not None:
-        _listener(name)
-
-
-def run_in_process(target: str, opts, on_stage=None):
-    """Run ``module:function(opts)`` here (``--no-contain``), stages going to ``on_stage``."""
-    global _listener
+def run_in_process(target: str, request, on_stage=None):
+    """Run ``module:function(request)`` here (``--no-contain``), stages going to ``on_stage``."""
     import importlib
 
+    from bridge.progress import stages_to
+
     module, func = target.split(":")
-    _listener = on_stage
-    try:
-        return getattr(importlib.import_module(module), func)(opts)
-    finally:
-        _listener = None
+    with stages_to(on_stage):
+        return getattr(importlib.import_module(module), func)(request)
+
+
+def _buffer_sink(buf):
+    def write(name: str) -> None:
+        data = name.encode("utf-8", "replace")[: _STAGE_BYTES - 1]
+        buf[: len(data) + 1] = data + b"\0"
+
+    return write
 
 
 def _read_stage(buf) -> str:
@@ -79,11 +74,11 @@ def _die_with_parent() -> None:
         pass
 
 
-def _child(target: str, opts, conn, buf, debug: bool, stderr_path: str | None = None) -> None:
-    global _stage_buffer
+def _child(target: str, request, conn, buf, debug: bool, stderr_path: str | None = None) -> None:
     _die_with_parent()
-    _stage_buffer = buf
-    if stderr_path:  # libraries' own logs (TensorFlow, absl's cuInit, warnings) go to a file the parent reads on a crash
+    if (
+        stderr_path
+    ):  # libraries' own logs (TensorFlow, absl's cuInit, warnings) go to a file the parent reads on a crash
         try:
             fd = os.open(stderr_path, os.O_WRONLY | os.O_APPEND)
             os.dup2(fd, 2)
@@ -94,12 +89,26 @@ def _child(target: str, opts, conn, buf, debug: bool, stderr_path: str | None = 
         module_name, func_name = target.rsplit(":", 1)
         import importlib
 
+        from bridge.progress import stages_to
+
         func = getattr(importlib.import_module(module_name), func_name)
-        result = func(opts)
+        with stages_to(_buffer_sink(buf)):
+            result = func(request)
         conn.send(("ok", result))
     except BridgeError as exc:
-        conn.send(("error", (type(exc).__name__, exc.exit_code, exc.category, exc.message, exc.hint,
-                             traceback.format_exc() if debug else None)))
+        conn.send(
+            (
+                "error",
+                (
+                    type(exc).__name__,
+                    exc.exit_code,
+                    exc.category,
+                    exc.message,
+                    exc.hint,
+                    traceback.format_exc() if debug else None,
+                ),
+            )
+        )
     except BaseException as exc:  # noqa: BLE001 - everything must reach the parent as data
         conn.send(("crash", (exception_summary(exc), traceback.format_exc() if debug else None)))
     finally:
@@ -153,8 +162,8 @@ def _interrupt(proc) -> None:
         proc.join()
 
 
-def run_contained(target: str, opts, limits: Limits, debug: bool = False, poll_s: float = 0.1, on_stage=None):
-    """Run ``module:function(opts)`` in a child and return its result. The result must pickle.
+def run_contained(target: str, request, limits: Limits, debug: bool = False, poll_s: float = 0.1, on_stage=None):
+    """Run ``module:function(request)`` in a child and return its result. The result must pickle.
     ``on_stage`` is called with each stage the child enters, as it enters it (to within ``poll_s``)."""
     ctx = mp.get_context("spawn")
     # The worker (and multiprocessing's resource tracker) start as `python -c ...`, which would put
@@ -170,7 +179,7 @@ def run_contained(target: str, opts, limits: Limits, debug: bool = False, poll_s
     try:
         parent_conn, child_conn = ctx.Pipe(duplex=False)
         buf = ctx.Array("c", _STAGE_BYTES, lock=False)
-        proc = ctx.Process(target=_child, args=(target, opts, child_conn, buf, debug, stderr_path), daemon=True)
+        proc = ctx.Process(target=_child, args=(target, request, child_conn, buf, debug, stderr_path), daemon=True)
         proc.start()
     finally:
         if saved_safepath is None:
@@ -233,13 +242,15 @@ def _watch(proc, parent_conn, buf, limits: Limits, poll_s: float, on_stage, stde
                 proc.join()
                 raise ContainedCrash(
                     f"{_read_stage(buf)}: used more than {memory / 2**30:.1f} GiB of memory and was stopped",
-                    hint="raise the limit with --memory-limit GB if the model really needs it")
+                    hint="raise the limit with --memory-limit GB if the model really needs it",
+                )
             if limits.timeout_s and time.monotonic() - start > limits.timeout_s:
                 proc.kill()
                 proc.join()
                 raise ContainedCrash(
                     f"{_read_stage(buf)}: still running after {limits.timeout_s:g} s and was stopped",
-                    hint="raise the limit with --timeout SECONDS, or check the model for unbounded loops")
+                    hint="raise the limit with --timeout SECONDS, or check the model for unbounded loops",
+                )
         proc.join(timeout=30)
     except KeyboardInterrupt:
         _interrupt(proc)  # SIGINT or SIGTERM of the CLI
@@ -252,9 +263,11 @@ def _watch(proc, parent_conn, buf, limits: Limits, poll_s: float, on_stage, stde
     if message is None:
         code = proc.exitcode
         how = f"killed by {signal.Signals(-code).name}" if code is not None and code < 0 else f"exited with code {code}"
-        raise ContainedCrash(f"{_read_stage(buf)}: the worker process {how}",
-                             hint="the model or a runtime crashed on it; rerun with --debug to see its output, or "
-                                  "--no-contain --debug to investigate" + _last_lines(stderr_path))
+        raise ContainedCrash(
+            f"{_read_stage(buf)}: the worker process {how}",
+            hint="the model or a runtime crashed on it; rerun with --debug to see its output, or "
+            "--no-contain --debug to investigate" + _last_lines(stderr_path),
+        )
     kind, payload = message
     if kind == "ok":
         environment = getattr(payload, "environment", None)

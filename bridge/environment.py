@@ -7,14 +7,19 @@ import platform
 import sys
 
 from bridge import __version__
+from bridge.frameworks.base import distribution_versions
 
 
 def environment_info(threads: int | None) -> dict:
     import numpy
     import onnx
 
-    versions = {"bridge": __version__, "python": platform.python_version(), "numpy": numpy.__version__,
-                "onnx": onnx.__version__}
+    versions = {
+        "bridge": __version__,
+        "python": platform.python_version(),
+        "numpy": numpy.__version__,
+        "onnx": onnx.__version__,
+    }
     if "onnxruntime" in sys.modules:
         versions["onnxruntime"] = str(sys.modules["onnxruntime"].__version__)
     else:
@@ -23,24 +28,15 @@ def environment_info(threads: int | None) -> dict:
             versions["onnxruntime"] = next(iter(found.values()))
     return {
         "versions": versions,
-        "machine": {"platform": platform.platform(), "processor": platform.machine(), "cpus": os.cpu_count(),
-                    "gpu": gpu_name()},
+        "machine": {
+            "platform": platform.platform(),
+            "processor": platform.machine(),
+            "cpus": os.cpu_count(),
+            "gpu": gpu_name(),
+        },
         "threads": threads,
         "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "(default: active spinning)"),
     }
-
-
-def distribution_versions(*names: str) -> dict:
-    """Installed versions by distribution name, read from package metadata (nothing is imported)."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {}
-    for name in names:
-        try:
-            out[name] = version(name)
-        except PackageNotFoundError:
-            pass
-    return out
 
 
 def gpu_name() -> str | None:

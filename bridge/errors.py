@@ -104,7 +104,7 @@ def exception_summary(exc: BaseException, limit: int = 300) -> str:
     summary"), the cause is kept. No terminal colour codes."""
     lines = [ln.strip() for ln in strip_ansi(str(exc)).splitlines() if ln.strip()]
     if "## Exception summary" in lines:  # torch.onnx: the cause follows this heading
-        after = lines[lines.index("## Exception summary") + 1:]
+        after = lines[lines.index("## Exception summary") + 1 :]
         if after:
             return after[0][:limit]
     text = lines[0] if lines else ""

@@ -9,9 +9,33 @@ at once. On a terminal with rich installed the lines are dimmed; in CI logs they
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import re
 import sys
 import time
+
+# Where the stage the work enters goes: the worker's shared buffer (bridge/contain.py), or the stage
+# lines themselves when the work runs in this process. Unset: stages go nowhere.
+_SINK: contextvars.ContextVar = contextvars.ContextVar("bridge_stage_sink", default=None)
+
+
+def stage(name: str) -> None:
+    """Record what the work is doing now, so that stage lines show it and a crash or timeout names it."""
+    sink = _SINK.get()
+    if sink is not None:
+        sink(name)
+
+
+@contextlib.contextmanager
+def stages_to(sink):
+    """Send the stages entered within the block to ``sink`` (a callable taking the stage's name)."""
+    token = _SINK.set(sink)
+    try:
+        yield
+    finally:
+        _SINK.reset(token)
+
 
 _STAGE_LINE = re.compile(r"^bridge [a-z]+: \[ *\d+\.\d s\] ")
 

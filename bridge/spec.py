@@ -1,8 +1,8 @@
 """Parsing the command line's tensor vocabulary into TensorSpecs.
 
-  --input  NAME:DTYPE[DIMS]      x:float32[batch,3,224,224]   (ints fixed, names dynamic)
-  --input-range NAME=LOW:HIGH    ids=0:30522                   (ints: LOW inclusive, HIGH exclusive)
-  --dim NAME=SIZE                batch=4                       (size used for a dynamic axis)
+--input  NAME:DTYPE[DIMS]      x:float32[batch,3,224,224]   (ints fixed, names dynamic)
+--input-range NAME=LOW:HIGH    ids=0:30522                   (ints: LOW inclusive, HIGH exclusive)
+--dim NAME=SIZE                batch=4                       (size used for a dynamic axis)
 """
 
 from __future__ import annotations
@@ -18,11 +18,22 @@ _SPEC_RE = re.compile(rf"^\s*(?P<name>{_NAME})\s*:\s*(?P<dtype>[A-Za-z0-9]+)\s*\
 _DIM_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 DTYPE_ALIASES = {
-    "float": "float32", "f32": "float32", "fp32": "float32",
-    "half": "float16", "f16": "float16", "fp16": "float16",
-    "double": "float64", "f64": "float64", "fp64": "float64",
-    "bf16": "bfloat16", "long": "int64", "int": "int64", "i64": "int64", "i32": "int32",
-    "u8": "uint8", "byte": "uint8",
+    "float": "float32",
+    "f32": "float32",
+    "fp32": "float32",
+    "half": "float16",
+    "f16": "float16",
+    "fp16": "float16",
+    "double": "float64",
+    "f64": "float64",
+    "fp64": "float64",
+    "bf16": "bfloat16",
+    "long": "int64",
+    "int": "int64",
+    "i64": "int64",
+    "i32": "int32",
+    "u8": "uint8",
+    "byte": "uint8",
 }
 
 SPEC_HELP = "expected NAME:DTYPE[DIMS], e.g. x:float32[batch,3,224,224] or ids:int64[batch,16]"
@@ -72,8 +83,10 @@ def parse_input_spec(text: str) -> TensorSpec:
 def check_bounds(spec: TensorSpec, what: str) -> None:
     """A name and a rank within what bridge handles, whatever declared them."""
     if len(spec.name) > MAX_NAME_CHARS:
-        raise SpecError(f"{what} name of {len(spec.name)} characters ({spec.name[:40]}...) is too long",
-                        hint=f"input and output names have at most {MAX_NAME_CHARS} characters")
+        raise SpecError(
+            f"{what} name of {len(spec.name)} characters ({spec.name[:40]}...) is too long",
+            hint=f"input and output names have at most {MAX_NAME_CHARS} characters",
+        )
     if len(spec.dims) > MAX_RANK:
         raise SpecError(f"{what} {spec.name!r} has {len(spec.dims)} dimensions; bridge handles at most {MAX_RANK}")
     for d in spec.dims:

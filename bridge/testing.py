@@ -22,31 +22,29 @@ import sys
 
 __all__ = ["assert_parity"]
 
-def assert_parity(target, source=None, *, inputs=None, devices=("cpu",), **kw):
+
+def assert_parity(target, source=None, **kw):
     """Verify TARGET (a bundle directory or a .onnx file) against SOURCE (a model object, or any SOURCE
     the CLI takes) or, without SOURCE, against the bundle's golden outputs; return the Report when the
     verdict is pass, else raise AssertionError whose message holds the per-output table.
 
-    atol / rtol: a number for every output, a mapping ``{output: number}``, or CLI-style tokens
-    (``["1e-5", "logits:1e-4"]``). inputs: an .npz of real samples (needs SOURCE). input_ranges:
-    ``{"ids": "0:1000"}`` or ``{"ids": (0, 1000)}``. Other keywords are those of ``bridge.verify``
-    (bridge/api.py): weights, framework, dims, seed, policy, allow_nonfinite, min_top1, latency_runs,
-    threads, trust_code, input_kinds, ... Errors that stop verification before a verdict (a tampered
-    bundle, a missing file) propagate as bridge.errors.BridgeError.
+    Keywords are those of ``bridge.verify`` (bridge/api.py), the command line's options by name:
+    atol / rtol (a number, a mapping ``{output: number}``, or tokens ``["1e-5", "logits:1e-4"]``),
+    samples (an .npz of real samples; needs SOURCE), inputs (specs), input_ranges (``{"ids": (0, 1000)}``),
+    weights, framework, dims, seed, policy, allow_nonfinite, min_top1, devices, threads, ... Errors
+    that stop verification before a verdict (a tampered bundle, a missing file, a bad keyword) raise
+    bridge.errors.BridgeError.
     """
     __tracebackhide__ = True  # pytest shows the failure once, not this helper's source
     from bridge.api import verify
     from bridge.report.terminal import render
 
-    if isinstance(devices, str):
-        devices = [devices]
-    if "policy_file" in kw:
-        kw["policy"] = kw.pop("policy_file")
-    report = verify(target, source, samples=inputs, devices=list(devices), **kw)
+    report = verify(target, source, **kw)
     if report.status != "pass":
         what = f" vs {report.source}" if report.source else " (golden outputs)"
-        raise AssertionError(f"bridge parity {report.status.upper()} for {os.fspath(target)}{what}: {report.reason}\n"
-                             f"{render(report)}")
+        raise AssertionError(
+            f"bridge parity {report.status.upper()} for {os.fspath(target)}{what}: {report.reason}\n{render(report)}"
+        )
     return report
 
 

@@ -40,7 +40,7 @@ class TensorSpec:
     dtype: str
     dims: tuple[Dim, ...]
     value_range: tuple[float, float] | None = None
-    # What the values mean, for generating them (bridge/semantics.py): "values" (any number in the
+    # What the values mean, for generating them (bridge/verdict/semantics.py): "values" (any number in the
     # range), "index" (integer ids into a table), "mask" (0/1 attention mask: every row attends to at
     # least one position) or "positions" (0..n-1 along the last axis). None: plain values.
     kind: str | None = None
@@ -51,9 +51,7 @@ class TensorSpec:
 
     def shape(self, sizes: dict[str, int] | None = None) -> tuple[int, ...]:
         sizes = sizes or {}
-        return tuple(
-            d if isinstance(d, int) else int(sizes.get(d, DEFAULT_DYNAMIC_SIZE)) for d in self.dims
-        )
+        return tuple(d if isinstance(d, int) else int(sizes.get(d, DEFAULT_DYNAMIC_SIZE)) for d in self.dims)
 
     def with_range(self, value_range: tuple[float, float] | None) -> "TensorSpec":
         return replace(self, value_range=value_range)

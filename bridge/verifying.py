@@ -5,29 +5,37 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bridge.artifact.bundle import Bundle, check_against_graph, is_bundle, open_bundle
 from bridge.bench import Meter
-from bridge.bundle import Bundle, check_against_graph, is_bundle, open_bundle
-from bridge.contain import stage
 from bridge.environment import environment_info
 from bridge.errors import UsageError
-from bridge.compare import dataset_metrics
-from bridge.inputs import batch_sizes, load_labels, load_npz, make_feeds
-from bridge.onnx_file import io_specs, load_checked
-from bridge.options import VerifyOptions
-from bridge.parity import (binding_problem, case_json, fixed_dynamic_axes, padded_outputs, padding_notes, rule_notes,
-                           run_onnx,
-                           run_reference)
-from bridge.plan import plan_cases
-from bridge.policy import build_policy, load_policy_file
+from bridge.native.loading import range_origins
+from bridge.progress import stage
 from bridge.report.model import Report, timed
-from bridge.spec import apply_ranges, parse_dim_size, parse_range
+from bridge.spec import apply_ranges
 from bridge.types import Case
+from bridge.verdict.compare import dataset_metrics
+from bridge.verdict.inputs import batch_sizes, load_labels, load_npz, make_feeds
+from bridge.verdict.parity import (
+    binding_problem,
+    case_json,
+    fixed_dynamic_axes,
+    open_ort,
+    padded_outputs,
+    padding_notes,
+    rule_notes,
+    run_onnx,
+    run_reference,
+)
+from bridge.verdict.plan import plan_cases
+from bridge.verdict.policy import build_policy, load_policy_file
 
 
-def run_verify(opts: VerifyOptions, model=None) -> Report:
-    """TARGET vs SOURCE (or the bundle's golden outputs). ``model``: a model object the caller holds,
-    instead of loading opts.source (in-process only; opts.source is then its label)."""
-    return timed(lambda o: _run_verify(o, model), opts)
+def run_verify(request, model=None) -> Report:
+    """TARGET vs SOURCE (or the bundle's golden outputs), under a VerifyRequest (bridge/request.py).
+    ``model``: a model object the caller holds, instead of loading request.source (in-process only;
+    request.source is then its label)."""
+    return timed(lambda r: _run_verify(r, model), request)
 
 
 @dataclass
@@ -42,18 +50,15 @@ class Target:
     onnx_outputs: list = field(default_factory=list)
     golden: list | None = None
     binding: str | None = None  # a verdict-level problem with the graph's input names or order
-    precision: str = "fp32"  # the graph's: fp16 / int8 for a reduced-precision artifact (bridge/precision.py)
+    precision: str = "fp32"  # the graph's: fp16 / int8 for a reduced-precision artifact (bridge/precision/methods.py)
     precision_note: str | None = None
 
 
-def _run_verify(opts: VerifyOptions, obj=None) -> Report:
+def _run_verify(opts, obj=None) -> Report:
     target = resolve_target(opts.target)
-    if opts.labels and not opts.inputs_npz:
-        raise UsageError("--labels needs --inputs: labels belong to the real samples they describe")
-    if not opts.source and (opts.inputs_npz or opts.labels):
-        raise UsageError("--inputs and --labels need --source: without it there is no reference for new inputs")
-    policy, origin, notes = choose_policy(opts, target.stored_policy,
-                                          target.bundle.outputs if target.bundle is not None else [])
+    policy, origin, notes = choose_policy(
+        opts, target.stored_policy, target.bundle.outputs if target.bundle is not None else []
+    )
     check_graph(target)  # a malformed or hostile file is refused as such, whatever else is missing
     if target.precision != "fp32":  # a reduced-precision graph is judged by its own policy row
         from dataclasses import replace
@@ -62,21 +67,29 @@ def _run_verify(opts: VerifyOptions, obj=None) -> Report:
     if target.precision_note:
         notes.append(target.precision_note)
     if not opts.source and target.bundle is None:
-        raise UsageError(f"nothing to compare {target.path} with",
-                         hint="pass --source SOURCE (the native model), or verify a bundle made by 'bridge export'")
-    report = Report(kind=opts.kind, target=str(target.path), source=opts.source, devices=list(opts.devices),
-                    policy=policy.to_json(), notes=notes)
+        raise UsageError(
+            f"nothing to compare {target.path} with",
+            hint="pass --source SOURCE (the native model), or verify a bundle made by 'bridge export'",
+        )
+    report = Report(
+        kind=opts.command,
+        target=str(target.path),
+        source=opts.source,
+        devices=list(opts.devices),
+        policy=policy.to_json(),
+        notes=notes,
+    )
     report.check = {"kind": "native" if opts.source else "golden", "policy_origin": origin}
     native = None
     native_meter = Meter()
     labels = None
     if opts.source:
-        from bridge.native import load_native, with_semantics
+        from bridge.native.loading import load_native, with_semantics
 
         stage(f"loading {opts.source}")
         with native_meter:
-            loaded = load_native(opts.source, weights=opts.weights, framework=opts.framework,
-                                 trust_code=opts.trust_code, threads=opts.threads, obj=obj)
+            loaded = load_native(opts, obj=obj)
+        opts = loaded.request  # with what the source declares
         native = loaded.model
         report.framework = loaded.framework
         report.notes.extend(getattr(native, "notes", []))
@@ -85,7 +98,7 @@ def _run_verify(opts: VerifyOptions, obj=None) -> Report:
         baked = fixed_dynamic_axes(specs, target.onnx_inputs)
         stage("deciding what each input's values mean")
         sizes = export_sizes(target, opts)
-        specs, inputs_table = with_semantics(loaded, specs, opts.input_kinds, sizes, range_from)
+        specs, inputs_table = with_semantics(loaded, specs, sizes, range_from)
         stage("generating inputs")
         cases, labels = planned_cases(specs, sizes, opts, report, loaded)
         report.plan["inputs"] = inputs_table
@@ -103,68 +116,39 @@ def _run_verify(opts: VerifyOptions, obj=None) -> Report:
         report.forced_status = "fail"
         report.forced_reason = problem or ("declared dynamic axis baked into a constant: " + "; ".join(baked))
 
-    from bridge.frameworks import ort_runner_class
-
-    OrtRunner = ort_runner_class()
-
     native_on = None
     for device in opts.devices:
         stage(f"creating the ONNX Runtime session ({device})")
-        with Meter() as ort_meter:
-            runner = OrtRunner(str(target.model_path), device, threads=opts.threads,  # no GPU: exit 4 here
-                               spinning=opts.ort_spinning, cuda_options={"use_tf32": "1" if opts.tf32 else "0"})
-        ort_setup_ms = ort_meter.ms
-        if native is not None and native.to(device) != native_on:
-            native_on = native.to(device)
-            native.set_tf32(opts.tf32 and native_on == "cuda")
-            stage(f"running the native model ({native_on})")
-            with Meter() as runs:
-                reference, unstable, dropped = run_reference(native, cases)
-            native_meter.add(runs)
-            report.cases = [case_json(c, origin_of(c, opts)) for c, _, _ in reference]
-            report.notes.extend(n for n in dropped if n not in report.notes)
-            report.environment.setdefault("native_devices", []).append(native_on)
-            if unstable:
-                report.forced_status, report.forced_reason = "inconclusive", unstable
-                runner.close()
-                break
-        stage(f"running ONNX Runtime ({device})")
-        kept = {"data": None} if opts.inputs_npz else None
-        with Meter() as runs:
-            report.results.extend(run_onnx(runner, reference, policy, policy_device(device, opts.tf32), keep=kept,
-                                           padded=padded))
-        ort_meter.add(runs)
-        if kept and kept["data"] is not None:
-            ref_out = next(out for c, _, out in reference if c.label == "data")
-            report.dataset[device] = {"inputs": opts.inputs_npz, "labels": opts.labels,
-                                      "outputs": dataset_metrics(ref_out, kept["data"], labels)}
-            if policy.max_accuracy_drop is not None:
-                from bridge.quality import accuracy_gate
-
-                report.results = accuracy_gate(report.results, report.dataset[device]["outputs"], policy,
-                                               policy_device(device, opts.tf32))
-        if opts.latency_runs > 0:
-            stage(f"timing ({device})")
-            report.latency[device] = _latency(native, runner, reference[0][1], opts, device,
-                                              native_meter, ort_meter, ort_setup_ms).to_json()
-            if target.precision != "fp32":
-                report.latency[device]["precision"] = {"native": "fp32", "onnxruntime": target.precision}
-                report.latency[device]["notes"].append(
-                    f"the onnxruntime side runs the bundle's {target.precision} graph; the native side runs the "
-                    "float32 model")
-        report.environment.setdefault("onnxruntime", {})[device] = {
-            "providers": runner.providers, "settings": runner.settings, "precision": runner.precision(),
-            "nodes_per_provider": runner.node_placement(reference[0][1]) if device == "cuda" else None}
-        runner.close()
+        with Meter() as ort_meter:  # no GPU: exit 4 here
+            runner = open_ort(
+                target.model_path, device, threads=opts.threads, spinning=opts.ort_spinning == "on", tf32=opts.tf32
+            )
+        with runner:
+            if native is not None and native.to(device) != native_on:
+                native_on = native.to(device)
+                native.set_tf32(opts.tf32 and native_on == "cuda")
+                stage(f"running the native model ({native_on})")
+                with Meter() as runs:
+                    reference, unstable, dropped = run_reference(native, cases)
+                native_meter.add(runs)
+                report.cases = [case_json(c, origin_of(c, opts)) for c, _, _ in reference]
+                report.notes.extend(n for n in dropped if n not in report.notes)
+                report.environment.setdefault("native_devices", []).append(native_on)
+                if unstable:
+                    report.forced_status, report.forced_reason = "inconclusive", unstable
+                    break
+            on_device(
+                runner, device, reference, policy, padded, labels, native, native_meter, ort_meter, opts, target, report
+            )
     report.notes.extend(padding_notes(padded, report.results) + rule_notes(report.results))
     if target.precision != "fp32":
-        from bridge.quality import precision_notes
+        from bridge.precision.quality import precision_notes
 
         report.check["precision"] = target.precision
-        report.notes.extend(precision_notes(policy, report.results, opts.inputs_npz, report.dataset))
-    if opts.localize_dir and report.status == "fail" and reference:
+        report.notes.extend(precision_notes(policy, report.results, opts.samples, report.dataset))
+    if opts.localize and report.status == "fail" and reference:
         stage("localizing the first divergence")
-        report.localize = _localize(target.model_path, reference, report, policy, native, opts.localize_dir)
+        report.localize = _localize(target.model_path, reference, report, policy, native, opts.localize)
         why = untraceable_branch(target.bundle)
         if why and report.localize.get("status") != "diverged":
             report.localize.setdefault("notes", []).append(why)
@@ -175,6 +159,46 @@ def _run_verify(opts: VerifyOptions, obj=None) -> Report:
     if target.bundle is not None:
         report.environment["bundle_versions"] = target.bundle.manifest.get("versions", {})
     return report
+
+
+def on_device(
+    runner, device, reference, policy, padded, labels, native, native_meter, ort_meter, opts, target, report
+) -> None:
+    """ONNX Runtime on one device against the reference: results, real-sample metrics, latency, environment."""
+    row = policy_device(device, opts.tf32)
+    stage(f"running ONNX Runtime ({device})")
+    kept = {"data": None} if opts.samples else None
+    with Meter() as runs:
+        report.results.extend(run_onnx(runner, reference, policy, row, keep=kept, padded=padded))
+    ort_meter.add(runs)
+    if kept and kept["data"] is not None:
+        ref_out = next(out for c, _, out in reference if c.label == "data")
+        report.dataset[device] = {
+            "inputs": opts.samples,
+            "labels": opts.labels,
+            "outputs": dataset_metrics(ref_out, kept["data"], labels),
+        }
+        if policy.max_accuracy_drop is not None:
+            from bridge.precision.quality import accuracy_gate
+
+            report.results = accuracy_gate(report.results, report.dataset[device]["outputs"], policy, row)
+    if opts.latency_runs > 0:
+        stage(f"timing ({device})")
+        report.latency[device] = _latency(
+            native, runner, reference[0][1], opts, device, native_meter, ort_meter, ort_meter.ms
+        ).to_json()
+        if target.precision != "fp32":
+            report.latency[device]["precision"] = {"native": "fp32", "onnxruntime": target.precision}
+            report.latency[device]["notes"].append(
+                f"the onnxruntime side runs the bundle's {target.precision} graph; the native side runs the "
+                "float32 model"
+            )
+    report.environment.setdefault("onnxruntime", {})[device] = {
+        "providers": runner.providers,
+        "settings": runner.settings,
+        "precision": runner.precision(),
+        "nodes_per_provider": runner.node_placement(reference[0][1]) if device == "cuda" else None,
+    }
 
 
 def resolve_target(text: str) -> Target:
@@ -190,76 +214,74 @@ def resolve_target(text: str) -> Target:
 
 def check_graph(target: Target) -> None:
     """onnx.checker on the model; for a bundle, the manifest against the graph and the golden data."""
-    stage(f"checking {target.model_path}")
-    proto = load_checked(target.model_path)
-    target.onnx_inputs, target.onnx_outputs = io_specs(proto)
-    from bridge.precision import target_precision
+    from bridge.precision.methods import target_precision
+    from bridge.verdict.parity import inspect_file
 
+    stage(f"checking {target.model_path}")
+    info = inspect_file(target.model_path)
+    target.onnx_inputs, target.onnx_outputs = info.inputs, info.outputs
     target.precision, target.precision_note = target_precision(
-        target.bundle.manifest if target.bundle is not None else None, proto, target.path)
-    del proto
+        target.bundle.manifest if target.bundle is not None else None, (info.precision, info.evidence), target.path
+    )
     if target.bundle is not None:
         target.binding = check_against_graph(target.bundle, target.onnx_inputs)
         stage(f"reading the golden data of {target.path}")
         target.golden = target.bundle.golden()  # checked against the manifest whether or not it is used
 
 
-def native_specs(target: Target, loaded, opts: VerifyOptions) -> tuple[list, dict]:
-    """The inputs to generate, and where their ranges came from: a bundle's manifest; for a bare ONNX
-    file, what the source declares (BRIDGE_INPUTS and ranges, Keras signatures, a .pt2 program) or
-    else the graph's own inputs. --input-range on top."""
-    if opts.input_specs:  # the user's --input: ranges and kinds the earlier declaration gave stay
-        from bridge.spec import parse_input_spec
-
-        earlier = {s.name: s for s in (target.bundle.inputs if target.bundle is not None else loaded.declared or [])}
+def native_specs(target: Target, loaded, opts) -> tuple[list, dict]:
+    """The inputs to generate, and where their ranges came from. Specs: the verifier's own (--input, a
+    config, the API; ranges and kinds the bundle or the source gave stay), else the bundle's manifest,
+    else what the source declares or its signature, else the graph's inputs. Ranges: the request's (the
+    verifier's, or the source's declarations) on top."""
+    declared = f"{opts.source} (declared)"
+    if opts.inputs and opts.origin("inputs") != declared:
+        earlier = {s.name: s for s in (target.bundle.inputs if target.bundle is not None else loaded.signature or [])}
         specs, where = [], "the earlier declaration"
-        for text in opts.input_specs:
-            spec = parse_input_spec(text)
-            if spec.name in earlier:
+        for spec in opts.inputs:
+            if spec.name in earlier and spec.value_range is None:
                 spec = spec.with_range(earlier[spec.name].value_range).with_kind(earlier[spec.name].kind)
             specs.append(spec)
     elif target.bundle is not None:
         specs, where = target.bundle.inputs, "the bundle's manifest"
-    elif loaded.declared:
-        specs, where = list(loaded.declared), f"{opts.source} (declared)"
+    elif opts.inputs:
+        specs, where = list(opts.inputs), declared
+    elif loaded.signature:
+        specs, where = list(loaded.signature), f"{opts.source} (its signature)"
     else:
         specs, where = list(target.onnx_inputs), "the ONNX graph"
-    cli = dict(parse_range(r) for r in opts.ranges)
-    range_from = {s.name: "--input-range" if s.name in cli else where for s in specs
-                  if s.value_range is not None or s.name in cli}
-    return apply_ranges(specs, cli), range_from
+    specs = apply_ranges(specs, opts.input_ranges)
+    return specs, range_origins(opts, specs, where)
 
 
-def export_sizes(target: Target, opts: VerifyOptions) -> dict:
-    """Dynamic axis sizes the plan is built around: the bundle's export sizes, then --dim."""
-    sizes = dict(parse_dim_size(d) for d in opts.dims)
+def export_sizes(target: Target, opts) -> dict:
+    """Dynamic axis sizes the plan is built around: the bundle's export sizes, then the request's."""
+    sizes = dict(opts.dims)
     if target.bundle is not None:
         sizes = {**(target.bundle.cases[0].sizes if target.bundle.cases else {}), **sizes}
     return sizes
 
 
-def planned_cases(specs: list, sizes: dict, opts: VerifyOptions, report: Report, loaded) -> tuple[list, object]:
-    """The case plan around the export sizes, plus the real samples of --inputs; (cases, labels)."""
-    plan = plan_cases(specs, opts.seed, sizes,
-                      minimum={**loaded.dim_min, **dict(parse_dim_size(d) for d in opts.dims_min)},
-                      maximum={**loaded.dim_max, **dict(parse_dim_size(d) for d in opts.dims_max)})
+def planned_cases(specs: list, sizes: dict, opts, report: Report, loaded) -> tuple[list, object]:
+    """The case plan around the export sizes, plus the real samples of --samples; (cases, labels)."""
+    plan = plan_cases(specs, opts.seed, sizes, minimum=opts.dim_min, maximum=opts.dim_max)
     report.plan = plan.to_json()
     report.notes.extend(plan.notes)
     cases = [(c, make_feeds(specs, c)) for c in plan.cases]
     labels = None
-    if opts.inputs_npz:
-        feeds = load_npz(opts.inputs_npz, specs)
+    if opts.samples:
+        feeds = load_npz(opts.samples, specs)
         labels = load_labels(opts.labels, feeds) if opts.labels else None
         cases.append((Case("data", None, batch_sizes(specs, feeds), purpose="real samples"), feeds))
     report.cases = [case_json(c, origin_of(c, opts)) for c, _ in cases]
     return cases, labels
 
 
-def origin_of(case: Case, opts: VerifyOptions) -> str:
-    return opts.inputs_npz if case.label == "data" else "seeded"
+def origin_of(case: Case, opts) -> str:
+    return opts.samples if case.label == "data" else "seeded"
 
 
-def choose_policy(opts: VerifyOptions, stored: dict, outputs) -> tuple:
+def choose_policy(opts, stored: dict, outputs) -> tuple:
     """The policy a verification applies, where it came from, and notes about the bundle's own.
 
     With --source the bundle is what is under test, so its stored policy is never applied: the
@@ -267,15 +289,17 @@ def choose_policy(opts: VerifyOptions, stored: dict, outputs) -> tuple:
     than the defaults is reported. Without --source the check is the bundle's golden outputs against
     ONNX Runtime, under the tolerance the bundle was exported with (unless the user gives one)."""
     stage("reading the tolerance policy")
-    user = load_policy_file(opts.policy_file) if opts.policy_file else None
+    user = load_policy_file(opts.policy) if opts.policy else None
     notes = []
     if opts.source:
         base, origin = user or {}, "policy file" if user else "defaults"
         if stored:
             looser = looser_than_defaults(stored, outputs, opts.devices, opts.tf32)
             if looser:
-                notes.append("the bundle's stored tolerance is looser than bridge's defaults and was not applied "
-                             f"(--source given): {looser}")
+                notes.append(
+                    "the bundle's stored tolerance is looser than bridge's defaults and was not applied "
+                    f"(--source given): {looser}"
+                )
     else:
         base, origin = (user, "policy file") if user is not None else (stored, "bundle")
     if opts.atol or opts.rtol or opts.scale_atol or opts.min_top1 is not None or opts.allow_nonfinite:
@@ -286,7 +310,7 @@ def choose_policy(opts: VerifyOptions, stored: dict, outputs) -> tuple:
 def looser_than_defaults(stored: dict, outputs, devices, tf32: bool) -> str:
     """'' when the stored policy allows no more than the defaults for any output; else what it loosens."""
     from bridge.errors import BridgeError
-    from bridge.policy import Policy
+    from bridge.verdict.policy import Policy
 
     try:
         theirs = build_policy(stored)
@@ -298,8 +322,11 @@ def looser_than_defaults(stored: dict, outputs, devices, tf32: bool) -> str:
         for device in devices:
             row = policy_device(device, tf32)
             a, b = theirs.tolerance(spec.name, spec.dtype, row), ours.tolerance(spec.name, spec.dtype, row)
-            wider = [f"{k} {getattr(a, k):g} > {getattr(b, k):g}" for k in ("atol", "rtol", "scale_atol")
-                     if getattr(a, k) > getattr(b, k)]
+            wider = [
+                f"{k} {getattr(a, k):g} > {getattr(b, k):g}"
+                for k in ("atol", "rtol", "scale_atol")
+                if getattr(a, k) > getattr(b, k)
+            ]
             if a.rel_norm is not None and b.rel_norm is not None and a.rel_norm > b.rel_norm:
                 wider.append(f"rel_norm {a.rel_norm:g} > {b.rel_norm:g}")
             if a.min_top1 is not None and b.min_top1 is not None and a.min_top1 < b.min_top1:
@@ -312,8 +339,11 @@ def looser_than_defaults(stored: dict, outputs, devices, tf32: bool) -> str:
 
 
 def policy_device(device: str, tf32: bool) -> str:
-    """The policy row (and the device label of results): CUDA with TF32 has rows of its own."""
-    return "cuda-tf32" if device == "cuda" and tf32 else device
+    """The policy row (and the device label of results): the device's provider says (CUDA with TF32
+    has rows of its own)."""
+    from bridge.frameworks.providers import provider
+
+    return provider(device).policy_row(tf32)
 
 
 def _localize(model_path, reference, report, policy, native, out_dir) -> dict:
@@ -337,9 +367,11 @@ def untraceable_branch(bundle) -> str | None:
         text = f"{attempt.get('error', '')} {attempt.get('detail', '')}"
         if "data-dependent" in text or "GuardOnDataDependent" in text:
             where = f" at {attempt['where']}" if attempt.get("where") else ""
-            return (f"the model has data-dependent control flow{where} (the dynamo exporter refused it); the graph "
-                    f"was traced through one branch, so every node matches its own branch and no single node "
-                    "diverges: export a model without the branch, or with torch.cond")
+            return (
+                f"the model has data-dependent control flow{where} (the dynamo exporter refused it); the graph "
+                f"was traced through one branch, so every node matches its own branch and no single node "
+                "diverges: export a model without the branch, or with torch.cond"
+            )
     return None
 
 
@@ -352,12 +384,27 @@ def _latency(native, runner, feeds, opts, device, native_meter, ort_meter, ort_s
     batch = next((int(v.shape[0]) for v in feeds.values() if v.ndim), 1)
     sides = [Side("onnxruntime", lambda: runner.run(feeds), setup_ms=ort_setup_ms, rss_growth_mb=ort_meter.rss_mb)]
     if native is not None:
-        sides.insert(0, Side("native", lambda: native.run(feeds), native.synchronize,
-                             setup_ms=native_meter.ms, rss_growth_mb=native_meter.rss_mb))
-        if hasattr(native, "run_eager"):
-            sides.insert(1, Side("native-eager", lambda: native.run_eager(feeds), native.synchronize))
+        sides.insert(
+            0,
+            Side(
+                "native",
+                lambda: native.run(feeds),
+                native.synchronize,
+                setup_ms=native_meter.ms,
+                rss_growth_mb=native_meter.rss_mb,
+            ),
+        )
+        eager = native.eager()
+        if eager is not None:
+            sides.insert(1, Side("native-eager", lambda: eager(feeds), native.synchronize))
     if device == "cuda":
         runner.bind(feeds)
         sides.append(Side("onnxruntime-iobinding", runner.run_bound, runner.synchronize))
-    return measure(sides, runs=opts.latency_runs, warmup=max(2, opts.latency_runs // 10), rounds=5,
-                   batch=batch, threads=opts.threads)
+    return measure(
+        sides,
+        runs=opts.latency_runs,
+        warmup=max(2, opts.latency_runs // 10),
+        rounds=5,
+        batch=batch,
+        threads=opts.threads,
+    )

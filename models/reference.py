@@ -21,14 +21,34 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # name -> how to train it, the SOURCE bridge exports, and the real data to verify on
 REFERENCE = {
-    "torch_regression": {"framework": "torch", "artifact": "torch_regression.pt",
-                         "source": "models/torch_regression.py:build", "weights": True, "data": "regression_test.npz"},
-    "torch_cnn": {"framework": "torch", "artifact": "torch_cnn.pt", "source": "models/torch_cnn.py:build",
-                  "weights": True, "data": "digits_test_nchw.npz", "classifier": True},
-    "tf_regression": {"framework": "tensorflow", "artifact": "tf_regression.keras", "source": None,
-                      "data": "regression_test.npz"},
-    "tf_cnn": {"framework": "tensorflow", "artifact": "tf_cnn.keras", "source": None,
-               "data": "digits_test_nhwc.npz", "classifier": True},
+    "torch_regression": {
+        "framework": "torch",
+        "artifact": "torch_regression.pt",
+        "source": "models/torch_regression.py:build",
+        "weights": True,
+        "data": "regression_test.npz",
+    },
+    "torch_cnn": {
+        "framework": "torch",
+        "artifact": "torch_cnn.pt",
+        "source": "models/torch_cnn.py:build",
+        "weights": True,
+        "data": "digits_test_nchw.npz",
+        "classifier": True,
+    },
+    "tf_regression": {
+        "framework": "tensorflow",
+        "artifact": "tf_regression.keras",
+        "source": None,
+        "data": "regression_test.npz",
+    },
+    "tf_cnn": {
+        "framework": "tensorflow",
+        "artifact": "tf_cnn.keras",
+        "source": None,
+        "data": "digits_test_nhwc.npz",
+        "classifier": True,
+    },
 }
 
 
@@ -57,15 +77,44 @@ def main(argv=None) -> int:
         spec = REFERENCE[name]
         artifact = out / spec["artifact"]
         start = time.perf_counter()
-        trained = json.loads(_run([py, "-m", "models.train", name, str(artifact)], f"training {name}").stdout.splitlines()[-1])
+        trained = json.loads(
+            _run([py, "-m", "models.train", name, str(artifact)], f"training {name}").stdout.splitlines()[-1]
+        )
         source = spec["source"] or str(artifact)
         weights = ["--weights", str(artifact)] if spec.get("weights") else []
         bundle = out / "bundles" / name
-        _run([py, "-m", "bridge", "export", source, *weights, "-o", str(bundle), "--force",
-              "--json", str(out / f"{name}.export.json")], f"exporting {name}")
-        verify_cmd = [py, "-m", "bridge", "verify", str(bundle), "--source", source, *weights,
-                      "--inputs", str(out / "data" / spec["data"]), "--latency-runs", str(args.latency_runs),
-                      "--json", str(out / f"{name}.verify.json")]
+        _run(
+            [
+                py,
+                "-m",
+                "bridge",
+                "export",
+                source,
+                *weights,
+                "-o",
+                str(bundle),
+                "--force",
+                "--json",
+                str(out / f"{name}.export.json"),
+            ],
+            f"exporting {name}",
+        )
+        verify_cmd = [
+            py,
+            "-m",
+            "bridge",
+            "verify",
+            str(bundle),
+            "--source",
+            source,
+            *weights,
+            "--inputs",
+            str(out / "data" / spec["data"]),
+            "--latency-runs",
+            str(args.latency_runs),
+            "--json",
+            str(out / f"{name}.verify.json"),
+        ]
         if spec.get("classifier"):
             verify_cmd += ["--min-top1", "1.0", "--labels", str(out / "data" / "digits_test_labels.npy")]
         proc = _run(verify_cmd, f"verifying {name}")
@@ -92,18 +141,29 @@ def _row(name, spec, trained, export, report, seconds) -> dict:
     lat = report.get("latency", {}).get("cpu")
     native = lat["sides"]["native"]["p50_ms"] if lat else None
     ort = lat["sides"]["onnxruntime"]["p50_ms"] if lat else None
-    quality = (f"acc {trained['test_accuracy']:.3f}" if "test_accuracy" in trained
-               else f"w={trained['weight']:.3f} b={trained['bias']:.3f} mse={trained['test_mse']:.4f}")
+    quality = (
+        f"acc {trained['test_accuracy']:.3f}"
+        if "test_accuracy" in trained
+        else f"w={trained['weight']:.3f} b={trained['bias']:.3f} mse={trained['test_mse']:.4f}"
+    )
     return {
-        "model": name, "framework": spec["framework"], "exporter": export["exporter"]["name"] if export.get("exporter") else "-",
-        "verdict": report["status"].upper(), "max abs": f"{max_abs:.1e}" if max_abs is not None else "-",
+        "model": name,
+        "framework": spec["framework"],
+        "exporter": export["exporter"]["name"] if export.get("exporter") else "-",
+        "verdict": report["status"].upper(),
+        "max abs": f"{max_abs:.1e}" if max_abs is not None else "-",
         "max rel": f"{max_rel:.1e}" if max_rel is not None else "-",
         "top-1 agree (held-out)": f"{100 * data['top1_agreement']:.1f}%" if data else "-",
-        "held-out acc native / ONNX": (f"{data['accuracy_native']:.3f} / {data['accuracy_onnx']:.3f}"
-                                       if data and "accuracy_native" in data else "-"),
-        "native p50 ms": f"{native:.3f}" if native else "-", "ORT p50 ms": f"{ort:.3f}" if ort else "-",
+        "held-out acc native / ONNX": (
+            f"{data['accuracy_native']:.3f} / {data['accuracy_onnx']:.3f}"
+            if data and "accuracy_native" in data
+            else "-"
+        ),
+        "native p50 ms": f"{native:.3f}" if native else "-",
+        "ORT p50 ms": f"{ort:.3f}" if ort else "-",
         "ORT speedup": f"{native / ort:.2f}x" if native and ort else "-",
-        "trained": quality, "seconds": f"{seconds:.0f}",
+        "trained": quality,
+        "seconds": f"{seconds:.0f}",
     }
 
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import keras
+import numpy as np
 import tensorflow as tf
 
 NUM_CLASSES = 10
@@ -46,9 +46,11 @@ def train(out_path, seed: int = 0, epochs: int = 15, batch_size: int = 32, lr: f
     tf.config.experimental.enable_op_determinism()
     x_train, y_train, x_test, y_test = digits_data(seed)
     model = build(seed)
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate=lr),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                  metrics=["accuracy"])
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate=lr),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
     model.fit(to_nhwc(x_train), y_train, batch_size=batch_size, epochs=epochs, shuffle=True, verbose=0)
     logits = model.predict(to_nhwc(x_test), batch_size=256, verbose=0)  # inference: dropout off
     test_accuracy = float((logits.argmax(axis=1) == y_test).mean())

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import keras
+import numpy as np
 import tensorflow as tf
 
 
@@ -46,7 +46,7 @@ def train(out_path, seed: int = 0, epochs: int = 40, batch_size: int = 64, lr: f
     for _ in range(epochs):
         order = rng.permutation(len(x_train))
         for start in range(0, len(order), batch_size):
-            idx = order[start:start + batch_size]
+            idx = order[start : start + batch_size]
             step(tf.constant(x_train[idx]), tf.constant(y_train[idx]))
 
     test_mse = float(loss_fn(y_test, model(x_test, training=False)))
@@ -54,5 +54,9 @@ def train(out_path, seed: int = 0, epochs: int = 40, batch_size: int = 64, lr: f
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     model.save(out_path)
-    return {"weight": float(kernel.reshape(-1)[0]), "bias": float(bias.reshape(-1)[0]),
-            "test_mse": test_mse, "epochs": epochs}
+    return {
+        "weight": float(kernel.reshape(-1)[0]),
+        "bias": float(bias.reshape(-1)[0]),
+        "test_mse": test_mse,
+        "epochs": epochs,
+    }

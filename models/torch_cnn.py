@@ -28,14 +28,17 @@ class DigitCNN(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.features = nn.Sequential(
-            nn.Conv2d(1, 32, 3), nn.ReLU(),
-            nn.Conv2d(32, 64, 3), nn.ReLU(),
+            nn.Conv2d(1, 32, 3),
+            nn.ReLU(),
+            nn.Conv2d(32, 64, 3),
+            nn.ReLU(),
             nn.MaxPool2d(2),
             nn.Dropout(0.25),
             nn.Flatten(),
         )
         self.classifier = nn.Sequential(
-            nn.Linear(FLAT, 128), nn.ReLU(),
+            nn.Linear(FLAT, 128),
+            nn.ReLU(),
             nn.Dropout(0.5),
             nn.Linear(128, NUM_CLASSES),  # logits: CrossEntropyLoss applies log-softmax itself
         )
@@ -83,7 +86,7 @@ def train(out_path, seed: int = 0, epochs: int = 15, batch_size: int = 32, lr: f
             model.train()
             order = torch.randperm(len(xt), generator=gen)
             for start in range(0, len(order), batch_size):
-                idx = order[start:start + batch_size]
+                idx = order[start : start + batch_size]
                 optimizer.zero_grad()
                 loss = loss_fn(model(xt[idx]), yt[idx])
                 loss.backward()

@@ -43,7 +43,7 @@ def train(out_path, seed: int = 0, epochs: int = 40, batch_size: int = 64, lr: f
     for _ in range(epochs):
         order = torch.randperm(len(x_train), generator=gen)
         for start in range(0, len(order), batch_size):
-            idx = order[start:start + batch_size]
+            idx = order[start : start + batch_size]
             optimizer.zero_grad()
             loss = loss_fn(model(x_train[idx]), y_train[idx])
             loss.backward()
@@ -60,4 +60,3 @@ def train(out_path, seed: int = 0, epochs: int = 40, batch_size: int = 64, lr: f
         "test_mse": test_mse,
         "epochs": epochs,
     }
-

@@ -22,8 +22,14 @@ needs_tf = pytest.mark.skipif(not HAS_TF, reason="tensorflow/tf2onnx are not ins
 def run_cli(*args, cwd=None, env=None, timeout=600) -> subprocess.CompletedProcess:
     full_env = {**os.environ, **(env or {})}
     full_env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), full_env.get("PYTHONPATH", "")) if p)
-    return subprocess.run([sys.executable, "-m", "bridge", *map(str, args)], cwd=cwd, env=full_env,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "bridge", *map(str, args)],
+        cwd=cwd,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def without_stages(stderr: str) -> str:
@@ -35,8 +41,9 @@ def without_stages(stderr: str) -> str:
 
 def run_py(code: str, cwd=None, timeout=600) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-c", code], cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-c", code], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+    )
 
 
 @pytest.fixture(scope="session")

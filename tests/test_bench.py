@@ -43,13 +43,13 @@ def _sleeper(ms: float, log: list, name: str):
     def run():
         log.append(name)
         time.sleep(ms / 1000)
+
     return run
 
 
 def test_measure_alternates_and_waits_only_when_the_side_changes():
     log: list = []
-    result = measure([Side("a", _sleeper(4, log, "a")), Side("b", _sleeper(1, log, "b"))],
-                     runs=10, warmup=1, rounds=5)
+    result = measure([Side("a", _sleeper(4, log, "a")), Side("b", _sleeper(1, log, "b"))], runs=10, warmup=1, rounds=5)
     # first run + warm-up per side, then rounds A B | B A | A B | B A | A B
     blocks = [log[0]]
     for name in log[1:]:

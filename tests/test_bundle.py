@@ -6,14 +6,18 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from bridge.bundle import MANIFEST, Staging, check_destination, open_bundle
+from bridge.artifact.bundle import MANIFEST, Staging, check_destination, open_bundle
 from bridge.errors import BundleError, UsageError
 
 
 def tiny_model(path):
     node = helper.make_node("Relu", ["x"], ["y"])
-    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 3])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 3])])
+    graph = helper.make_graph(
+        [node],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 3])],
+    )
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
 
 
@@ -21,10 +25,15 @@ def make_bundle(dest, force=False):
     with Staging(dest) as st:
         tiny_model(st.dir / "model.onnx")
         st.write_golden({"draw0/in/x": np.ones((2, 3), np.float32), "draw0/out/y": np.ones((2, 3), np.float32)})
-        st.write_manifest({"schema_version": 1, "model": {"file": "model.onnx"},
-                           "inputs": [{"name": "x", "dtype": "float32", "dims": ["batch", 3]}],
-                           "outputs": [{"name": "y", "dtype": "float32", "dims": ["batch", 3]}],
-                           "cases": [{"label": "draw0", "seed": 0, "sizes": {"batch": 2}}]})
+        st.write_manifest(
+            {
+                "schema_version": 1,
+                "model": {"file": "model.onnx"},
+                "inputs": [{"name": "x", "dtype": "float32", "dims": ["batch", 3]}],
+                "outputs": [{"name": "y", "dtype": "float32", "dims": ["batch", 3]}],
+                "cases": [{"label": "draw0", "seed": 0, "sizes": {"batch": 2}}],
+            }
+        )
         st.publish(force)
 
 
@@ -33,7 +42,7 @@ def test_publish_hash_and_read_back(tmp_path):
     make_bundle(dest)
     b = open_bundle(dest)
     assert set(b.manifest["files"]) == {"model.onnx", "golden.npz"}
-    (case, feeds, outs), = b.golden()
+    ((case, feeds, outs),) = b.golden()
     assert feeds["x"].shape == (2, 3) and outs["y"].dtype == np.float32
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no staging left behind
 

@@ -10,13 +10,21 @@ import textwrap
 import xml.etree.ElementTree as ET
 
 import pytest
+from conftest import ROOT, needs_torch
 
 from bridge import check
 from bridge.check import (
-    Check, LatencyBudget, ModelResult, compare_baseline, evaluate_latency, load_config, parse_config, render_junit,
+    Check,
+    LatencyBudget,
+    ModelResult,
+    compare_baseline,
+    evaluate_latency,
+    load_config,
+    parse_config,
+    render_junit,
 )
+from bridge.commands import main as bridge_main
 from bridge.errors import UsageError
-from conftest import ROOT, needs_torch
 
 MINIMAL = '[[models]]\nname = "m"\nsource = "net.py:build"\n'
 
@@ -41,14 +49,17 @@ def test_minimal_config_defaults_and_paths(tmp_path):
     cfg = load_config(write(tmp_path, MINIMAL + 'weights = "w/net.pt"\nprepare = ["python", "-m", "train"]\n'))
     (m,) = cfg.models
     assert m.source == f"{tmp_path / 'net.py'}:build" and m.source_file == str(tmp_path / "net.py")
-    assert m.weights == str(tmp_path / "w" / "net.pt")
-    assert m.devices == ["cpu"] and m.atol is None and m.latency is None and m.skip is None
+    assert m.export.weights == m.verify.weights == str(tmp_path / "w" / "net.pt")
+    assert m.verify.devices == ("cpu",) and not m.verify.atol and m.latency is None and m.skip is None
     assert m.prepare == [[sys.executable, "-m", "train"]]  # one argv is wrapped, "python" replaced
     assert cfg.workdir == tmp_path / "build" / "bridge-check"
 
 
 def test_module_source_stays_and_model_files_resolve(tmp_path):
-    cfg = load_config(write(tmp_path, """\
+    cfg = load_config(
+        write(
+            tmp_path,
+            """\
         [[models]]
         name = "a"
         source = "pkg.nets:build"
@@ -58,11 +69,13 @@ def test_module_source_stays_and_model_files_resolve(tmp_path):
         atol = { logits = 1e-4 }
         rtol = 0
         latency = { max_ms = 5 }
-        """))
+        """,
+        )
+    )
     a, b = cfg.models
     assert a.source == "pkg.nets:build" and a.source_file is None
     assert b.source == str(tmp_path / "models" / "net.keras")
-    assert b.atol == {"logits": 1e-4} and b.rtol == 0.0
+    assert b.verify.atol.outputs == {"logits": 1e-4} and b.verify.rtol.value == 0.0 and b.export.rtol.value == 0.0
     assert b.latency == LatencyBudget(runs=100, ort_not_slower=False, max_ms=5.0)
 
 
@@ -81,48 +94,60 @@ def test_duplicate_names(tmp_path):
     assert "#1 and #2" in msg and "'m'" in msg and "unique" in msg
 
 
-@pytest.mark.parametrize("extra, expected", [
-    ('devices = ["tpu"]', "key 'devices'"),
-    ('atol = "tight"', "key 'atol'"),
-    ("rtol = { out = -1 }", "key 'rtol.out'"),
-    ('inputs = ["x:float32"]', "key 'inputs'"),
-    ('input_ranges = { x = "1:0" }', "key 'input_ranges.x'"),
-    ("min_top1 = 2", "key 'min_top1'"),
-    ("latency = { max_ms = -1 }", "key 'latency.max_ms'"),
-    ("latency = { runs = 0 }", "key 'latency.runs'"),
-    ('latency = { ort_not_slower = "yes" }', "key 'latency.ort_not_slower'"),
-    ("latency = { p50 = 1 }", "unknown key 'p50'"),
-    ('skip = ""', "key 'skip'"),
-    ("prepare = [[]]", "key 'prepare'"),
-    ("weights = 3", "key 'weights'"),
-])
+@pytest.mark.parametrize(
+    "extra, expected",
+    [
+        ('devices = ["tpu"]', "key 'devices'"),
+        ('atol = "tight"', "key 'atol'"),
+        ("rtol = { out = -1 }", "key 'rtol.out'"),
+        ('inputs = ["x:float32"]', "key 'inputs'"),
+        ('input_ranges = { x = "1:0" }', "key 'input_ranges.x'"),
+        ("min_top1 = 2", "key 'min_top1'"),
+        ("latency = { max_ms = -1 }", "key 'latency.max_ms'"),
+        ("latency = { runs = 0 }", "key 'latency.runs'"),
+        ('latency = { ort_not_slower = "yes" }', "key 'latency.ort_not_slower'"),
+        ("latency = { p50 = 1 }", "unknown key 'p50'"),
+        ('skip = ""', "key 'skip'"),
+        ("prepare = [[]]", "key 'prepare'"),
+        ("weights = 3", "key 'weights'"),
+    ],
+)
 def test_bad_values_say_model_key_and_expectation(tmp_path, extra, expected):
     msg = config_error(tmp_path, MINIMAL + extra + "\n")
     assert "model #1 'm'" in msg and expected in msg
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("", "no models"),
-    ("models = []", "empty"),
-    ('models = ["a"]', "array of tables"),
-    ('jobs = 2\n' + MINIMAL, "unknown key 'jobs'"),
-    ('[[models]]\nname = "a b"\nsource = "x.keras"\n', "key 'name'"),
-    ("[[models\n", "not valid TOML"),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("", "no models"),
+        ("models = []", "empty"),
+        ('models = ["a"]', "array of tables"),
+        ("jobs = 2\n" + MINIMAL, "unknown key 'jobs'"),
+        ('[[models]]\nname = "a b"\nsource = "x.keras"\n', "key 'name'"),
+        ("[[models\n", "not valid TOML"),
+    ],
+)
 def test_bad_top_level(tmp_path, text, expected):
     assert expected in config_error(tmp_path, text)
 
 
 def test_discovery_prefers_bridge_toml_then_pyproject(tmp_path):
-    write(tmp_path, "[tool.bridge]\nworkdir = 'out'\n[[tool.bridge.models]]\nname = 'p'\nsource = 'n.keras'\n",
-          "pyproject.toml")
+    write(
+        tmp_path,
+        "[tool.bridge]\nworkdir = 'out'\n[[tool.bridge.models]]\nname = 'p'\nsource = 'n.keras'\n",
+        "pyproject.toml",
+    )
     cfg = load_config(cwd=tmp_path)
     assert [m.name for m in cfg.models] == ["p"] and cfg.workdir == tmp_path / "out"
     write(tmp_path, MINIMAL)
     assert [m.name for m in load_config(cwd=tmp_path).models] == ["m"]
     with pytest.raises(UsageError, match=r"tool.bridge.*atoll"):
-        parse_config({"models": [{"name": "p", "source": "n.keras", "atoll": 1}]}, tmp_path,
-                     origin="pyproject.toml [tool.bridge]")
+        parse_config(
+            {"models": [{"name": "p", "source": "n.keras", "atoll": 1}]},
+            tmp_path,
+            origin="pyproject.toml [tool.bridge]",
+        )
 
 
 def test_no_config_and_missing_config(tmp_path):
@@ -137,16 +162,20 @@ def test_no_config_and_missing_config(tmp_path):
 
 def test_missing_baseline_is_a_config_error(tmp_path):
     cfg = write(tmp_path, MINIMAL + 'baseline = "gone.json"\n')
-    assert check.main(["--config", str(cfg), "--no-progress"]) == 2
+    assert bridge_main(["check", "--config", str(cfg), "--no-progress"]) == 2
 
 
 # --------------------------------------------------------------------------- budgets and baselines
 
 
 def _report(status="pass", max_abs=1e-6, ort=0.1, native=0.5, ref=1.0):
-    return {"status": status, "reason": "", "outputs": [{"name": "y", "max_abs": max_abs, "ref_abs_max": ref}],
-            "checks": [{"name": "y", "status": status, "max_abs": max_abs, "ref_abs_max": ref}],
-            "latency": {"cpu": {"sides": {"native": {"p50_ms": native}, "onnxruntime": {"p50_ms": ort}}}}}
+    return {
+        "status": status,
+        "reason": "",
+        "outputs": [{"name": "y", "max_abs": max_abs, "ref_abs_max": ref}],
+        "checks": [{"name": "y", "status": status, "max_abs": max_abs, "ref_abs_max": ref}],
+        "latency": {"cpu": {"sides": {"native": {"p50_ms": native}, "onnxruntime": {"p50_ms": ort}}}},
+    }
 
 
 def test_latency_budgets():
@@ -154,8 +183,10 @@ def test_latency_budgets():
     checks, figures = evaluate_latency(budget, _report())
     assert [c.status for c in checks] == ["pass", "pass"] and figures["cpu"]["ort_p50_ms"] == 0.1
     checks, _ = evaluate_latency(budget, _report(ort=0.6))
-    assert [(c.name, c.status) for c in checks] == [("latency.ort_not_slower[cpu]", "fail"),
-                                                     ("latency.max_ms[cpu]", "fail")]
+    assert [(c.name, c.status) for c in checks] == [
+        ("latency.ort_not_slower[cpu]", "fail"),
+        ("latency.max_ms[cpu]", "fail"),
+    ]
     assert "slower than native" in checks[0].message and "exceeds budget 0.2 ms" in checks[1].message
     checks, _ = evaluate_latency(budget, {"status": "inconclusive", "latency": {}})
     assert {c.status for c in checks} == {"inconclusive"}
@@ -177,11 +208,22 @@ def test_baseline_growth_and_verdict():
 
 def test_exit_code_and_junit_for_error_skip_and_budget():
     results = [
-        ModelResult(name="broken", status="fail", message="export failed (exit 5): bridge: conversion failed: x",
-                    error={"step": "export", "exit_code": 5, "message": "export failed (exit 5): x"}, seconds=1.5),
+        ModelResult(
+            name="broken",
+            status="fail",
+            message="export failed (exit 5): bridge: conversion failed: x",
+            error={"step": "export", "exit_code": 5, "message": "export failed (exit 5): x"},
+            seconds=1.5,
+        ),
         ModelResult(name="later", status="skipped", message="needs a GPU"),
-        ModelResult(name="slow", status="fail", verdict="pass", report=_report(), export_report=_report(),
-                    budgets=[Check("latency.max_ms[cpu]", "fail", "ONNX Runtime p50 9 ms exceeds budget 1 ms")]),
+        ModelResult(
+            name="slow",
+            status="fail",
+            verdict="pass",
+            report=_report(),
+            export_report=_report(),
+            budgets=[Check("latency.max_ms[cpu]", "fail", "ONNX Runtime p50 9 ms exceeds budget 1 ms")],
+        ),
     ]
     assert check.exit_code(results) == 1
     assert check.exit_code([ModelResult(name="a"), ModelResult(name="b", status="inconclusive")]) == 3
@@ -200,12 +242,14 @@ def test_exit_code_and_junit_for_error_skip_and_budget():
 
 
 def run_check(*args) -> int:
-    return check.main([*map(str, args), "--no-progress"])
+    return bridge_main(["check", *map(str, args), "--no-progress"])
 
 
 def test_export_error_fails_the_model_and_the_run_continues(tmp_path, capsys):
     (tmp_path / "notmodel.py").write_text("def build():\n    return 42\n")
-    cfg = write(tmp_path, """\
+    cfg = write(
+        tmp_path,
+        """\
         [[models]]
         name = "bad"
         source = "notmodel.py:build"
@@ -213,7 +257,8 @@ def test_export_error_fails_the_model_and_the_run_continues(tmp_path, capsys):
         name = "later"
         source = "notmodel.py:build"
         skip = "not today"
-        """)
+        """,
+    )
     code = run_check("--config", cfg, "--json", tmp_path / "s.json", "--junit", tmp_path / "j.xml")
     assert code == 1
     summary = json.loads((tmp_path / "s.json").read_text())
@@ -228,7 +273,9 @@ def test_export_error_fails_the_model_and_the_run_continues(tmp_path, capsys):
 
 def test_prepare_runs_once_when_a_file_is_missing(tmp_path):
     (tmp_path / "notmodel.py").write_text("def build():\n    return 42\n")
-    cfg = write(tmp_path, """\
+    cfg = write(
+        tmp_path,
+        """\
         [[models]]
         name = "a"
         source = "notmodel.py:build"
@@ -244,7 +291,8 @@ def test_prepare_runs_once_when_a_file_is_missing(tmp_path):
         source = "notmodel.py:build"
         weights = "never.pt"
         prepare = ["python", "-c", "raise SystemExit('cannot train')"]
-        """)
+        """,
+    )
     assert run_check("--config", cfg, "--json", tmp_path / "s.json") == 1
     assert (tmp_path / "count").read_text() == "x"  # one distinct command, run once for a and b
     c = json.loads((tmp_path / "s.json").read_text())["models"][2]
@@ -252,15 +300,17 @@ def test_prepare_runs_once_when_a_file_is_missing(tmp_path):
 
 
 def test_import_is_light():
-    code = ("import sys, bridge.check, bridge.testing\n"
-            "print(sorted(m for m in ('numpy', 'torch', 'tensorflow', 'onnx', 'onnxruntime', 'rich', 'pytest')"
-            " if m in sys.modules))")
+    code = (
+        "import sys, bridge.check, bridge.testing\n"
+        "print(sorted(m for m in ('numpy', 'torch', 'tensorflow', 'onnx', 'onnxruntime', 'rich', 'pytest')"
+        " if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
 
 
-NETS = '''
+NETS = """
 import torch
 from torch import nn
 
@@ -270,9 +320,9 @@ BRIDGE_INPUTS = ["x:float32[batch,4]"]
 def linear():
     torch.manual_seed(0)
     return nn.Linear(4, 3)
-'''
+"""
 
-DEEP = '''
+DEEP = """
 import torch
 from torch import nn
 
@@ -282,7 +332,7 @@ BRIDGE_INPUTS = ["x:float32[batch,64]"]
 def build():  # float32 rounding differs between torch and ONNX Runtime: max abs error ~1e-7, not 0
     torch.manual_seed(0)
     return nn.Sequential(*[m for _ in range(3) for m in (nn.Linear(64, 64), nn.Tanh())])
-'''
+"""
 
 
 def torch_config(tmp_path, tolerance: str = "") -> str:
@@ -313,13 +363,26 @@ def test_torch_config_passes_then_fails_at_tight_tolerance(tmp_path):
 
     # pass: both models in parallel, the latency budget met, deep's report stored as its baseline
     junit, summary = tmp_path / "reports" / "bridge.xml", tmp_path / "reports" / "summary.json"
-    code = run_check("--config", cfg, "--jobs", "2", "--junit", junit, "--json", summary,
-                     "--markdown", tmp_path / "reports" / "summary.md", "--update-baselines")
+    code = run_check(
+        "--config",
+        cfg,
+        "--jobs",
+        "2",
+        "--junit",
+        junit,
+        "--json",
+        summary,
+        "--markdown",
+        tmp_path / "reports" / "summary.md",
+        "--update-baselines",
+    )
     data = json.loads(summary.read_text())
     assert code == 0, json.dumps(data["models"], indent=1)
     assert data["status"] == "pass" and [m["name"] for m in data["models"]] == ["linear", "deep"]
     linear, deep = data["models"]
-    assert [b["name"] for b in linear["budgets"]] == ["latency.max_ms[cpu]"] and linear["budgets"][0]["status"] == "pass"
+    assert [b["name"] for b in linear["budgets"]] == ["latency.max_ms[cpu]"] and linear["budgets"][0][
+        "status"
+    ] == "pass"
     assert deep["max_abs"] > 0  # the failing run below needs a real, non-zero error
     assert (tmp_path / "baselines" / "deep.json").is_file() and (tmp_path / "work" / "deep" / "model.onnx").is_file()
     root = ET.parse(junit).getroot()
@@ -341,7 +404,7 @@ def test_torch_config_passes_then_fails_at_tight_tolerance(tmp_path):
     assert root.find(".//testcase[@name='baseline.verdict']/failure") is not None
 
 
-NOISY = '''
+NOISY = """
 import torch
 from torch import nn
 
@@ -355,15 +418,18 @@ class Noisy(nn.Module):
 
 def build():
     return Noisy()
-'''
+"""
 
 
 @needs_torch
 @pytest.mark.torch
 def test_nondeterministic_model_is_inconclusive_and_a_stale_bundle_is_not_verified(tmp_path):
     (tmp_path / "noisy.py").write_text(NOISY)
-    cfg = write(tmp_path, 'workdir = "work"\n[[models]]\nname = "noisy"\nsource = "noisy.py:build"\n'
-                          "latency = { ort_not_slower = true }\n")
+    cfg = write(
+        tmp_path,
+        'workdir = "work"\n[[models]]\nname = "noisy"\nsource = "noisy.py:build"\n'
+        "latency = { ort_not_slower = true }\n",
+    )
     stale = tmp_path / "work" / "noisy"
     stale.mkdir(parents=True)
     (stale / "manifest.json").write_text("{}")  # an earlier run's bundle: export --force may replace it

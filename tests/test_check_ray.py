@@ -19,12 +19,13 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+from conftest import needs_torch, run_cli
+from test_check import MINIMAL, config_error, write
 
 from bridge import check
 from bridge.check import ModelConfig, load_config
-from bridge.check.run import Runner, StepResult, _input_args
-from conftest import needs_torch, run_cli
-from test_check import MINIMAL, config_error, write
+from bridge.check.run import Runner, StepResult
+from bridge.commands import main as bridge_main
 
 HAS_RAY = importlib.util.find_spec("ray") is not None
 needs_ray = pytest.mark.skipif(not HAS_RAY, reason="ray is not installed (pip install 'bridge-onnx[ray]')")
@@ -34,27 +35,43 @@ RAY_ENV = {"RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}  # a thr
 
 
 def test_dims_bounds_and_input_kinds_reach_export_and_verify(tmp_path, monkeypatch):
-    cfg = load_config(write(tmp_path, MINIMAL + """\
+    cfg = load_config(
+        write(
+            tmp_path,
+            MINIMAL
+            + """\
         dims = { batch = 3, seq = 16 }
         dim_min = { seq = 8 }
         dim_max = { seq = 64 }
         input_kinds = { attention_mask = "mask", ids = "index" }
-        """))
+        """,
+        )
+    )
     (m,) = cfg.models
-    assert m.dims == {"batch": 3, "seq": 16} and m.dim_min == {"seq": 8} and m.dim_max == {"seq": 64}
-    assert m.input_kinds == {"attention_mask": "mask", "ids": "index"}
-    assert _input_args(m) == ["--dim", "batch=3", "--dim", "seq=16", "--dim-min", "seq=8", "--dim-max", "seq=64",
-                              "--input-kind", "attention_mask=mask", "--input-kind", "ids=index"]
-    assert _input_args(load_config(write(tmp_path / "bare", MINIMAL)).models[0]) == []  # nothing unless set
+    for r in (m.export, m.verify):
+        assert r.dims == {"batch": 3, "seq": 16} and r.dim_min == {"seq": 8} and r.dim_max == {"seq": 64}
+        assert r.input_kinds == {"attention_mask": "mask", "ids": "index"}
+    argv = m.verify.to_argv()
+    pairs = set(zip(argv, argv[1:]))
+    assert {
+        ("--input-kind", "attention_mask=mask"),
+        ("--input-kind", "ids=index"),
+        ("--dim", "batch=3"),
+        ("--dim", "seq=16"),
+        ("--dim-min", "seq=8"),
+        ("--dim-max", "seq=64"),
+    } <= pairs
+    bare = load_config(write(tmp_path / "bare", MINIMAL)).models[0]
+    assert bare.verify.to_argv() == ["verify", "--source", bare.source]  # nothing unless set
 
     seen = {}
 
-    def fake_run(self, argv, log):  # export writes a bundle and a report, verify a report
+    def fake_run(self, argv, log, timeout=None):  # export writes a bundle and a report, verify a report
         step = argv[3]
         seen[step] = argv
         out = Path(argv[argv.index("--json") + 1])
         if step == "export":
-            bundle = Path(argv[argv.index("-o") + 1])
+            bundle = Path(argv[argv.index("--output") + 1])
             bundle.mkdir(parents=True, exist_ok=True)
             (bundle / "manifest.json").write_text("{}")
         out.write_text(json.dumps({"status": "pass", "reason": ""}))
@@ -69,24 +86,28 @@ def test_dims_bounds_and_input_kinds_reach_export_and_verify(tmp_path, monkeypat
         assert [argv[i + 1] for i, a in enumerate(argv) if a == "--dim"] == ["batch=3", "seq=16"]
 
 
-@pytest.mark.parametrize("extra, expected", [
-    ("dims = { batch = 0 }", "key 'dims.batch'"),
-    ('dims = { batch = "4" }', "key 'dims.batch'"),
-    ("dims = [4]", "key 'dims'"),
-    ("dim_min = { seq = 9 }\ndim_max = { seq = 8 }", "key 'dim_min.seq'"),
-    ('input_kinds = { mask = "boolean" }', "key 'input_kinds.mask'"),
-    ('input_kinds = "mask"', "key 'input_kinds'"),
-])
+@pytest.mark.parametrize(
+    "extra, expected",
+    [
+        ("dims = { batch = 0 }", "key 'dims.batch'"),
+        ('dims = { batch = "4" }', "key 'dims.batch'"),
+        ("dims = [4]", "key 'dims'"),
+        ("dim_min = { seq = 9 }\ndim_max = { seq = 8 }", "key 'dim_min.seq'"),
+        ('input_kinds = { mask = "boolean" }', "key 'input_kinds.mask'"),
+        ('input_kinds = "mask"', "key 'input_kinds'"),
+    ],
+)
 def test_bad_new_model_keys(tmp_path, extra, expected):
     msg = config_error(tmp_path, MINIMAL + extra + "\n")
     assert "model #1 'm'" in msg and expected in msg
     if "input_kinds." in expected:
-        assert "'values', 'index', 'mask', 'positions'" in msg
+        assert "values, index, mask, positions" in msg  # the kinds allowed
 
 
 def test_executor_keys(tmp_path):
-    cfg = load_config(write(tmp_path, 'executor = "ray"\n[ray]\naddress = "auto"\nshared_fs = true\n'
-                                      "max_retries = 0\n" + MINIMAL))
+    cfg = load_config(
+        write(tmp_path, 'executor = "ray"\n[ray]\naddress = "auto"\nshared_fs = true\nmax_retries = 0\n' + MINIMAL)
+    )
     assert cfg.executor == "ray" and cfg.ray == check.RaySettings(address="auto", shared_fs=True, max_retries=0)
     assert load_config(write(tmp_path / "d", MINIMAL)).ray == check.RaySettings(None, False, 2)
     assert "key 'executor'" in config_error(tmp_path, 'executor = "slurm"\n' + MINIMAL)
@@ -96,14 +117,14 @@ def test_executor_keys(tmp_path):
 
 def test_ray_options_need_the_ray_executor(tmp_path, capsys):
     cfg = write(tmp_path, MINIMAL)
-    assert check.main(["--config", str(cfg), "--ray-address", "auto", "--no-progress"]) == 2
+    assert bridge_main(["check", "--config", str(cfg), "--ray-address", "auto", "--no-progress"]) == 2
     assert "--ray-address applies to --executor ray" in capsys.readouterr().err
 
 
 def test_missing_ray_is_an_environment_problem_with_the_pip_line(tmp_path, capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray raises ImportError
     cfg = write(tmp_path, MINIMAL)
-    assert check.main(["--config", str(cfg), "--executor", "ray", "--no-progress"]) == 4
+    assert bridge_main(["check", "--config", str(cfg), "--executor", "ray", "--no-progress"]) == 4
     err = capsys.readouterr().err
     assert "needs the ray package" in err and "pip install 'bridge-onnx[ray]'" in err
 
@@ -111,9 +132,16 @@ def test_missing_ray_is_an_environment_problem_with_the_pip_line(tmp_path, capsy
 def test_the_node_in_tables_markdown_and_junit():
     from bridge.check import ModelResult, render_junit, render_markdown, render_table
 
-    results = [ModelResult(name="a", seconds=1.0, node="n1 (10.0.0.1)"),
-               ModelResult(name="b", status="fail", message="x", node="n2 (10.0.0.2)",
-                           error={"step": "export", "exit_code": 5, "message": "x"})]
+    results = [
+        ModelResult(name="a", seconds=1.0, node="n1 (10.0.0.1)"),
+        ModelResult(
+            name="b",
+            status="fail",
+            message="x",
+            node="n2 (10.0.0.2)",
+            error={"step": "export", "exit_code": 5, "message": "x"},
+        ),
+    ]
     assert "node" not in render_table(results).splitlines()[0]  # a local run's table is as it was
     table = render_table(results, with_node=True)
     assert table.splitlines()[0].split()[-1] == "node" and "n2 (10.0.0.2)" in table
@@ -128,17 +156,32 @@ def test_the_node_in_tables_markdown_and_junit():
 
 def test_paths_map_onto_the_node_copy_and_python_onto_its_interpreter():
     from bridge.check.ray_task import localize, rebase, rebase_all
+    from bridge.request import API, build
 
-    m = ModelConfig(name="a", source="/cfg/nets.py:build", source_file="/cfg/nets.py", weights="/cfg/w/a.pt",
-                    inputs_npz="/elsewhere/x.npz", prepare=[["/driver/python", "-m", "train", "/cfg/w/a.pt"]])
+    export = build("export", {"source": "/cfg/nets.py:build", "weights": "/cfg/w/a.pt"}, API)
+    verify = build(
+        "verify", {"source": "/cfg/nets.py:build", "weights": "/cfg/w/a.pt", "samples": "/elsewhere/x.npz"}, API
+    )
+    m = ModelConfig(
+        name="a",
+        source="/cfg/nets.py:build",
+        source_file="/cfg/nets.py",
+        export=export,
+        verify=verify,
+        prepare=[["/driver/python", "-m", "train", "/cfg/w/a.pt"]],
+    )
     n = localize(m, "/cfg", "/node/pkg", "/driver/python")
-    assert n.source == "/node/pkg/nets.py:build" and n.weights == "/node/pkg/w/a.pt"
-    assert n.inputs_npz == "/elsewhere/x.npz"  # outside the config's directory: not shipped, kept
+    assert n.source == n.export.source == n.verify.source == "/node/pkg/nets.py:build"
+    assert n.export.weights == n.verify.weights == "/node/pkg/w/a.pt"
+    assert n.verify.samples == "/elsewhere/x.npz"  # outside the config's directory: not shipped, kept
     assert n.prepare == [[sys.executable, "-m", "train", "/node/pkg/w/a.pt"]]
     assert rebase("/cfgx/a", "/cfg", "/n") == "/cfgx/a"  # whole components only
     report = {"target": "/tmp/w1/a", "outputs": [{"reason": "see /tmp/w1/a/model.onnx"}], "n": 3}
     assert rebase_all(report, [("/tmp/w1", "/drv/work")]) == {
-        "target": "/drv/work/a", "outputs": [{"reason": "see /drv/work/a/model.onnx"}], "n": 3}
+        "target": "/drv/work/a",
+        "outputs": [{"reason": "see /drv/work/a/model.onnx"}],
+        "n": 3,
+    }
 
 
 @needs_ray
@@ -162,9 +205,11 @@ def test_prepare_commands_run_once_per_node_and_check(tmp_path):
     from bridge.check.ray_task import prepare_on_node
 
     count = "import pathlib; p = pathlib.Path('made'); p.mkdir(exist_ok=True); open('count', 'a').write('x')"
-    text = "".join(f'[[models]]\nname = "{n}"\nsource = "net.py:build"\nweights = "made/{n}.pt"\n'
-                   f'prepare = [["python", "-c", "{count}"], ["python", "-c", "open(\'made/{n}.pt\', \'w\')"]]\n'
-                   for n in ("a", "b"))
+    text = "".join(
+        f'[[models]]\nname = "{n}"\nsource = "net.py:build"\nweights = "made/{n}.pt"\n'
+        f'prepare = [["python", "-c", "{count}"], ["python", "-c", "open(\'made/{n}.pt\', \'w\')"]]\n'
+        for n in ("a", "b")
+    )
     cfg = load_config(write(tmp_path, text))
     (tmp_path / "net.py").write_text("")
     for m in cfg.models:  # two tasks on one node: each its own Runner, one lock and one record
@@ -188,11 +233,25 @@ def ray_cluster(tmp_path_factory):
         port = s.getsockname()[1]
     log = tmp_path_factory.mktemp("ray") / "head.log"
     ray_cli = Path(sys.executable).with_name("ray")
-    argv = [str(ray_cli) if ray_cli.exists() else "ray", "start", "--head", "--block", "--port", str(port),
-            "--num-cpus", "2", "--num-gpus", "0", "--include-dashboard", "false", "--disable-usage-stats"]
+    argv = [
+        str(ray_cli) if ray_cli.exists() else "ray",
+        "start",
+        "--head",
+        "--block",
+        "--port",
+        str(port),
+        "--num-cpus",
+        "2",
+        "--num-gpus",
+        "0",
+        "--include-dashboard",
+        "false",
+        "--disable-usage-stats",
+    ]
     with open(log, "w") as fh:
-        proc = subprocess.Popen(argv, stdout=fh, stderr=subprocess.STDOUT, env={**os.environ, **RAY_ENV},
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            argv, stdout=fh, stderr=subprocess.STDOUT, env={**os.environ, **RAY_ENV}, start_new_session=True
+        )
     try:
         deadline = time.monotonic() + 120
         while "Ray runtime started" not in log.read_text():
@@ -209,7 +268,7 @@ def ray_cluster(tmp_path_factory):
             proc.wait()
 
 
-NETS = '''
+NETS = """
 import torch
 from torch import nn
 
@@ -221,13 +280,15 @@ def linear():
     return nn.Linear(4, 3)
 
 
-'''
+"""
 
 
 def _cases(junit: Path) -> dict:
     root = ET.parse(junit).getroot()
-    return {s.get("name"): sorted((tc.get("name"), tc.find("failure") is not None) for tc in s.findall("testcase"))
-            for s in root.findall("testsuite")}
+    return {
+        s.get("name"): sorted((tc.get("name"), tc.find("failure") is not None) for tc in s.findall("testcase"))
+        for s in root.findall("testsuite")
+    }
 
 
 @needs_ray
@@ -239,7 +300,9 @@ def test_ray_run_matches_a_local_run(tmp_path, ray_cluster):
     (proj / "nets.py").write_text(NETS)
     (proj / "notmodel.py").write_text("def build():\n    return 42\n")
     (tmp_path / "baseline.json").write_text(json.dumps({"status": "pass"}))
-    cfg = write(proj, """\
+    cfg = write(
+        proj,
+        """\
         workdir = "work"
 
         [[models]]
@@ -257,18 +320,41 @@ def test_ray_run_matches_a_local_run(tmp_path, ray_cluster):
         name = "later"
         source = "nets.py:linear"
         skip = "not today"
-        """)
+        """,
+    )
     runs = {}
     for kind, extra in (("local", ["--jobs", "2"]), ("ray", ["--executor", "ray", "--ray-address", ray_cluster])):
         out = tmp_path / kind
-        proc = run_cli("check", "--config", cfg, "--workdir", out / "work", "--no-progress", "--json", out / "s.json",
-                       "--junit", out / "j.xml", *extra, env=RAY_ENV, timeout=600)
+        proc = run_cli(
+            "check",
+            "--config",
+            cfg,
+            "--workdir",
+            out / "work",
+            "--no-progress",
+            "--json",
+            out / "s.json",
+            "--junit",
+            out / "j.xml",
+            *extra,
+            env=RAY_ENV,
+            timeout=600,
+        )
         assert proc.returncode == 1, proc.stdout + proc.stderr  # "bad" fails; the run reports every model
         runs[kind] = (json.loads((out / "s.json").read_text()), _cases(out / "j.xml"), proc.stdout)
 
     (local, local_cases, _), (ray, ray_cases, stdout) = runs["local"], runs["ray"]
-    key = lambda m: (m["name"], m["status"], m["verdict"], (m["error"] or {}).get("step"),  # noqa: E731
-                     [b["name"] for b in m["budgets"]], [(b["name"], b["status"]) for b in m["baseline"]])
+
+    def key(m):
+        return (
+            m["name"],
+            m["status"],
+            m["verdict"],
+            (m["error"] or {}).get("step"),
+            [b["name"] for b in m["budgets"]],
+            [(b["name"], b["status"]) for b in m["baseline"]],
+        )
+
     assert [key(m) for m in ray["models"]] == [key(m) for m in local["models"]]
     assert ray["counts"] == local["counts"] == {"pass": 1, "fail": 1, "inconclusive": 0, "skipped": 1}
     assert [b["name"] for b in ray["models"][0]["baseline"]] == ["baseline.verdict"]
@@ -326,8 +412,22 @@ def test_a_task_whose_worker_dies_is_that_models_error(tmp_path):
     """Also the path a new user takes: no address, so a local Ray instance on this machine's files."""
     (tmp_path / "notmodel.py").write_text("def build():\n    return 42\n")
     cfg = write(tmp_path, DIES)  # the prepare command kills the Ray worker running it, on every attempt
-    proc = run_cli("check", "--config", cfg, "--executor", "ray", "--ray-max-retries", "1", "--no-progress",
-                   "--json", tmp_path / "s.json", "--junit", tmp_path / "j.xml", env=RAY_ENV, timeout=300)
+    proc = run_cli(
+        "check",
+        "--config",
+        cfg,
+        "--executor",
+        "ray",
+        "--ray-max-retries",
+        "1",
+        "--no-progress",
+        "--json",
+        tmp_path / "s.json",
+        "--junit",
+        tmp_path / "j.xml",
+        env=RAY_ENV,
+        timeout=300,
+    )
     assert proc.returncode == 1, proc.stdout + proc.stderr
     summary = json.loads((tmp_path / "s.json").read_text())
     assert summary["executor"]["address"] == "local" and summary["executor"]["shared_fs"] is True
@@ -345,14 +445,14 @@ def test_a_task_whose_worker_dies_is_that_models_error(tmp_path):
 def test_precision_and_calibrate_reach_export(tmp_path, monkeypatch):
     cfg = load_config(write(tmp_path, MINIMAL + 'precision = "int8"\ncalibrate = "calib.npz"\n'))
     (m,) = cfg.models
-    assert m.precision == "int8" and m.calibrate == str(tmp_path / "calib.npz")
+    assert m.export.precision == m.verify.precision == "int8" and m.export.calibrate == str(tmp_path / "calib.npz")
     assert str(tmp_path / "calib.npz") in m.required_files()  # a missing file triggers the prepare commands
     seen = {}
 
-    def fake_run(self, argv, log):
+    def fake_run(self, argv, log, timeout=None):
         seen[argv[3]] = argv
         if argv[3] == "export":
-            bundle = Path(argv[argv.index("-o") + 1])
+            bundle = Path(argv[argv.index("--output") + 1])
             bundle.mkdir(parents=True, exist_ok=True)
             (bundle / "manifest.json").write_text("{}")
         Path(argv[argv.index("--json") + 1]).write_text(json.dumps({"status": "pass", "reason": ""}))
@@ -361,7 +461,14 @@ def test_precision_and_calibrate_reach_export(tmp_path, monkeypatch):
     monkeypatch.setattr(Runner, "_run", fake_run)
     assert Runner(cfg, workdir=tmp_path / "work", threads=1, timeout=None).run_model(m).status == "pass"
     export = seen["export"]
-    assert export[export.index("--precision") + 1] == "int8" and export[export.index("--calibrate") + 1] == m.calibrate
-    assert "--precision" not in seen["verify"]  # verify reads the precision from the bundle's graph
-    for text, key in (('precision = "int4"\n', "precision"), ('precision = "fp16"\ncalibrate = "c.npz"\n', "calibrate")):
+    assert (
+        export[export.index("--precision") + 1] == "int8"
+        and export[export.index("--calibrate") + 1] == m.export.calibrate
+    )
+    verify = seen["verify"]  # the verifier asks for the int8 row itself: never read from the bundle
+    assert verify[verify.index("--precision") + 1] == "int8" and "--calibrate" not in verify
+    for text, key in (
+        ('precision = "int4"\n', "precision"),
+        ('precision = "fp16"\ncalibrate = "c.npz"\n', "calibrate"),
+    ):
         assert key in config_error(tmp_path / key, MINIMAL + text)

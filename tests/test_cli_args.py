@@ -5,7 +5,6 @@ import json
 
 import numpy as np
 import pytest
-
 from conftest import run_cli
 from hostile.build import pair_bundle
 
@@ -13,7 +12,9 @@ from hostile.build import pair_bundle
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory):
     base = tmp_path_factory.mktemp("cli_args")
-    return pair_bundle(base / "bundle", {"y": np.array([1.0, 2.0], np.float32)}, {"y": np.array([1.0, 2.0], np.float32)})
+    return pair_bundle(
+        base / "bundle", {"y": np.array([1.0, 2.0], np.float32)}, {"y": np.array([1.0, 2.0], np.float32)}
+    )
 
 
 def test_a_tolerance_before_the_target_does_not_eat_it(bundle, tmp_path):
@@ -34,13 +35,16 @@ def test_bench_has_its_own_help():
     assert "--latency-runs" in res.stdout and "--localize" not in res.stdout and "--labels" not in res.stdout
 
 
-@pytest.mark.parametrize("args, fragment", [
-    (("--input", "x:float32[batch,"), "cannot parse input spec"),
-    (("--input-range", "x=1:0"), "empty input range"),
-    (("--dim", "batch=0"), "dimension size"),
-    (("--input-kind", "x=mask2"), "input kind"),
-    (("--atol", "fast"), "not a number"),
-])
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (("--input", "x:float32[batch,"), "cannot parse input spec"),
+        (("--input-range", "x=1:0"), "empty input range"),
+        (("--dim", "batch=0"), "dimension size"),
+        (("--input-kind", "x=mask2"), "input kind"),
+        (("--atol", "fast"), "not a number"),
+    ],
+)
 def test_malformed_options_are_usage_errors_before_any_work(bundle, args, fragment):
     res = run_cli("verify", bundle, "--source", "nowhere.py:build", *args)
     assert res.returncode == 2, res.stderr

@@ -8,13 +8,16 @@ import json
 import numpy as np
 import pytest
 
-from bridge.compare import FAIL, INCONCLUSIVE, PASS, compare_outputs, outputs_equal, summarize, verdict
-from bridge.policy import Policy, build_policy
+from bridge.request import TolSpec
+from bridge.verdict.compare import FAIL, INCONCLUSIVE, PASS, compare_outputs, outputs_equal, summarize, verdict
+from bridge.verdict.policy import Policy, build_policy
 
 RNG = np.random.default_rng(0)
-REF = {"logits": RNG.standard_normal((4, 10)).astype(np.float32),
-       "score": RNG.standard_normal((4, 1)).astype(np.float32),
-       "ids": np.arange(8, dtype=np.int64).reshape(4, 2)}
+REF = {
+    "logits": RNG.standard_normal((4, 10)).astype(np.float32),
+    "score": RNG.standard_normal((4, 1)).astype(np.float32),
+    "ids": np.arange(8, dtype=np.int64).reshape(4, 2),
+}
 
 
 def run(cand, policy=None, ref=None):
@@ -23,8 +26,10 @@ def run(cand, policy=None, ref=None):
 
 
 def test_identical_and_rounding_level_noise_pass():
-    noisy = {k: (v + np.float32(1e-7) * np.sign(v)).astype(v.dtype) if v.dtype.kind == "f" else v.copy()
-             for k, v in REF.items()}
+    noisy = {
+        k: (v + np.float32(1e-7) * np.sign(v)).astype(v.dtype) if v.dtype.kind == "f" else v.copy()
+        for k, v in REF.items()
+    }
     res, v = run(noisy)
     assert v == PASS
     assert res["logits"].max_abs < 1e-6 and res["logits"].needed_atol == 0.0
@@ -37,8 +42,8 @@ def test_perturbed_values_fail_with_numbers():
     assert "outside atol" in res["logits"].reason
     assert res["logits"].max_abs > 1e-3 and res["logits"].fail_fraction > 0.5
     # the smallest tolerances that would have passed are consistent with the errors
-    assert build_policy({}, [str(res["logits"].needed_atol * 1.0001)]) is not None
-    again, v2 = run(cand, build_policy({}, [f"logits:{res['logits'].needed_atol * 1.001}"]))
+    assert build_policy({}, TolSpec(res["logits"].needed_atol * 1.0001)) is not None
+    again, v2 = run(cand, build_policy({}, TolSpec(None, {"logits": res["logits"].needed_atol * 1.001})))
     assert again["logits"].status == PASS and v2 == PASS
 
 
@@ -56,7 +61,9 @@ def test_missing_and_extra_outputs_fail_never_truncated():
     assert v == FAIL and "extra" in res["extra"].reason
 
 
-@pytest.mark.parametrize("ref_shape,cand_shape", [((1, 3), (3, 1)), ((0, 3), (1, 3)), ((4, 10), (10, 4)), ((2,), (2, 1))])
+@pytest.mark.parametrize(
+    "ref_shape,cand_shape", [((1, 3), (3, 1)), ((0, 3), (1, 3)), ((4, 10), (10, 4)), ((2,), (2, 1))]
+)
 def test_shapes_must_match_exactly_no_broadcasting(ref_shape, cand_shape):
     ref = {"y": np.ones(ref_shape, np.float32)}
     cand = {"y": np.ones(cand_shape, np.float32)}

@@ -22,8 +22,9 @@ except Exception as exc:
 def _run(target: str, arg: str) -> str:
     env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # a pipe buffers stdout
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(FIXTURES)])
-    res = subprocess.run([sys.executable, "-c", SCRIPT, target, arg], capture_output=True, text=True, env=env,
-                         timeout=120)
+    res = subprocess.run(
+        [sys.executable, "-c", SCRIPT, target, arg], capture_output=True, text=True, env=env, timeout=120
+    )
     assert res.returncode == 0, res.stderr
     return res.stdout
 

@@ -12,13 +12,13 @@ import json
 import os
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
 import pytest
+import tomllib
+from conftest import HAS_TF, HAS_TORCH, ROOT
 
 from bridge.check.config import load_config
-from conftest import HAS_TF, HAS_TORCH, ROOT
 
 ZOO = ROOT / "zoo"
 FAMILIES = {"transformers", "timm", "torchvision", "torchvision_seg", "torchvision_det", "keras_apps", "keras_rnn"}
@@ -35,8 +35,10 @@ def _declared_factories(tree: ast.Module) -> set[str]:
     of the module that assigns it (``_declare(INPUTS, bert, roberta)``)."""
 
     def assigns_inputs(node: ast.AST) -> bool:
-        return any(isinstance(n, ast.Attribute) and n.attr == "bridge_inputs" and isinstance(n.ctx, ast.Store)
-                   for n in ast.walk(node))
+        return any(
+            isinstance(n, ast.Attribute) and n.attr == "bridge_inputs" and isinstance(n.ctx, ast.Store)
+            for n in ast.walk(node)
+        )
 
     helpers = {n.name for n in tree.body if isinstance(n, ast.FunctionDef) and assigns_inputs(n)}
     names: set[str] = set()
@@ -47,8 +49,12 @@ def _declared_factories(tree: ast.Module) -> set[str]:
                     names.add(t.value.id)
         elif isinstance(stmt, ast.For) and assigns_inputs(stmt):
             names |= {n.id for n in ast.walk(stmt.iter) if isinstance(n, ast.Name)}
-        elif (isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Call)
-              and isinstance(stmt.value.func, ast.Name) and stmt.value.func.id in helpers):
+        elif (
+            isinstance(stmt, ast.Expr)
+            and isinstance(stmt.value, ast.Call)
+            and isinstance(stmt.value.func, ast.Name)
+            and stmt.value.func.id in helpers
+        ):
             names |= {a.id for a in stmt.value.args if isinstance(a, ast.Name)}
     return names
 
@@ -83,9 +89,18 @@ def test_coverage_config_has_50_models_with_factories_that_exist():
 
 def test_coverage_zoo_covers_the_required_architectures():
     names = {m["name"] for m in _toml(ZOO / "coverage.toml")["models"]}
-    for required in ("transformers.bert", "transformers.distilbert", "transformers.roberta", "transformers.gpt2",
-                     "transformers.llama", "transformers.t5_encoder", "transformers.vit", "transformers.clip_vision",
-                     "transformers.whisper_encoder", "transformers.wav2vec2"):
+    for required in (
+        "transformers.bert",
+        "transformers.distilbert",
+        "transformers.roberta",
+        "transformers.gpt2",
+        "transformers.llama",
+        "transformers.t5_encoder",
+        "transformers.vit",
+        "transformers.clip_vision",
+        "transformers.whisper_encoder",
+        "transformers.wav2vec2",
+    ):
         assert required in names
     source = (ZOO / "hf.py").read_text()
     # the done criteria: ids and a mask, no hand-tuned mask; wav2vec2 swept from 400 samples on
@@ -93,8 +108,13 @@ def test_coverage_zoo_covers_the_required_architectures():
     assert 'dim_min={"samples": "400"}' in source
 
 
-def _resolved(cfg, keys=("source", "weights", "inputs_npz", "min_top1", "latency")) -> dict:
-    return {m.name.rpartition(".")[2]: {k: getattr(m, k) for k in keys} for m in cfg.models}
+def _resolved(cfg, keys=("source", "weights", "samples", "min_top1", "latency")) -> dict:
+    return {
+        m.name.rpartition(".")[2]: {
+            k: getattr(m, k) if k in ("source", "latency") else getattr(m.verify, k) for k in keys
+        }
+        for m in cfg.models
+    }
 
 
 def test_reference_config_has_the_models_of_bridge_toml():
@@ -116,31 +136,68 @@ def test_speed_config_has_the_benchmark_zoo_models():
         assert by_name[name].source == str(ROOT / entry["source"]), name
         assert by_name[name].latency is not None and by_name[name].latency.runs >= entry.get("min_runs", 30)
         if "x=0:255" in entry.get("extra", []):
-            assert by_name[name].input_ranges == {"x": "0:255"}
+            assert by_name[name].verify.input_ranges == by_name[name].export.input_ranges == {"x": (0.0, 255.0)}
 
 
 def test_coverage_renderer_reads_a_summary(tmp_path):
     """tools/coverage.py renders a summary and reports without running anything (no framework)."""
     work = tmp_path / "work"
     work.mkdir()
-    report = {"exporter": {"name": "torch.onnx.torchscript", "failed_first": [{"name": "torch.onnx.dynamo",
-                                                                             "error": "boom"}]},
-              "cases": [{"sizes": {"batch": 2}}, {"sizes": {"batch": 1}}, {"sizes": {"batch": 8}}],
-              "checks": [{"name": "output", "status": "inconclusive", "case": "draw0", "ref_abs_max": 1e-12,
-                          "max_abs": 0.0, "applied_atol": 1e-5, "reason": "vacuous"}],
-              "environment": {"versions": {"torch": "x"}, "machine": {"cpus": 2}}}
+    report = {
+        "exporter": {
+            "name": "torch.onnx.torchscript",
+            "failed_first": [{"name": "torch.onnx.dynamo", "error": "boom"}],
+        },
+        "cases": [{"sizes": {"batch": 2}}, {"sizes": {"batch": 1}}, {"sizes": {"batch": 8}}],
+        "checks": [
+            {
+                "name": "output",
+                "status": "inconclusive",
+                "case": "draw0",
+                "ref_abs_max": 1e-12,
+                "max_abs": 0.0,
+                "applied_atol": 1e-5,
+                "reason": "vacuous",
+            }
+        ],
+        "environment": {"versions": {"torch": "x"}, "machine": {"cpus": 2}},
+    }
     (work / "a.m.export.json").write_text(json.dumps(report))
     (work / "a.m.verify.json").write_text(json.dumps(report))
     (work / "a.m.export.log").write_text("$ python -m bridge export\n# exit 0, 12.5 s\n")
-    summary = {"workdir": str(work), "models": [
-        {"name": "a.m", "status": "inconclusive", "max_abs": 0.0, "seconds": 20.0, "message": "vacuous",
-         "error": None, "export_report": str(work / "a.m.export.json"),
-         "verify_report": str(work / "a.m.verify.json")}]}
+    summary = {
+        "workdir": str(work),
+        "models": [
+            {
+                "name": "a.m",
+                "status": "inconclusive",
+                "max_abs": 0.0,
+                "seconds": 20.0,
+                "message": "vacuous",
+                "error": None,
+                "export_report": str(work / "a.m.export.json"),
+                "verify_report": str(work / "a.m.verify.json"),
+            }
+        ],
+    }
     (tmp_path / "summary.json").write_text(json.dumps(summary))
     (tmp_path / "notes.toml").write_text('[models."a.m"]\nclass = "inherent"\nwhy = "a zero head"\n')
-    proc = subprocess.run([sys.executable, str(ROOT / "tools" / "coverage.py"), "--render", "--summary",
-                           str(tmp_path / "summary.json"), "--notes", str(tmp_path / "notes.toml"), "--out",
-                           str(tmp_path / "coverage.md")], capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "tools" / "coverage.py"),
+            "--render",
+            "--summary",
+            str(tmp_path / "summary.json"),
+            "--notes",
+            str(tmp_path / "notes.toml"),
+            "--out",
+            str(tmp_path / "coverage.md"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 0, proc.stderr
     text = (tmp_path / "coverage.md").read_text()
     assert "| a | m | torch.onnx.torchscript (after torch.onnx.dynamo failed) | INCONCLUSIVE |" in text
@@ -158,8 +215,23 @@ REPRESENTATIVE = ("transformers.bert", "torchvision.resnet18", "keras_rnn.lstm")
 @pytest.mark.skipif(not (HAS_TORCH and HAS_TF), reason="needs torch and tensorflow")
 def test_representative_zoo_models_pass_bridge_check(tmp_path):
     summary = tmp_path / "summary.json"
-    cmd = [sys.executable, "-m", "bridge", "check", "--config", str(ZOO / "coverage.toml"), "--workdir",
-           str(tmp_path / "work"), "--jobs", "1", "--no-progress", "--json", str(summary), "--timeout", "900"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "bridge",
+        "check",
+        "--config",
+        str(ZOO / "coverage.toml"),
+        "--workdir",
+        str(tmp_path / "work"),
+        "--jobs",
+        "1",
+        "--no-progress",
+        "--json",
+        str(summary),
+        "--timeout",
+        "900",
+    ]
     cmd += [a for name in REPRESENTATIVE for a in ("--model", name)]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=2700)

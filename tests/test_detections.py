@@ -2,8 +2,8 @@
 
 import numpy as np
 
-from bridge.compare import FAIL, INCONCLUSIVE, PASS, compare_outputs
-from bridge.policy import build_policy
+from bridge.verdict.compare import FAIL, INCONCLUSIVE, PASS, compare_outputs
+from bridge.verdict.policy import build_policy
 
 
 def _dets(n=20, seed=0):

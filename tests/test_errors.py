@@ -2,15 +2,17 @@
 
 import json
 
-from bridge.errors import exception_summary
-from bridge.results import dumps
 from conftest import run_cli
+
+from bridge.errors import exception_summary
+from bridge.verdict.results import dumps
 
 TF_GRAPH_ERROR = (
     "Graph execution error:\n\nDetected at node functional_1/dense_1/BiasAdd defined at (most recent call last):\n"
     '  File "<string>", line 9, in <module>\n\n  File "/site-packages/keras/src/layers/layer.py", line 1002, '
     "in __call__\n\nMatrix size-incompatible: In[0]: [2,5], In[1]: [4,3]\n\t [[{{node functional_1/dense_1/BiasAdd}}]] "
-    "[Op:__inference_f_35]")
+    "[Op:__inference_f_35]"
+)
 
 
 class InvalidArgumentError(Exception):
@@ -19,8 +21,7 @@ class InvalidArgumentError(Exception):
 
 def test_tensorflow_cause_is_kept_after_its_heading():
     line = exception_summary(InvalidArgumentError(TF_GRAPH_ERROR))
-    assert line == ("InvalidArgumentError: Graph execution error: Matrix size-incompatible: In[0]: [2,5], "
-                    "In[1]: [4,3]")
+    assert line == ("InvalidArgumentError: Graph execution error: Matrix size-incompatible: In[0]: [2,5], In[1]: [4,3]")
 
 
 def test_plain_messages_keep_their_first_line_and_are_bounded():

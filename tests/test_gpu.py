@@ -4,11 +4,13 @@ import json
 import os
 
 import pytest
-
 from conftest import FIXTURES, needs_torch, run_cli, without_stages
 
-pytestmark = [pytest.mark.gpu, needs_torch,
-              pytest.mark.skipif(not os.path.exists("/dev/nvidia0"), reason="no NVIDIA GPU on this machine")]
+pytestmark = [
+    pytest.mark.gpu,
+    needs_torch,
+    pytest.mark.skipif(not os.path.exists("/dev/nvidia0"), reason="no NVIDIA GPU on this machine"),
+]
 
 SRC = f"{FIXTURES / 'torch_two.py'}:two_in_two_out"
 
@@ -30,8 +32,9 @@ def test_golden_on_cuda_ep_runs_on_cuda(bundle, workdir):
 
 
 def test_native_torch_on_cuda_with_io_binding_latency(bundle, workdir):
-    res = run_cli("bench", bundle, "--source", SRC, "--device", "cuda", "--latency-runs", "30",
-                  "--json", workdir / "b.json")
+    res = run_cli(
+        "bench", bundle, "--source", SRC, "--device", "cuda", "--latency-runs", "30", "--json", workdir / "b.json"
+    )
     assert res.returncode == 0, res.stdout + res.stderr
     report = json.loads((workdir / "b.json").read_text())
     assert report["status"] == "pass", report["reason"]

@@ -2,15 +2,17 @@ import numpy as np
 import pytest
 
 from bridge.errors import InputError
-from bridge.inputs import load_npz, make_feeds
-from bridge.plan import plan_cases
 from bridge.spec import parse_input_spec
 from bridge.types import Case
+from bridge.verdict.inputs import load_npz, make_feeds
+from bridge.verdict.plan import plan_cases
 
 
 def specs():
-    return [parse_input_spec("x:float32[batch,3]").with_range((0.0, 1.0)),
-            parse_input_spec("ids:int64[batch,seq]").with_range((0, 7))]
+    return [
+        parse_input_spec("x:float32[batch,3]").with_range((0.0, 1.0)),
+        parse_input_spec("ids:int64[batch,seq]").with_range((0, 7)),
+    ]
 
 
 def test_feeds_are_seeded_ranged_and_shaped():
@@ -29,10 +31,14 @@ def test_plan_sweeps_each_axis_alone_then_all_apart_then_large():
     cases = plan_cases(specs(), seed=0).cases
     sized = [(c.label, c.sizes) for c in cases if not c.fill]
     assert sized == [
-        ("draw0", {"batch": 2, "seq": 2}), ("draw1", {"batch": 2, "seq": 2}),
-        ("batch=1", {"batch": 1, "seq": 2}), ("batch=5", {"batch": 5, "seq": 2}),
-        ("seq=1", {"batch": 2, "seq": 1}), ("seq=5", {"batch": 2, "seq": 5}),
-        ("distinct", {"batch": 3, "seq": 4}), ("batch=8", {"batch": 8, "seq": 2}),
+        ("draw0", {"batch": 2, "seq": 2}),
+        ("draw1", {"batch": 2, "seq": 2}),
+        ("batch=1", {"batch": 1, "seq": 2}),
+        ("batch=5", {"batch": 5, "seq": 2}),
+        ("seq=1", {"batch": 2, "seq": 1}),
+        ("seq=5", {"batch": 2, "seq": 5}),
+        ("distinct", {"batch": 3, "seq": 4}),
+        ("batch=8", {"batch": 8, "seq": 2}),
     ]
     assert len({c.seed for c in cases}) == len(cases)
     static = plan_cases([parse_input_spec("x:float32[1,3]")], seed=0).cases
@@ -40,8 +46,13 @@ def test_plan_sweeps_each_axis_alone_then_all_apart_then_large():
 
 
 def test_plan_respects_declared_minimums_and_maximums():
-    plan = plan_cases([parse_input_spec("wav:float32[batch,samples]")], seed=0, sizes={"samples": 400},
-                      minimum={"samples": 400}, maximum={"batch": 4})
+    plan = plan_cases(
+        [parse_input_spec("wav:float32[batch,samples]")],
+        seed=0,
+        sizes={"samples": 400},
+        minimum={"samples": 400},
+        maximum={"batch": 4},
+    )
     assert all(c.sizes["samples"] >= 400 for c in plan.cases)
     assert all(c.sizes["batch"] <= 4 for c in plan.cases)
     assert not any(c.sizes["samples"] == 1 for c in plan.cases)
@@ -57,8 +68,10 @@ def test_large_case_stays_within_the_memory_budget():
 
 
 def test_boundary_cases_reach_both_ends_of_a_declared_range():
-    ranged = [parse_input_spec("ids:int64[batch,3]").with_range((0, 500)),
-              parse_input_spec("x:float32[batch]").with_range((0.0, 1.0))]
+    ranged = [
+        parse_input_spec("ids:int64[batch,3]").with_range((0, 500)),
+        parse_input_spec("x:float32[batch]").with_range((0.0, 1.0)),
+    ]
     plan = plan_cases(ranged, seed=0)
     by_label = {c.label: make_feeds(ranged, c) for c in plan.cases}
     assert (by_label["ids.low"]["ids"] == 0).all() and (by_label["ids.high"]["ids"] == 499).all()

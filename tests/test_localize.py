@@ -10,14 +10,13 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
+from conftest import needs_torch, run_py
 from onnx import TensorProto, helper, numpy_helper
 from onnx.reference.op_run import OpRun
 
 from bridge.errors import InputError, UsageError
 from bridge.localize import REPRO_FILES, localize
-from bridge.policy import Policy
-
-from conftest import needs_torch, run_py
+from bridge.verdict.policy import Policy
 
 RNG = np.random.default_rng(7)
 W1 = RNG.standard_normal((8, 16)).astype(np.float32)
@@ -29,24 +28,35 @@ FEEDS = {"x": RNG.standard_normal((3, 8)).astype(np.float32)}
 def chain(dropout: bool = False, gelu: bool = False, shuffle: bool = False):
     """MatMul -> Add -> Relu [-> Dropout in training mode] [-> com.microsoft.Gelu] -> MatMul -> Softmax."""
     inits = [numpy_helper.from_array(W1, "w1"), numpy_helper.from_array(B1, "b1"), numpy_helper.from_array(W2, "w2")]
-    nodes = [helper.make_node("MatMul", ["x", "w1"], ["mm1"], name="mm1"),
-             helper.make_node("Add", ["mm1", "b1"], ["add1"], name="add1"),
-             helper.make_node("Relu", ["add1"], ["relu1"], name="relu1")]
+    nodes = [
+        helper.make_node("MatMul", ["x", "w1"], ["mm1"], name="mm1"),
+        helper.make_node("Add", ["mm1", "b1"], ["add1"], name="add1"),
+        helper.make_node("Relu", ["add1"], ["relu1"], name="relu1"),
+    ]
     last = "relu1"
     if dropout:  # exported in training mode: ONNX Runtime and the reference draw different masks
-        inits += [numpy_helper.from_array(np.array(0.5, np.float32), "ratio"),
-                  numpy_helper.from_array(np.array(True), "training")]
+        inits += [
+            numpy_helper.from_array(np.array(0.5, np.float32), "ratio"),
+            numpy_helper.from_array(np.array(True), "training"),
+        ]
         nodes.append(helper.make_node("Dropout", [last, "ratio", "training"], ["drop"], name="drop", seed=3))
         last = "drop"
     if gelu:  # an ONNX Runtime contrib op the reference evaluator does not have
         nodes.append(helper.make_node("Gelu", [last], ["gelu"], name="gelu", domain="com.microsoft"))
         last = "gelu"
-    nodes += [helper.make_node("MatMul", [last, "w2"], ["mm2"], name="mm2"),
-              helper.make_node("Softmax", ["mm2"], ["y"], name="softmax", axis=-1)]
+    nodes += [
+        helper.make_node("MatMul", [last, "w2"], ["mm2"], name="mm2"),
+        helper.make_node("Softmax", ["mm2"], ["y"], name="softmax", axis=-1),
+    ]
     if shuffle:
         nodes = nodes[::-1]
-    graph = helper.make_graph(nodes, "chain", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 8])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 4])], inits)
+    graph = helper.make_graph(
+        nodes,
+        "chain",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 4])],
+        inits,
+    )
     opsets = [helper.make_opsetid("", 17)] + ([helper.make_opsetid("com.microsoft", 1)] if gelu else [])
     return helper.make_model(graph, opset_imports=opsets, ir_version=10)
 
@@ -57,6 +67,7 @@ def save(tmp_path):
         path = tmp_path / name
         onnx.save_model(model, str(path), **kwargs)
         return str(path)
+
     return _save
 
 
@@ -140,8 +151,10 @@ def test_chunking_gives_the_same_answer(save, chunk_size):
     keys = ("status", "engines", "node", "output", "compared", "max_abs", "max_rel", "reproduces")
     assert {k: getattr(small, k) for k in keys} == {k: getattr(big, k) for k in keys}
     clean = save(chain(), "clean.onnx")
-    assert localize(clean, FEEDS, Policy(), None, chunk_size=chunk_size).to_json() == \
-        localize(clean, FEEDS, Policy(), None, chunk_size=64).to_json()
+    assert (
+        localize(clean, FEEDS, Policy(), None, chunk_size=chunk_size).to_json()
+        == localize(clean, FEEDS, Policy(), None, chunk_size=64).to_json()
+    )
 
 
 def test_op_the_reference_lacks_is_noted_and_bridged(save):
@@ -152,8 +165,13 @@ def test_op_the_reference_lacks_is_noted_and_bridged(save):
 
 
 def test_external_data_model(save):
-    path = save(chain(dropout=True), save_as_external_data=True, all_tensors_to_one_file=True,
-                location="weights.bin", size_threshold=0)
+    path = save(
+        chain(dropout=True),
+        save_as_external_data=True,
+        all_tensors_to_one_file=True,
+        location="weights.bin",
+        size_threshold=0,
+    )
     r = localize(path, FEEDS, Policy(), None, chunk_size=2)
     assert (r.status, r.node, r.reproduces) == ("diverged", "drop", True)
 
@@ -202,7 +220,7 @@ from onnx import numpy_helper
 from torch import nn
 from bridge.frameworks.pt import TorchModel
 from bridge.localize import localize
-from bridge.policy import Policy
+from bridge.verdict.policy import Policy
 
 class Net(nn.Module):
     def __init__(self):
@@ -239,8 +257,11 @@ print("RESULT" + json.dumps(res))
 @pytest.mark.torch
 def test_torch_native_matching_names_the_scaled_module(tmp_path):
     (tmp_path / "script.py").write_text(TORCH_SCRIPT)
-    res = run_py(f"import runpy, sys; sys.argv = ['x', {str(tmp_path)!r}]; "
-                 f"runpy.run_path({str(tmp_path / 'script.py')!r}, run_name='__main__')", timeout=300)
+    res = run_py(
+        f"import runpy, sys; sys.argv = ['x', {str(tmp_path)!r}]; "
+        f"runpy.run_path({str(tmp_path / 'script.py')!r}, run_name='__main__')",
+        timeout=300,
+    )
     assert res.returncode == 0, res.stdout + res.stderr
     out = json.loads(res.stdout.split("RESULT", 1)[1])
     assert "['', 'fc2', 'linear_1']" in out["scopes"]  # what the dynamo exporter writes per node

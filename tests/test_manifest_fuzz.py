@@ -7,17 +7,19 @@ import json
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bridge.bundle import open_bundle
+from bridge.artifact.bundle import open_bundle
 from bridge.errors import BundleError
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-5, 5) | st.floats(allow_nan=False) | st.text(max_size=8),
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
-    max_leaves=10)
+    max_leaves=10,
+)
 
 CONTENT = b"not really onnx"
 VALID = {
-    "schema_version": 1, "model": {"file": "model.onnx"},
+    "schema_version": 1,
+    "model": {"file": "model.onnx"},
     "inputs": [{"name": "x", "dtype": "float32", "dims": ["batch", 3]}],
     "outputs": [{"name": "y", "dtype": "float32", "dims": ["batch", 3]}],
     "cases": [{"label": "draw0", "seed": 0, "sizes": {"batch": 2}}],
@@ -69,9 +71,11 @@ def test_traversal_in_file_names_refused(tmp_path):
 def test_unknown_dtype_and_bad_sizes_refused(tmp_path):
     import pytest
 
-    for bad in ({"inputs": [{"name": "x", "dtype": "float99", "dims": [1]}]},
-                {"cases": [{"label": "draw0", "seed": 0, "sizes": {"batch": "two"}}]},
-                {"cases": [{"label": "a/b", "seed": 0, "sizes": {}}]}):
+    for bad in (
+        {"inputs": [{"name": "x", "dtype": "float99", "dims": [1]}]},
+        {"cases": [{"label": "draw0", "seed": 0, "sizes": {"batch": "two"}}]},
+        {"cases": [{"label": "a/b", "seed": 0, "sizes": {}}]},
+    ):
         check(tmp_path, {**VALID, **bad})
         with pytest.raises(BundleError):
             open_bundle(tmp_path / "b")

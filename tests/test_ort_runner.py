@@ -5,19 +5,28 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hostile.build import model, vi, write_model
 from onnx import TensorProto, helper
 
 from bridge.errors import EnvironmentProblem
 from bridge.frameworks import ort as ort_mod
-from bridge.frameworks.ort import OrtRunner, cuda_problem
-from hostile.build import model, vi, write_model
+from bridge.frameworks.ort import OrtRunner
+from bridge.frameworks.providers import cuda
+
+
+def cuda_problem():
+    return cuda.problem(ort_mod.ort)
 
 
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory):
     w = helper.make_tensor("w", TensorProto.FLOAT, [4], [1.0, 2.0, 3.0, 4.0])
-    m = model([helper.make_node("Mul", ["x", "w"], ["t"]), helper.make_node("Relu", ["t"], ["y"])],
-              [vi("x", shape=("batch", 4))], [vi("y", shape=("batch", 4))], [w])
+    m = model(
+        [helper.make_node("Mul", ["x", "w"], ["t"]), helper.make_node("Relu", ["t"], ["y"])],
+        [vi("x", shape=("batch", 4))],
+        [vi("y", shape=("batch", 4))],
+        [w],
+    )
     return str(write_model(m, tmp_path_factory.mktemp("ort") / "tiny.onnx"))
 
 
@@ -36,7 +45,9 @@ def test_node_placement_counts_nodes_per_provider(tiny_model):
 
 
 def test_hidden_gpu_is_named(monkeypatch):
-    monkeypatch.setattr(ort_mod.ort, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
+    monkeypatch.setattr(
+        ort_mod.ort, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    )
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
     assert cuda_problem() == "no NVIDIA GPU is visible on this machine"
 
@@ -47,7 +58,7 @@ def test_cpu_only_build_is_named(monkeypatch):
 
 
 def test_cuda_without_gpu_stops_before_a_session(monkeypatch, tiny_model):
-    monkeypatch.setattr(ort_mod, "cuda_problem", lambda: "no NVIDIA GPU is visible on this machine")
+    monkeypatch.setattr(cuda, "problem", lambda ort: "no NVIDIA GPU is visible on this machine")
     monkeypatch.setattr(ort_mod.ort, "InferenceSession", lambda *a, **k: pytest.fail("no session may be created"))
     with pytest.raises(EnvironmentProblem) as err:
         OrtRunner(tiny_model, "cuda")
@@ -65,11 +76,11 @@ class _FellBack:
 
 
 def test_silent_fallback_to_the_cpu_is_refused(monkeypatch, tiny_model):
-    monkeypatch.setattr(ort_mod, "cuda_problem", lambda: None)
+    monkeypatch.setattr(cuda, "problem", lambda ort: None)
     monkeypatch.setattr(ort_mod.ort, "preload_dlls", lambda: None, raising=False)
     monkeypatch.setattr(ort_mod.ort, "InferenceSession", _FellBack)
     with pytest.raises(EnvironmentProblem) as err:
-        OrtRunner(tiny_model, "cuda", cuda_options={"use_tf32": "0"})
+        OrtRunner(tiny_model, "cuda", tf32=False)
     assert err.value.exit_code == 4
     assert "fell back" in err.value.message and "CPUExecutionProvider" in err.value.message
 
@@ -85,10 +96,10 @@ def test_cuda_session_asks_for_cuda_first_and_records_tf32(monkeypatch, tiny_mod
         def get_inputs(self):
             return []
 
-    monkeypatch.setattr(ort_mod, "cuda_problem", lambda: None)
+    monkeypatch.setattr(cuda, "problem", lambda ort: None)
     monkeypatch.setattr(ort_mod.ort, "preload_dlls", lambda: None, raising=False)
     monkeypatch.setattr(ort_mod.ort, "InferenceSession", _OnCuda)
-    runner = OrtRunner(tiny_model, "cuda", cuda_options={"use_tf32": "0"})
+    runner = OrtRunner(tiny_model, "cuda", tf32=False)
     assert runner.session.asked[0] == ("CUDAExecutionProvider", {"use_tf32": "0"})
     assert runner.precision() == {"cuda.use_tf32": "0"}
     assert runner.settings["cuda_options"] == {"use_tf32": "0"}

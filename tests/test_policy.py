@@ -1,7 +1,13 @@
 import pytest
 
 from bridge.errors import UsageError
-from bridge.policy import DEFAULTS, Policy, build_policy, load_policy_file, parse_tolerance_args
+from bridge.request import Invalid, Tolerances
+from bridge.verdict.policy import DEFAULTS, Policy, build_policy, load_policy_file
+
+
+def tol(*tokens):
+    """A tolerance option as the command line gives it (``--atol 1e-3 logits:1e-2``)."""
+    return Tolerances().from_text(list(tokens))
 
 
 def test_defaults_by_dtype_and_device():
@@ -14,8 +20,9 @@ def test_defaults_by_dtype_and_device():
 
 
 def test_polygraphy_style_overrides_and_precedence():
-    assert parse_tolerance_args(["1e-3", "logits:1e-2"], "atol") == (1e-3, {"logits": 1e-2})
-    p = build_policy({"atol": 1e-4, "outputs": {"score": {"rtol": 0.5}}}, ["1e-3", "logits:1e-2"], ["0.1"])
+    parsed = tol("1e-3", "logits:1e-2")
+    assert (parsed.value, parsed.outputs) == (1e-3, {"logits": 1e-2})
+    p = build_policy({"atol": 1e-4, "outputs": {"score": {"rtol": 0.5}}}, tol("1e-3", "logits:1e-2"), tol("0.1"))
     assert p.tolerance("logits", "float32", "cpu").atol == 1e-2
     assert p.tolerance("other", "float32", "cpu").atol == 1e-3  # command line beats the file
     assert p.tolerance("score", "float32", "cpu").rtol == 0.5  # per output beats global
@@ -25,13 +32,15 @@ def test_polygraphy_style_overrides_and_precedence():
 
 def test_bad_values_are_usage_errors():
     for bad in (["x"], ["-1"], ["nan"], ["logits:abc"]):
-        with pytest.raises(UsageError):
-            parse_tolerance_args(bad, "atol")
+        with pytest.raises(Invalid):
+            tol(*bad)
 
 
 def test_policy_file_roundtrip(tmp_path):
     f = tmp_path / "p.toml"
-    f.write_text('atol = 1e-4\n[outputs.logits]\nrtol = 0.01\n[defaults]\n"float32/cuda" = {atol = 0.01, rtol = 0.02}\n')
+    f.write_text(
+        'atol = 1e-4\n[outputs.logits]\nrtol = 0.01\n[defaults]\n"float32/cuda" = {atol = 0.01, rtol = 0.02}\n'
+    )
     p = build_policy(load_policy_file(str(f)))
     assert p.tolerance("logits", "float32", "cpu").rtol == 0.01
     assert p.tolerance("x", "float32", "cuda").atol == 1e-4  # the global atol overrides every default
@@ -45,7 +54,7 @@ def test_policy_file_roundtrip(tmp_path):
 def test_cuda_rows_strict_by_default_loose_with_tf32():
     import numpy as np
 
-    from bridge.compare import FAIL, PASS, compare_outputs, verdict
+    from bridge.verdict.compare import FAIL, PASS, compare_outputs, verdict
 
     rng = np.random.default_rng(0)
     ref = {"logits": (rng.standard_normal((4, 1000)) * 40).astype(np.float32)}  # |max| ~ 160
@@ -62,12 +71,12 @@ def test_cuda_rows_strict_by_default_loose_with_tf32():
     assert verdict(compare_outputs(ref, tf32, policy, device="cuda")) == FAIL  # strict row: TF32 is not fp32
     assert verdict(compare_outputs(ref, tf32, policy, device="cuda-tf32")) == PASS
     assert verdict(compare_outputs(ref, gross, policy, device="cuda-tf32")) == FAIL
-    assert build_policy({}, scale_args=["logits:0"]).tolerance("logits", "float32", "cuda").scale_atol == 0
+    assert build_policy({}, scale_atol=tol("logits:0")).tolerance("logits", "float32", "cuda").scale_atol == 0
 
 
 def test_explicit_atol_is_the_whole_absolute_allowance():
-    p = build_policy({}, ["1e-12"], ["1e-12"])
+    p = build_policy({}, tol("1e-12"), tol("1e-12"))
     assert p.tolerance("y", "float32", "cpu").scale_atol == 0.0
-    assert build_policy({}, ["logits:1e-3"]).tolerance("other", "float32", "cpu").scale_atol > 0
-    assert build_policy({}, ["logits:1e-3"]).tolerance("logits", "float32", "cpu").scale_atol == 0.0
-    assert build_policy({}, ["1e-3"], scale_args=["1e-4"]).tolerance("y", "float32", "cpu").scale_atol == 1e-4
+    assert build_policy({}, tol("logits:1e-3")).tolerance("other", "float32", "cpu").scale_atol > 0
+    assert build_policy({}, tol("logits:1e-3")).tolerance("logits", "float32", "cpu").scale_atol == 0.0
+    assert build_policy({}, tol("1e-3"), scale_atol=tol("1e-4")).tolerance("y", "float32", "cpu").scale_atol == 1e-4

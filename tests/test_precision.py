@@ -11,12 +11,13 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from bridge.bench import NOISY_SHARE, OtherLoad, Side, judge_load, measure
-from bridge.compare import FAIL, INCONCLUSIVE, PASS, compare_outputs, cross_case_vacuity
 from bridge.errors import BundleError, UsageError
-from bridge.policy import Policy, build_policy
-from bridge.precision import check_manifest_entry, check_request, graph_precision, method_for, target_precision
-from bridge.quality import accuracy_gate, precision_notes
+from bridge.precision.methods import check_manifest_entry, graph_precision, method_for, target_precision
+from bridge.precision.quality import accuracy_gate, precision_notes
+from bridge.request import TolSpec
 from bridge.types import Case
+from bridge.verdict.compare import FAIL, INCONCLUSIVE, PASS, compare_outputs, cross_case_vacuity
+from bridge.verdict.policy import Policy, build_policy
 
 RNG = np.random.default_rng(0)
 LOGITS = (RNG.standard_normal((64, 10)) * 4).astype(np.float32)
@@ -34,6 +35,7 @@ def _one(cand, policy, case="draw0", ref=LOGITS):
 
 
 # -- policy rows --------------------------------------------------------------------------------
+
 
 def test_reduced_rows_apply_to_float_references_only():
     p = Policy(precision="int8")
@@ -53,13 +55,20 @@ def test_reduced_policy_round_trips_and_fp32_json_is_unchanged():
     assert back.precision == "int8" and back.tolerance("y", "float32", "cpu").min_top1 == 0.97
     stored = Policy(precision="fp16").to_json()
     assert Policy.from_json(stored).tolerance("y", "float32", "cpu") == Policy(precision="fp16").tolerance(
-        "y", "float32", "cpu")
+        "y", "float32", "cpu"
+    )
 
 
 def test_policy_file_rows_for_a_precision():
-    p = Policy.from_json({"precision": "int8", "max_accuracy_drop": 0.01,
-                          "defaults": {"float32/cpu/int8": {"atol": 1e-3, "rtol": 0.2, "scale_atol": 0.1,
-                                                            "rel_norm": 0.05, "min_top1": 0.995}}})
+    p = Policy.from_json(
+        {
+            "precision": "int8",
+            "max_accuracy_drop": 0.01,
+            "defaults": {
+                "float32/cpu/int8": {"atol": 1e-3, "rtol": 0.2, "scale_atol": 0.1, "rel_norm": 0.05, "min_top1": 0.995}
+            },
+        }
+    )
     tol = p.tolerance("y", "float32", "cpu")
     assert (tol.atol, tol.rel_norm, tol.min_top1, p.max_accuracy_drop) == (1e-3, 0.05, 0.995, 0.01)
     with pytest.raises(UsageError):
@@ -72,6 +81,7 @@ def test_policy_file_rows_for_a_precision():
 
 # -- the gate -----------------------------------------------------------------------------------
 
+
 def test_int8_level_noise_passes_the_int8_row_and_fails_float32():
     cand = _noisy(LOGITS, 0.03)
     assert _one(cand, Policy(precision="int8")).status == PASS
@@ -79,8 +89,12 @@ def test_int8_level_noise_passes_the_int8_row_and_fails_float32():
 
 
 def test_error_norm_above_the_bound_fails_with_its_reason():
-    p = Policy.from_json({"precision": "int8", "defaults": {"float32/cpu/int8": {
-        "atol": 1e-4, "rtol": 0.1, "scale_atol": 0.25, "rel_norm": 0.05}}})
+    p = Policy.from_json(
+        {
+            "precision": "int8",
+            "defaults": {"float32/cpu/int8": {"atol": 1e-4, "rtol": 0.1, "scale_atol": 0.25, "rel_norm": 0.05}},
+        }
+    )
     result = _one(_noisy(LOGITS, 0.08), p)
     assert result.status == FAIL and "relative error norm" in result.reason and "float32/cpu/int8" in result.reason
     assert result.kind == "values"
@@ -104,7 +118,7 @@ def test_top1_floor_applies_to_real_samples_only():
     assert on_data.status == FAIL and on_data.reason.startswith("top-1:") and "real samples" in on_data.reason
     assert _one(cand, build_policy({"precision": "int8"}, min_top1=0.9), case="data").status == PASS
     # float32: --min-top1 still applies to every case
-    assert _one(cand, build_policy({}, ["10"], min_top1=0.99), case="draw0").status == FAIL
+    assert _one(cand, build_policy({}, TolSpec(10.0), min_top1=0.99), case="draw0").status == FAIL
 
 
 def test_vacuity_judges_the_error_norm_too():
@@ -117,8 +131,12 @@ def test_vacuity_judges_the_error_norm_too():
     policy = Policy(precision="int8")
     results = [r for c, _, out in runs for r in compare_outputs(out, out, policy, "cpu", c.label)]
     assert {r.status for r in cross_case_vacuity(runs, results, policy, "cpu")} == {PASS}
-    loose = Policy.from_json({"precision": "int8", "defaults": {"float32/cpu/int8": {
-        "atol": 1e-4, "rtol": 0.1, "scale_atol": 0.25, "rel_norm": 0.5}}})
+    loose = Policy.from_json(
+        {
+            "precision": "int8",
+            "defaults": {"float32/cpu/int8": {"atol": 1e-4, "rtol": 0.1, "scale_atol": 0.25, "rel_norm": 0.5}},
+        }
+    )
     results = [r for c, _, out in runs for r in compare_outputs(out, out, loose, "cpu", c.label)]
     assert {r.status for r in cross_case_vacuity(runs, results, loose, "cpu")} == {INCONCLUSIVE}
 
@@ -139,13 +157,19 @@ def test_accuracy_gate_and_notes():
 
 # -- requests, methods, a graph's precision -----------------------------------------------------
 
+
 def test_requests_and_methods():
-    check_request("int8", "x.npz")
-    check_request("fp16", None)
+    from bridge.request import API, build
+
+    def request(**given):
+        return build("export", {"source": "m.py:f", "output": "out", **given}, API)
+
+    assert request(precision="int8", calibrate="x.npz").calibrate == "x.npz"
+    assert request(precision="fp16").precision == "fp16"
     with pytest.raises(UsageError):
-        check_request("fp16", "x.npz")
+        request(precision="fp16", calibrate="x.npz")
     with pytest.raises(UsageError):
-        check_request("int4", None)
+        request(precision="int4")
     assert method_for("int8", "x.npz", "none")[0] == "static-qdq"
     assert method_for("int8", None, "none")[0] == "dynamic"
     assert method_for("fp16", None, "transformer")[0] == "fp16-transformer"
@@ -155,24 +179,36 @@ def _matmul_model(weight_dtype=np.float32, quant=False) -> onnx.ModelProto:
     w = numpy_helper.from_array(np.ones((4, 3), weight_dtype), "w")
     nodes = [helper.make_node("MatMul", ["x", "w"], ["y"])]
     if quant:
-        nodes = [helper.make_node("DynamicQuantizeLinear", ["x"], ["xq", "s", "z"]),
-                 helper.make_node("Identity", ["x"], ["y"]), *nodes[:0]]
-    return helper.make_model(helper.make_graph(
-        nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 4])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 3] if not quant else ["batch", 4])],
-        [w]))
+        nodes = [
+            helper.make_node("DynamicQuantizeLinear", ["x"], ["xq", "s", "z"]),
+            helper.make_node("Identity", ["x"], ["y"]),
+            *nodes[:0],
+        ]
+    return helper.make_model(
+        helper.make_graph(
+            nodes,
+            "g",
+            [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 4])],
+            [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 3] if not quant else ["batch", 4])],
+            [w],
+        )
+    )
 
 
 def test_graph_precision_and_the_manifest_cross_check():
     assert graph_precision(_matmul_model())[0] == "fp32"
     assert graph_precision(_matmul_model(np.float16))[0] == "fp16"
     assert graph_precision(_matmul_model(quant=True))[0] == "int8"
-    assert target_precision(None, _matmul_model(quant=True), "m.onnx")[0] == "int8"  # a bare file: its graph
+    assert (
+        target_precision(None, graph_precision(_matmul_model(quant=True)), "m.onnx")[0] == "int8"
+    )  # a bare file: its graph
     manifest = {"precision": {"precision": "int8"}}
-    assert target_precision(manifest, _matmul_model(quant=True), "b") == ("int8", None)
+    assert target_precision(manifest, graph_precision(_matmul_model(quant=True)), "b") == ("int8", None)
     with pytest.raises(BundleError):  # claiming int8 for a float32 graph would only loosen the check
-        target_precision(manifest, _matmul_model(), "b")
-    precision, note = target_precision({}, _matmul_model(quant=True), "b")  # reduced, manifest says float32
+        target_precision(manifest, graph_precision(_matmul_model()), "b")
+    precision, note = target_precision(
+        {}, graph_precision(_matmul_model(quant=True)), "b"
+    )  # reduced, manifest says float32
     assert precision == "fp32" and "strict float32" in note
 
 
@@ -196,10 +232,12 @@ def test_gemm_rewritten_as_matmul_computes_the_same():
     w = RNG.standard_normal((5, 4)).astype(np.float32)
     b = RNG.standard_normal(5).astype(np.float32)
     graph = helper.make_graph(
-        [helper.make_node("Gemm", ["x", "w", "b"], ["y"], transB=1)], "g",
+        [helper.make_node("Gemm", ["x", "w", "b"], ["y"], transB=1)],
+        "g",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 4])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 5])],
-        [numpy_helper.from_array(w, "w"), numpy_helper.from_array(b, "b")])
+        [numpy_helper.from_array(w, "w"), numpy_helper.from_array(b, "b")],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     x = RNG.standard_normal((3, 4)).astype(np.float32)
     before = ReferenceEvaluator(model).run(None, {"x": x})[0]
@@ -210,6 +248,7 @@ def test_gemm_rewritten_as_matmul_computes_the_same():
 
 
 # -- bench: other processes' CPU ----------------------------------------------------------------
+
 
 def test_bench_records_other_processes_cpu_per_side_and_round():
     lat = measure([Side("native", lambda: None), Side("onnxruntime", lambda: None)], runs=10, rounds=5).to_json()
@@ -236,9 +275,12 @@ def test_judge_load_flags_a_busy_machine():
 
 
 def test_cases_outside_the_calibration_span_are_named():
-    from bridge.precision import calibration_coverage
+    from bridge.precision.methods import calibration_coverage
 
-    calib = {"x": np.random.default_rng(0).uniform(0, 1, (32, 4)).astype(np.float32), "ids": np.zeros((32, 4), np.int64)}
+    calib = {
+        "x": np.random.default_rng(0).uniform(0, 1, (32, 4)).astype(np.float32),
+        "ids": np.zeros((32, 4), np.int64),
+    }
     inside = [(None, {"x": np.full((2, 4), 0.5, np.float32)}, {})]
     outside = inside + [(None, {"x": np.full((2, 4), -3.0, np.float32)}, {})]
     assert calibration_coverage(calib, inside) == []

@@ -31,37 +31,93 @@ def check(name, case, status="pass", device="cpu", shape=(2, 3), max_abs=1.2e-07
     for d in shape:
         size *= d
     rec = {
-        "name": name, "status": status, "reason": "", "case": case, "device": device,
-        "ref_shape": list(shape), "cand_shape": list(shape), "ref_dtype": "float32", "cand_dtype": "float32",
-        "tolerance": dict(TOL), "size": size, "fail_count": 0, "fail_fraction": 0.0,
-        "max_abs": max_abs, "mean_abs": max_abs, "p99_abs": max_abs, "max_rel": max_abs, "mean_rel": max_abs,
-        "p99_rel": max_abs, "rel_norm": max_abs, "needed_atol": 0.0, "needed_rtol": 0.0, "ref_abs_max": 1.2,
-        "worst_index": [0, 1], "worst_ref": -1.1397, "worst_cand": -1.1397001, "top1_agreement": None,
-        "error_histogram": hist(-7, size), "passed": status == "pass",
+        "name": name,
+        "status": status,
+        "reason": "",
+        "case": case,
+        "device": device,
+        "ref_shape": list(shape),
+        "cand_shape": list(shape),
+        "ref_dtype": "float32",
+        "cand_dtype": "float32",
+        "tolerance": dict(TOL),
+        "size": size,
+        "fail_count": 0,
+        "fail_fraction": 0.0,
+        "max_abs": max_abs,
+        "mean_abs": max_abs,
+        "p99_abs": max_abs,
+        "max_rel": max_abs,
+        "mean_rel": max_abs,
+        "p99_rel": max_abs,
+        "rel_norm": max_abs,
+        "needed_atol": 0.0,
+        "needed_rtol": 0.0,
+        "ref_abs_max": 1.2,
+        "worst_index": [0, 1],
+        "worst_ref": -1.1397,
+        "worst_cand": -1.1397001,
+        "top1_agreement": None,
+        "error_histogram": hist(-7, size),
+        "passed": status == "pass",
     }
     rec.update(kw)
     rec["passed"] = rec["status"] == "pass"
     return rec
 
 
-LATENCY = {"cpu": {
-    "baseline": "native", "rounds": 5, "idle_gap_ms": 50.0, "threads": 2, "notes": [],
-    "sides": {
-        "native": {"side": "native", "runs": 6, "warmup": 2, "p50_ms": 1.4, "p90_ms": 6.0, "p99_ms": 7.9,
-                   "min_ms": 0.19, "mean_ms": 2.6, "samples_ms": [0.85, 0.25, 8.1, 3.9, 1.2, 0.19]},
-        "onnxruntime": {"side": "onnxruntime", "runs": 6, "warmup": 2, "p50_ms": 0.116, "p90_ms": 0.218,
-                        "p99_ms": 0.232, "min_ms": 0.02, "mean_ms": 0.118,
-                        "samples_ms": [0.216, 0.022, 0.233, 0.030, 0.21, 0.02]},
-    },
-    "speedup_vs_baseline_p50": {"onnxruntime": 12.1}, "speedup_per_round": {"onnxruntime": [4.6, 45.7, 6.1]},
-}}
-ENV = {"threads": 2, "native": {"versions": {"torch": "2.14.1+cu130", "onnxscript": "0.7.2"}},
-       "onnxruntime": {"cpu": {"providers": ["CPUExecutionProvider"], "settings": {"intra_op_num_threads": 2}}}}
-CASES = [{"label": "draw0", "seed": 1, "sizes": {"batch": 2}, "origin": "seeded"},
-         {"label": "size1", "seed": 3, "sizes": {"batch": 1}, "origin": "seeded"}]
-POLICY = {"atol": None, "rtol": None, "outputs": {}, "allow_nonfinite": False, "min_top1_agreement": None,
-          "defaults": {"float32/cpu": dict(TOL),
-                       "float32/cuda": {"atol": 0.001, "rtol": 0.005, "allow_nonfinite": False}}}
+LATENCY = {
+    "cpu": {
+        "baseline": "native",
+        "rounds": 5,
+        "idle_gap_ms": 50.0,
+        "threads": 2,
+        "notes": [],
+        "sides": {
+            "native": {
+                "side": "native",
+                "runs": 6,
+                "warmup": 2,
+                "p50_ms": 1.4,
+                "p90_ms": 6.0,
+                "p99_ms": 7.9,
+                "min_ms": 0.19,
+                "mean_ms": 2.6,
+                "samples_ms": [0.85, 0.25, 8.1, 3.9, 1.2, 0.19],
+            },
+            "onnxruntime": {
+                "side": "onnxruntime",
+                "runs": 6,
+                "warmup": 2,
+                "p50_ms": 0.116,
+                "p90_ms": 0.218,
+                "p99_ms": 0.232,
+                "min_ms": 0.02,
+                "mean_ms": 0.118,
+                "samples_ms": [0.216, 0.022, 0.233, 0.030, 0.21, 0.02],
+            },
+        },
+        "speedup_vs_baseline_p50": {"onnxruntime": 12.1},
+        "speedup_per_round": {"onnxruntime": [4.6, 45.7, 6.1]},
+    }
+}
+ENV = {
+    "threads": 2,
+    "native": {"versions": {"torch": "2.14.1+cu130", "onnxscript": "0.7.2"}},
+    "onnxruntime": {"cpu": {"providers": ["CPUExecutionProvider"], "settings": {"intra_op_num_threads": 2}}},
+}
+CASES = [
+    {"label": "draw0", "seed": 1, "sizes": {"batch": 2}, "origin": "seeded"},
+    {"label": "size1", "seed": 3, "sizes": {"batch": 1}, "origin": "seeded"},
+]
+POLICY = {
+    "atol": None,
+    "rtol": None,
+    "outputs": {},
+    "allow_nonfinite": False,
+    "min_top1_agreement": None,
+    "defaults": {"float32/cpu": dict(TOL), "float32/cuda": {"atol": 0.001, "rtol": 0.005, "allow_nonfinite": False}},
+}
 
 
 def report(target, status, reason, checks, outputs=None, **kw) -> dict:
@@ -71,14 +127,32 @@ def report(target, status, reason, checks, outputs=None, **kw) -> dict:
             if c["name"] not in outputs or (c["status"] == "fail" and outputs[c["name"]]["status"] != "fail"):
                 outputs[c["name"]] = c
         outputs = list(outputs.values())
-    return {"schema_version": 1, "kind": "verify", "passed": status == "pass", "status": status, "reason": reason,
-            "target": target, "source": "two.py:build", "framework": "torch", "exporter": None, "devices": ["cpu"],
-            "cases": CASES, "outputs": outputs, "checks": checks, "policy": POLICY, "latency": {}, "environment": ENV,
-            "notes": [], **kw}
+    return {
+        "schema_version": 1,
+        "kind": "verify",
+        "passed": status == "pass",
+        "status": status,
+        "reason": reason,
+        "target": target,
+        "source": "two.py:build",
+        "framework": "torch",
+        "exporter": None,
+        "devices": ["cpu"],
+        "cases": CASES,
+        "outputs": outputs,
+        "checks": checks,
+        "policy": POLICY,
+        "latency": {},
+        "environment": ENV,
+        "notes": [],
+        **kw,
+    }
 
 
-BAD_REASON = ("values: 6 of 6 elements (100%) outside atol=1e-05 + rtol=0.0001*|ref|; max abs error 0.00656 "
-              "at [0, 2] (reference -1.1397, ONNX -1.14627)")
+BAD_REASON = (
+    "values: 6 of 6 elements (100%) outside atol=1e-05 + rtol=0.0001*|ref|; max abs error 0.00656 "
+    "at [0, 2] (reference -1.1397, ONNX -1.14627)"
+)
 BAD_MAX_ABS = 0.006563425064086914
 
 
@@ -89,16 +163,43 @@ def pass_report() -> dict:
 
 def fail_report() -> dict:
     checks = [
-        check("logits", "draw0", "fail", max_abs=BAD_MAX_ABS, reason=BAD_REASON, fail_count=6, fail_fraction=1.0,
-              max_rel=0.00657, needed_atol=0.006449454689025879, needed_rtol=0.00655562293409641,
-              error_histogram=hist(-3, 6)),
+        check(
+            "logits",
+            "draw0",
+            "fail",
+            max_abs=BAD_MAX_ABS,
+            reason=BAD_REASON,
+            fail_count=6,
+            fail_fraction=1.0,
+            max_rel=0.00657,
+            needed_atol=0.006449454689025879,
+            needed_rtol=0.00655562293409641,
+            error_histogram=hist(-3, 6),
+        ),
         check("score", "draw0"),
         check("logits", "size1", shape=(1, 3)),
         # A shape mismatch: no statistics at all, and an "inf" string where a float would be.
-        check("score", "size1", "fail", shape=(1, 1), cand_shape=[1, 2],
-              reason="shape: reference (1, 1) vs ONNX (1, 2)", max_abs=None, mean_abs=None, p99_abs=None,
-              max_rel="inf", mean_rel=None, p99_rel=None, rel_norm=None, needed_atol=None, needed_rtol=None,
-              error_histogram=None, worst_index=None, fail_count=0, fail_fraction=None),
+        check(
+            "score",
+            "size1",
+            "fail",
+            shape=(1, 1),
+            cand_shape=[1, 2],
+            reason="shape: reference (1, 1) vs ONNX (1, 2)",
+            max_abs=None,
+            mean_abs=None,
+            p99_abs=None,
+            max_rel="inf",
+            mean_rel=None,
+            p99_rel=None,
+            rel_norm=None,
+            needed_atol=None,
+            needed_rtol=None,
+            error_histogram=None,
+            worst_index=None,
+            fail_count=0,
+            fail_fraction=None,
+        ),
     ]
     r = report("bad.onnx", "fail", "logits: " + BAD_REASON + " [case draw0, cpu]", checks, latency=LATENCY)
     r["notes"] = ["a note with <angle> & ampersand"]
@@ -107,21 +208,30 @@ def fail_report() -> dict:
 
 def inconclusive_report() -> dict:
     vac = "vacuous: the reference output is all zeros, any candidate within atol=1e-05 passes"
-    checks = [check("mask", c, "inconclusive", max_abs=0.0, reason=vac, error_histogram=hist(-7, 0, zeros=6))
-              for c in ("draw0", "size1")]
+    checks = [
+        check("mask", c, "inconclusive", max_abs=0.0, reason=vac, error_histogram=hist(-7, 0, zeros=6))
+        for c in ("draw0", "size1")
+    ]
     return report("zeros.onnx", "inconclusive", "mask: " + vac, checks)
 
 
 def nondeterministic_report() -> dict:
-    return report("dropout.onnx", "inconclusive", "nondeterministic reference: two runs of the native model on the "
-                  "same inputs differ (dropout in training mode?)", [], outputs=[])
+    return report(
+        "dropout.onnx",
+        "inconclusive",
+        "nondeterministic reference: two runs of the native model on the "
+        "same inputs differ (dropout in training mode?)",
+        [],
+        outputs=[],
+    )
 
 
 def baked_report() -> dict:
     """A verdict reached apart from the checks: every check passes, the report fails."""
     r = pass_report()
-    r.update(status="fail", passed=False, target="baked.onnx",
-             reason="declared dynamic axis baked into a constant: batch")
+    r.update(
+        status="fail", passed=False, target="baked.onnx", reason="declared dynamic axis baked into a constant: batch"
+    )
     return r
 
 
@@ -129,6 +239,7 @@ ALL = [pass_report, fail_report, inconclusive_report, nondeterministic_report, b
 
 
 # --- JUnit ---------------------------------------------------------------------------------------
+
 
 def _suites(xml: str) -> tuple[ET.Element, dict]:
     root = ET.fromstring(xml.encode())
@@ -194,6 +305,7 @@ def test_junit_survives_hostile_text():
 
 # --- Markdown ------------------------------------------------------------------------------------
 
+
 def test_markdown_fail():
     md = render_markdown(fail_report())
     assert md.startswith("### FAIL")
@@ -244,8 +356,14 @@ def test_output_groups_take_the_worst_over_cases():
     assert logits["max_abs"] == 0.5 and logits["needed_atol"] == 0.2 and logits["needed_rtol"] == float("inf")
     assert logits["fail_count"] == 6 and logits["size"] == 15
     assert sum(logits["error_histogram"]["counts"]) == 6 + 3 + 6
-    assert [num_up(x) for x in (0.006449454689025879, 0.0065, 1.0, 0.0, None, "nan")] == \
-        ["0.0065", "0.0065", "1", "0", "-", "nan"]
+    assert [num_up(x) for x in (0.006449454689025879, 0.0065, 1.0, 0.0, None, "nan")] == [
+        "0.0065",
+        "0.0065",
+        "1",
+        "0",
+        "-",
+        "nan",
+    ]
 
 
 # --- HTML ----------------------------------------------------------------------------------------
@@ -315,12 +433,14 @@ def test_html_fail_content():
 
 # --- robustness ----------------------------------------------------------------------------------
 
+
 def _degrade(node, depth=0):
     """Every number becomes None, "nan", "inf" or "-inf" in turn; some containers become None."""
     cycle = [None, "nan", "inf", "-inf"]
     if isinstance(node, dict):
-        return {k: None if depth > 1 and i % 5 == 4 else _degrade(v, depth + 1)
-                for i, (k, v) in enumerate(node.items())}
+        return {
+            k: None if depth > 1 and i % 5 == 4 else _degrade(v, depth + 1) for i, (k, v) in enumerate(node.items())
+        }
     if isinstance(node, list):
         return [_degrade(v, depth + 1) for v in node]
     if isinstance(node, (int, float)) and not isinstance(node, bool):
@@ -341,8 +461,15 @@ def test_renderers_survive_nulls_and_nonfinite_strings(make):
 # --- a real browser ------------------------------------------------------------------------------
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")
@@ -355,8 +482,9 @@ def test_html_in_chromium(tmp_path):
     assert dom.count('<svg class="plot error-hist"') == 2 and dom.count('<svg class="plot latency"') == 1
     assert '<span class="verdict">FAIL</span>' in dom and "bad.onnx" in dom
     shot = tmp_path / "shot.png"
-    subprocess.run([*base, f"--screenshot={shot}", "--window-size=1200,1600", page.as_uri()],
-                   capture_output=True, timeout=60)
+    subprocess.run(
+        [*base, f"--screenshot={shot}", "--window-size=1200,1600", page.as_uri()], capture_output=True, timeout=60
+    )
     assert shot.exists() and shot.stat().st_size > 20_000
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     print(f"chromium: {time.monotonic() - t0:.1f}s for dump-dom and screenshot")

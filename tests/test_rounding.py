@@ -1,14 +1,14 @@
 """An element-test failure within ONNX Runtime's own rounding is inconclusive, never a pass; a wrong
-graph stays a failure (bridge/rounding.py)."""
+graph stays a failure (bridge/verdict/rounding.py)."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from bridge.compare import FAIL, INCONCLUSIVE, PASS, compare_one
-from bridge.parity import run_onnx
-from bridge.policy import Policy
 from bridge.types import Case
+from bridge.verdict.compare import FAIL, INCONCLUSIVE, PASS, compare_one
+from bridge.verdict.parity import run_onnx
+from bridge.verdict.policy import Policy
 
 RNG = np.random.default_rng(0)
 REF = RNG.standard_normal((4, 100)).astype(np.float32) * 5
@@ -70,7 +70,7 @@ def test_only_failures_that_need_it_run_the_second_session():
 
 
 def test_judge_needs_every_failing_element_within_the_allowance():
-    from bridge.rounding import judge
+    from bridge.verdict.rounding import judge
 
     cand = REF.copy()
     cand[0, 0] += 0.5  # one large error

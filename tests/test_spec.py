@@ -20,8 +20,20 @@ def test_aliases_and_scalars():
     assert parse_input_spec("t:fp16[]").dims == ()
 
 
-@pytest.mark.parametrize("text", ["x", "x:float32", "x:float32[", "x:nope[1]", "x:float32[1,,2]", "x:float32[-1]",
-                                  "x:float32[1.5]", "1x:float32[1]", ":float32[1]"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "x",
+        "x:float32",
+        "x:float32[",
+        "x:nope[1]",
+        "x:float32[1,,2]",
+        "x:float32[-1]",
+        "x:float32[1.5]",
+        "1x:float32[1]",
+        ":float32[1]",
+    ],
+)
 def test_bad_specs_raise_with_example(text):
     with pytest.raises(SpecError) as info:
         parse_input_spec(text)

@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from conftest import needs_torch, run_cli
 
 pytestmark = [needs_torch, pytest.mark.torch]
 
 pytest_plugins = ["bridge.testing"]
 
-FACTORY = '''
+FACTORY = """
 import torch
 from torch import nn
 
@@ -24,7 +23,7 @@ BRIDGE_INPUTS = ["x:float32[batch,8]"]
 def build():
     torch.manual_seed(0)
     return nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 3))
-'''
+"""
 
 
 @pytest.fixture(scope="module")
@@ -76,5 +75,7 @@ def test_fixture_and_argument_checks(bridge_parity, bundle):
     from bridge.testing import assert_parity
 
     assert bridge_parity is assert_parity
-    with pytest.raises(TypeError, match="unexpected keyword"):
+    from bridge.errors import UsageError
+
+    with pytest.raises(UsageError, match="unknown keyword argument 'tolerance'"):
         bridge_parity(bundle[1], tolerance=1e-3)

@@ -29,8 +29,9 @@ import subprocess
 import sys
 import tempfile
 import time
-import tomllib
 from pathlib import Path
+
+import tomllib
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = str(ROOT / ".venv" / "bin" / "python") if (ROOT / ".venv" / "bin" / "python").exists() else sys.executable
@@ -89,8 +90,19 @@ def run_check(config: Path, models: list[str], all_models: bool, args) -> dict:
     """One ``bridge check`` over ``models``; returns its JSON summary."""
     with tempfile.TemporaryDirectory(prefix="coverage-") as tmp:
         out = Path(tmp) / "summary.json"
-        cmd = [PY, "-m", "bridge", "check", "--config", str(config), "--jobs", str(args.jobs), "--json", str(out),
-               "--no-progress"]
+        cmd = [
+            PY,
+            "-m",
+            "bridge",
+            "check",
+            "--config",
+            str(config),
+            "--jobs",
+            str(args.jobs),
+            "--json",
+            str(out),
+            "--no-progress",
+        ]
         if args.timeout:
             cmd += ["--timeout", str(args.timeout)]
         if not all_models:
@@ -118,8 +130,10 @@ def merge(old: dict | None, new: dict, order: list[str]) -> dict:
     for m in merged["models"]:
         counts[m["status"]] = counts.get(m["status"], 0) + 1
     merged["counts"] = counts
-    merged["runs"] = [*(old or {}).get("runs", []),
-                      {"at": stamp, "models": len(new["models"]), "wall_seconds": new.get("wall_seconds")}]
+    merged["runs"] = [
+        *(old or {}).get("runs", []),
+        {"at": stamp, "models": len(new["models"]), "wall_seconds": new.get("wall_seconds")},
+    ]
     return merged
 
 
@@ -163,8 +177,12 @@ def sizes_swept(*reports) -> str:
     return "; ".join(f"{a} {','.join(str(s) for s in sorted(v))}" for a, v in axes.items()) or "fixed"
 
 
-ROUTE_NAMES = {"dynamo": "torch.onnx.dynamo", "torchscript": "torch.onnx.torchscript",
-               "function": "tf2onnx.from_function", "frozen": "tf2onnx.frozen"}
+ROUTE_NAMES = {
+    "dynamo": "torch.onnx.dynamo",
+    "torchscript": "torch.onnx.torchscript",
+    "function": "tf2onnx.from_function",
+    "frozen": "tf2onnx.frozen",
+}
 
 
 def _route(attempt) -> str:
@@ -234,13 +252,22 @@ def row(record: dict, workdir: Path) -> dict:
         verify = None  # a stale verify report of an earlier run is not this run's
     won, failed = exporter(export)
     return {
-        "name": name, "family": family, "model": model or name, "status": record.get("status", "fail"),
-        "exporter": won, "failed_first": failed, "max_abs": record.get("max_abs"),
+        "name": name,
+        "family": family,
+        "model": model or name,
+        "status": record.get("status", "fail"),
+        "exporter": won,
+        "failed_first": failed,
+        "max_abs": record.get("max_abs"),
         "sizes": sizes_swept(verify, export),
         "export_s": _log_seconds(workdir / f"{name}.export.log"),
         "verify_s": _log_seconds(workdir / f"{name}.verify.log"),
-        "peak_mb": peak_memory(export, verify), "message": record.get("message") or "",
-        "error": record.get("error"), "export": export, "verify": verify, "seconds": record.get("seconds"),
+        "peak_mb": peak_memory(export, verify),
+        "message": record.get("message") or "",
+        "error": record.get("error"),
+        "export": export,
+        "verify": verify,
+        "seconds": record.get("seconds"),
     }
 
 
@@ -266,20 +293,31 @@ def _not_run(configured: list[str] | None, ran: set[str]) -> list[str]:
     missing = [n for n in configured or [] if n not in ran]
     if not missing:
         return []
-    return [f"The config holds {len(configured)} models; {len(missing)} have no row here yet (not run for this "
-            f"page, not failed): {', '.join(f'`{n}`' for n in missing)}. Run them with "
-            f"`{COMMAND} --models NAME,...`.", ""]
+    return [
+        f"The config holds {len(configured)} models; {len(missing)} have no row here yet (not run for this "
+        f"page, not failed): {', '.join(f'`{n}`' for n in missing)}. Run them with "
+        f"`{COMMAND} --models NAME,...`.",
+        "",
+    ]
 
 
 def render(summary: dict, notes: dict, workdir: Path, config_rel: str, configured: list[str] | None = None) -> str:
     rows = [row(m, workdir) for m in summary.get("models", [])]
     n = len(rows)
     counts = {s: sum(r["status"] == s for r in rows) for s in ("pass", "fail", "inconclusive", "skipped")}
-    ran = n - counts["skipped"]
     rate = 100.0 * counts["pass"] / n if n else 0.0
     total_s = sum(r["seconds"] or 0 for r in rows)
-    env = next(((r["verify"] or r["export"] or {}).get("environment") for r in rows
-                if (r["verify"] or r["export"] or {}).get("environment")), {}) or {}
+    env = (
+        next(
+            (
+                (r["verify"] or r["export"] or {}).get("environment")
+                for r in rows
+                if (r["verify"] or r["export"] or {}).get("environment")
+            ),
+            {},
+        )
+        or {}
+    )
     versions = {**((env or {}).get("versions") or {})}
     for r in rows:  # the TensorFlow side's versions come from a Keras model's report
         for k, v in (((r["verify"] or r["export"] or {}).get("environment") or {}).get("versions") or {}).items():
@@ -309,7 +347,8 @@ def render(summary: dict, notes: dict, workdir: Path, config_rel: str, configure
         "## Totals",
         "",
         f"**{n} models: {counts['pass']} pass, {counts['fail']} fail, {counts['inconclusive']} inconclusive"
-        + (f", {counts['skipped']} skipped" if counts["skipped"] else "") + f"; pass rate {rate:.1f}%.**"
+        + (f", {counts['skipped']} skipped" if counts["skipped"] else "")
+        + f"; pass rate {rate:.1f}%.**"
         f" Total time {total_s / 60:.0f} min (export + verify of every model, one at a time).",
         "",
         *_not_run(configured, {r["name"] for r in rows}),
@@ -319,14 +358,21 @@ def render(summary: dict, notes: dict, workdir: Path, config_rel: str, configure
     families = list(dict.fromkeys(r["family"] for r in rows))
     for fam in families:
         fr = [r for r in rows if r["family"] == fam]
-        lines.append(f"| {FAMILY_TITLES.get(fam, fam)} | {len(fr)} | {sum(r['status'] == 'pass' for r in fr)} | "
-                     f"{sum(r['status'] == 'fail' for r in fr)} | {sum(r['status'] == 'inconclusive' for r in fr)} |")
+        lines.append(
+            f"| {FAMILY_TITLES.get(fam, fam)} | {len(fr)} | {sum(r['status'] == 'pass' for r in fr)} | "
+            f"{sum(r['status'] == 'fail' for r in fr)} | {sum(r['status'] == 'inconclusive' for r in fr)} |"
+        )
     machine = (env or {}).get("machine") or {}
     lines += [
         "",
-        "Environment: " + ", ".join(f"{k} {versions[k]}" for k in ("torch", "tensorflow", "tf2onnx", "onnx",
-                                                                     "onnxruntime", "onnxscript") if k in versions)
-        + (f"; {machine.get('cpus')} CPUs" if machine.get("cpus") else "") + ", 2 threads per side.",
+        "Environment: "
+        + ", ".join(
+            f"{k} {versions[k]}"
+            for k in ("torch", "tensorflow", "tf2onnx", "onnx", "onnxruntime", "onnxscript")
+            if k in versions
+        )
+        + (f"; {machine.get('cpus')} CPUs" if machine.get("cpus") else "")
+        + ", 2 threads per side.",
         "",
         "## Models",
         "",
@@ -335,8 +381,11 @@ def render(summary: dict, notes: dict, workdir: Path, config_rel: str, configure
         "axis took over the case plan (other axes are fixed by the architecture or by the factory); the wall",
         "time of the `bridge export` and `bridge verify` processes (imports, export or conversion, every case on",
         "both sides); peak resident memory"
-        + (" of the export and verify workers." if has_peak else
-           ": not reported by the reports of this bridge version (`environment.peak_rss_mb`), so not shown."),
+        + (
+            " of the export and verify workers."
+            if has_peak
+            else ": not reported by the reports of this bridge version (`environment.peak_rss_mb`), so not shown."
+        ),
         "",
         "| family | model | exporter | verdict | max abs | sizes swept | export s | verify s | peak MB |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
@@ -346,58 +395,96 @@ def render(summary: dict, notes: dict, workdir: Path, config_rel: str, configure
         verdict = r["status"].upper()
         lines.append(
             f"| {r['family']} | {r['model']} | {exp} | {verdict} | {_num(r['max_abs'])} | {r['sizes']} | "
-            f"{_num(r['export_s'], '.0f')} | {_num(r['verify_s'], '.0f')} | {_num(r['peak_mb'], '.0f')} |")
+            f"{_num(r['export_s'], '.0f')} | {_num(r['verify_s'], '.0f')} | {_num(r['peak_mb'], '.0f')} |"
+        )
     bad = [r for r in rows if r["status"] not in ("pass", "skipped")]
     lines += ["", "## Models that do not pass", ""]
     if not bad:
         lines += ["None.", ""]
     for r in bad:
-        lines += [f"### {r['name']}: {r['status'].upper()}", "",
-                  f"- reason: {_one_line(r['message'] or '(no message)', 600)}"]
+        lines += [
+            f"### {r['name']}: {r['status'].upper()}",
+            "",
+            f"- reason: {_one_line(r['message'] or '(no message)', 600)}",
+        ]
         if r["error"]:
             lines.append(f"- step: `{r['error'].get('step')}` exited {r['error'].get('exit_code')}")
         for attempt in failed_attempts(r["export"]):
             lines.append(f"- exporter attempt: {attempt}")
         c = worst_check(r["verify"] or r["export"])
         if c:
-            lines.append(f"- evidence: output `{c.get('name')}`, case `{c.get('case')}`: reference max |value| "
-                         f"{_num(c.get('ref_abs_max'), '.2e')}, max abs error {_num(c.get('max_abs'), '.2e')}, "
-                         f"tolerance applied {_num(c.get('applied_atol'), '.2e')}"
-                         + (f"; {_one_line(c.get('reason'), 300)}" if c.get("reason") else ""))
+            lines.append(
+                f"- evidence: output `{c.get('name')}`, case `{c.get('case')}`: reference max |value| "
+                f"{_num(c.get('ref_abs_max'), '.2e')}, max abs error {_num(c.get('max_abs'), '.2e')}, "
+                f"tolerance applied {_num(c.get('applied_atol'), '.2e')}"
+                + (f"; {_one_line(c.get('reason'), 300)}" if c.get("reason") else "")
+            )
         lines += [f"- judgment: {classify(r, notes)}", ""]
     fallbacks = [r for r in rows if r["status"] == "pass" and r["failed_first"]]
     if fallbacks:
-        lines += ["## Routes that failed before the kept one", "",
-                  "`--exporter auto` (the default) tries each export route in turn (torch: dynamo, then TorchScript;",
-                  "TensorFlow: bridge's tf2onnx routes) and keeps the first artifact that passes its own checks.",
-                  "These models passed on a later route; the earlier routes failed as follows:", ""]
+        lines += [
+            "## Routes that failed before the kept one",
+            "",
+            "`--exporter auto` (the default) tries each export route in turn (torch: dynamo, then TorchScript;",
+            "TensorFlow: bridge's tf2onnx routes) and keeps the first artifact that passes its own checks.",
+            "These models passed on a later route; the earlier routes failed as follows:",
+            "",
+        ]
         for r in fallbacks:
             for attempt in failed_attempts(r["export"]):
                 lines.append(f"- `{r['name']}`: {attempt}")
             if (notes.get(r["name"]) or {}).get("fallback"):
                 lines.append(f"  - why: {notes[r['name']]['fallback']}")
         lines.append("")
-    partial = [(r, [c for rep in (r["export"], r["verify"]) for c in (rep or {}).get("checks") or []
-                    if c.get("status") == "inconclusive"]) for r in rows if r["status"] == "pass"]
+    partial = [
+        (
+            r,
+            [
+                c
+                for rep in (r["export"], r["verify"])
+                for c in (rep or {}).get("checks") or []
+                if c.get("status") == "inconclusive"
+            ],
+        )
+        for r in rows
+        if r["status"] == "pass"
+    ]
     partial = [(r, cs) for r, cs in partial if cs]
     if partial:
-        lines += ["## Passing models with inconclusive cases", "",
-                  "An output passes when some case proved it and none failed; a case that proved nothing is",
-                  "listed here with its reason (the report's `checks` have every case).", ""]
+        lines += [
+            "## Passing models with inconclusive cases",
+            "",
+            "An output passes when some case proved it and none failed; a case that proved nothing is",
+            "listed here with its reason (the report's `checks` have every case).",
+            "",
+        ]
         for r, cs in partial:
-            lines.append(f"- `{r['name']}` (export and verify): {', '.join(sorted({str(c.get('case')) for c in cs}))}: "
-                         f"{_one_line(cs[0].get('reason'), 400)}")
+            lines.append(
+                f"- `{r['name']}` (export and verify): {', '.join(sorted({str(c.get('case')) for c in cs}))}: "
+                f"{_one_line(cs[0].get('reason'), 400)}"
+            )
             if (notes.get(r["name"]) or {}).get("cases"):
                 lines.append(f"  - why: {notes[r['name']]['cases']}")
         lines.append("")
-    stale = [k for k in notes if "class" in notes[k] and k in {r["name"] for r in rows} and
-             next(r for r in rows if r["name"] == k)["status"] == "pass"]
+    stale = [
+        k
+        for k in notes
+        if "class" in notes[k]
+        and k in {r["name"] for r in rows}
+        and next(r for r in rows if r["name"] == k)["status"] == "pass"
+    ]
     if stale:
-        lines += ["Judged earlier but passing now (their notes in `zoo/coverage_notes.toml` are stale): "
-                  + ", ".join(f"`{k}`" for k in stale) + ".", ""]
+        lines += [
+            "Judged earlier but passing now (their notes in `zoo/coverage_notes.toml` are stale): "
+            + ", ".join(f"`{k}`" for k in stale)
+            + ".",
+            "",
+        ]
     stamp = max((m.get("run_at") or "" for m in summary.get("models", [])), default="")
-    lines += [f"_Generated by `{COMMAND}` from `build/coverage/summary.json`; last model run {stamp or 'unknown'}._",
-              ""]
+    lines += [
+        f"_Generated by `{COMMAND}` from `build/coverage/summary.json`; last model run {stamp or 'unknown'}._",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -411,8 +498,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--render", action="store_true", help="do not run anything; render the existing summary")
     parser.add_argument("--jobs", type=int, default=1, help="models checked in parallel (default 1)")
     parser.add_argument("--timeout", type=float, default=900, help="seconds per export/verify process (default 900)")
-    parser.add_argument("--memory-limit", type=float, metavar="GB",
-                        help="address-space limit of every process of the run (RLIMIT_AS)")
+    parser.add_argument(
+        "--memory-limit", type=float, metavar="GB", help="address-space limit of every process of the run (RLIMIT_AS)"
+    )
     args = parser.parse_args(argv)
 
     config = (ROOT / args.config).resolve()
@@ -436,8 +524,10 @@ def main(argv: list[str] | None = None) -> int:
     out.write_text(text)
     missing = [n for n in names if n not in {m["name"] for m in summary.get("models", [])}]
     counts = summary.get("counts", {})
-    print(f"coverage: {sum(counts.values())} models in the summary ({counts}); "
-          f"{len(missing)} of the config not run yet; wrote {os.path.relpath(out, ROOT)}")
+    print(
+        f"coverage: {sum(counts.values())} models in the summary ({counts}); "
+        f"{len(missing)} of the config not run yet; wrote {os.path.relpath(out, ROOT)}"
+    )
     return 0
 
 

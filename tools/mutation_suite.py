@@ -50,26 +50,42 @@ def main(argv=None) -> int:
             got, why = results[mid].returncode, reason(results[mid])
         else:
             got, why = "-", f"not built: {plan[mid]['build_error']}"
-        rows.append({"id": mid, "class": cls, "framework": fw, "expected": expected, "got": got,
-                     "caught": got == expected, "known_gap": mid in GAPS, "reason": why,
-                     "description": description})
+        rows.append(
+            {
+                "id": mid,
+                "class": cls,
+                "framework": fw,
+                "expected": expected,
+                "got": got,
+                "caught": got == expected,
+                "known_gap": mid in GAPS,
+                "reason": why,
+                "description": description,
+            }
+        )
 
     widths = {k: max(len(k), *(len(str(r[k])) for r in rows)) for k in ("id", "class", "framework")}
-    head = (f"{'id':<{widths['id']}}  {'class':<{widths['class']}}  {'framework':<{widths['framework']}}  "
-            f"expected  got  caught  reason")
+    head = (
+        f"{'id':<{widths['id']}}  {'class':<{widths['class']}}  {'framework':<{widths['framework']}}  "
+        f"expected  got  caught  reason"
+    )
     print(head)
     print("-" * len(head))
     for r in rows:
-        print(f"{r['id']:<{widths['id']}}  {r['class']:<{widths['class']}}  {r['framework']:<{widths['framework']}}  "
-              f"{r['expected']:>8}  {r['got']:>3}  {'yes' if r['caught'] else 'no':<6}  {r['reason'][:150]}")
+        print(
+            f"{r['id']:<{widths['id']}}  {r['class']:<{widths['class']}}  {r['framework']:<{widths['framework']}}  "
+            f"{r['expected']:>8}  {r['got']:>3}  {'yes' if r['caught'] else 'no':<6}  {r['reason'][:150]}"
+        )
 
     wrong = [r for r in rows if r["expected"] != 0]
     controls = [r for r in rows if r["expected"] == 0]
     caught = sum(r["caught"] for r in wrong)
     through = sum(r["got"] == 0 for r in wrong)
     print()
-    print(f"wrong exports caught: {caught}/{len(wrong)} ({100 * caught / max(1, len(wrong)):.0f}%); "
-          f"let through with exit 0: {through}/{len(wrong)} ({100 * through / max(1, len(wrong)):.0f}%)")
+    print(
+        f"wrong exports caught: {caught}/{len(wrong)} ({100 * caught / max(1, len(wrong)):.0f}%); "
+        f"let through with exit 0: {through}/{len(wrong)} ({100 * through / max(1, len(wrong)):.0f}%)"
+    )
     print(f"correct controls passed: {sum(r['caught'] for r in controls)}/{len(controls)}")
     print(f"all rows as expected: {sum(r['caught'] for r in rows)}/{len(rows)}")
     per_class = {}
@@ -78,14 +94,18 @@ def main(argv=None) -> int:
     print("per class: " + ", ".join(f"{c} {sum(v)}/{len(v)}" for c, v in per_class.items()))
     gaps_fixed = [r["id"] for r in rows if r["known_gap"] and r["caught"]]
     if gaps_fixed:
-        print("caught now but marked as gaps (remove them from GAPS in tests/mutation/test_mutants.py): "
-              + ", ".join(gaps_fixed))
+        print(
+            "caught now but marked as gaps (remove them from GAPS in tests/mutation/test_mutants.py): "
+            + ", ".join(gaps_fixed)
+        )
     new_misses = [r["id"] for r in rows if not r["known_gap"] and not r["caught"]]
     if new_misses:
         print(f"missed and not marked as gaps (a regression?): {', '.join(new_misses)}")
     build_s = ", ".join(f"{k[6:]} built after {v:.0f} s" for k, v in timings.items() if k.startswith("build_"))
-    print(f"wall time: {time.perf_counter() - start:.0f} s ({build_s}; {len(rows)} verify calls, "
-          f"{args.workers} at a time)")
+    print(
+        f"wall time: {time.perf_counter() - start:.0f} s ({build_s}; {len(rows)} verify calls, "
+        f"{args.workers} at a time)"
+    )
     if args.json:
         Path(args.json).write_text(json.dumps({"rows": rows, "timings": timings, "classes": CLASSES}, indent=2))
     return 0 if all(r["caught"] for r in rows) else 1

@@ -24,7 +24,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
-MINIMAL = r'''
+MINIMAL = r"""
 import sys, time, importlib.util
 import numpy as np, onnxruntime as ort, torch
 path, attr = sys.argv[1].rsplit(":", 1)
@@ -59,7 +59,7 @@ if len(sys.argv) > 5:
     import os
     sys.stdout.flush()
     os._exit(0)
-'''
+"""
 
 
 def wall(cmd: list[str]) -> float:
@@ -79,15 +79,35 @@ def main() -> int:
     py = sys.executable
     with tempfile.TemporaryDirectory() as tmp:
         bundle = Path(tmp) / "b"
-        subprocess.run([py, "-m", "bridge", "export", args.model, "-o", str(bundle), "--threads", str(args.threads)],
-                       cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, check=True, capture_output=True)
+        subprocess.run(
+            [py, "-m", "bridge", "export", args.model, "-o", str(bundle), "--threads", str(args.threads)],
+            cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            check=True,
+            capture_output=True,
+        )
         script = Path(tmp) / "minimal.py"
         script.write_text(MINIMAL)
         a, b, c = [], [], []
         minimal = [py, str(script), args.model, str(bundle / "model.onnx"), str(args.runs), str(args.threads)]
         for _ in range(args.repeats):
-            a.append(wall([py, "-m", "bridge", "verify", str(bundle), "--source", args.model,
-                           "--latency-runs", str(args.runs), "--threads", str(args.threads)]))
+            a.append(
+                wall(
+                    [
+                        py,
+                        "-m",
+                        "bridge",
+                        "verify",
+                        str(bundle),
+                        "--source",
+                        args.model,
+                        "--latency-runs",
+                        str(args.runs),
+                        "--threads",
+                        str(args.threads),
+                    ]
+                )
+            )
             b.append(wall(minimal))
             c.append(wall(minimal + ["fast-exit"]))
         helps = [wall([py, "-m", "bridge", "--help"]) for _ in range(5)]
@@ -97,7 +117,9 @@ def main() -> int:
     print(f"bridge verify --source: median {ma:.2f} s  (all: {', '.join(f'{x:.2f}' for x in a)})")
     print(f"minimal script:         median {mb:.2f} s  (all: {', '.join(f'{x:.2f}' for x in b)})")
     print(f"minimal, no teardown:   median {mc:.2f} s  (all: {', '.join(f'{x:.2f}' for x in c)})")
-    print(f"ratio bridge / minimal: {ma / mb:.2f}x; bridge / minimal without teardown (bridge's own work): {ma / mc:.2f}x")
+    print(
+        f"ratio bridge / minimal: {ma / mb:.2f}x; bridge / minimal without teardown (bridge's own work): {ma / mc:.2f}x"
+    )
     print(f"bridge --help: median {statistics.median(helps):.3f} s; bare python start: {statistics.median(bare):.3f} s")
     return 0
 

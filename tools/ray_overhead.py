@@ -25,9 +25,10 @@ import subprocess
 import sys
 import threading
 import time
-import tomllib
 import xml.etree.ElementTree as ET
 from pathlib import Path
+
+import tomllib
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -57,8 +58,10 @@ def write_config(out: Path, zoo: list[str]) -> Path:
     cfg = load_config(ROOT / "bridge.toml")
     missing = [p for m in cfg.models for p in m.required_files() if not os.path.exists(p)]
     if missing:
-        raise SystemExit(f"ray_overhead: {missing[0]} is missing: train the reference models first "
-                         "(.venv/bin/python -m models.reference)")
+        raise SystemExit(
+            f"ray_overhead: {missing[0]} is missing: train the reference models first "
+            "(.venv/bin/python -m models.reference)"
+        )
     raw = tomllib.loads((ROOT / "bridge.toml").read_text())
     lines = ['workdir = "work"', ""]
     for entry, m in zip(raw["models"], cfg.models):
@@ -126,20 +129,41 @@ class CpuSampler(threading.Thread):
 
 def cases(junit: Path) -> dict:
     root = ET.parse(junit).getroot()
-    return {s.get("name"): sorted((tc.get("name"), tc.find("failure") is not None) for tc in s.findall("testcase"))
-            for s in root.findall("testsuite")}
+    return {
+        s.get("name"): sorted((tc.get("name"), tc.find("failure") is not None) for tc in s.findall("testcase"))
+        for s in root.findall("testsuite")
+    }
 
 
 def run_check(config: Path, out: Path, executor: str, index: int, ray_address: str | None = None) -> dict:
     work = out / f"work-{executor}"
     stem = out / f"{index}-{executor}"
     summary, junit, log = stem.with_suffix(".json"), stem.with_suffix(".xml"), stem.with_suffix(".log")
-    argv = [sys.executable, "-m", "bridge", "check", "--config", str(config), "--workdir", str(work), "--no-progress",
-            "--json", str(summary), "--junit", str(junit)]
-    argv += (["--executor", "ray"] + (["--ray-address", ray_address] if ray_address else [])
-             if executor == "ray" else ["--jobs", "2"])
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p),
-           MARK: f"{index}-{executor}"}
+    argv = [
+        sys.executable,
+        "-m",
+        "bridge",
+        "check",
+        "--config",
+        str(config),
+        "--workdir",
+        str(work),
+        "--no-progress",
+        "--json",
+        str(summary),
+        "--junit",
+        str(junit),
+    ]
+    argv += (
+        ["--executor", "ray"] + (["--ray-address", ray_address] if ray_address else [])
+        if executor == "ray"
+        else ["--jobs", "2"]
+    )
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p),
+        MARK: f"{index}-{executor}",
+    }
     sampler = CpuSampler(f"{index}-{executor}")
     sampler.start()
     t0 = time.perf_counter()
@@ -158,12 +182,19 @@ def run_check(config: Path, out: Path, executor: str, index: int, ray_address: s
     sampler.stop()
     cores = os.cpu_count() or 1
     data = json.loads(summary.read_text())
-    return {"executor": executor, "exit_code": code, "wall_s": round(wall, 1),
-            "models_s": round(sum(m["seconds"] for m in data["models"]), 1),
-            "first_step_s": round(first or 0.0, 1), "after_last_s": round(wall - (last or wall), 1),
-            "own_cpu_s": round(sampler.own, 1), "others_cpu": round(sampler.others / (wall * cores), 3),
-            "counts": data["counts"],
-            "verdicts": {m["name"]: (m["status"], m["verdict"]) for m in data["models"]}, "cases": cases(junit)}
+    return {
+        "executor": executor,
+        "exit_code": code,
+        "wall_s": round(wall, 1),
+        "models_s": round(sum(m["seconds"] for m in data["models"]), 1),
+        "first_step_s": round(first or 0.0, 1),
+        "after_last_s": round(wall - (last or wall), 1),
+        "own_cpu_s": round(sampler.own, 1),
+        "others_cpu": round(sampler.others / (wall * cores), 3),
+        "counts": data["counts"],
+        "verdicts": {m["name"]: (m["status"], m["verdict"]) for m in data["models"]},
+        "cases": cases(junit),
+    }
 
 
 def main() -> int:
@@ -178,39 +209,54 @@ def main() -> int:
     config = write_config(out, args.zoo)
     runs = []
     for r in range(args.rounds):
-        for executor in (("local", "ray") if r % 2 == 0 else ("ray", "local")):
+        for executor in ("local", "ray") if r % 2 == 0 else ("ray", "local"):
             if runs:
                 time.sleep(args.gap)
             run = run_check(config, out, executor, len(runs), args.ray_address)
             run["round"] = r + 1
             runs.append(run)
-            print(f"round {r + 1} {executor:5s}: {run['wall_s']:7.1f} s wall, models {run['models_s']:7.1f} s, "
-                  f"first step at {run['first_step_s']:.1f} s, {run['after_last_s']:.1f} s after the last model, "
-                  f"own CPU {run['own_cpu_s']:.0f} s, others' CPU {run['others_cpu']:.0%}, exit {run['exit_code']}",
-                  flush=True)
+            print(
+                f"round {r + 1} {executor:5s}: {run['wall_s']:7.1f} s wall, models {run['models_s']:7.1f} s, "
+                f"first step at {run['first_step_s']:.1f} s, {run['after_last_s']:.1f} s after the last model, "
+                f"own CPU {run['own_cpu_s']:.0f} s, others' CPU {run['others_cpu']:.0%}, exit {run['exit_code']}",
+                flush=True,
+            )
 
     same = all(run["cases"] == runs[0]["cases"] and run["verdicts"] == runs[0]["verdicts"] for run in runs)
     ratios = []
-    print("\n| round | executor | wall s | first step at s | after the last model s | models' seconds (sum) "
-          "| CPU s of the run | others' CPU | exit |")
+    print(
+        "\n| round | executor | wall s | first step at s | after the last model s | models' seconds (sum) "
+        "| CPU s of the run | others' CPU | exit |"
+    )
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for run in runs:
         name = "--executor ray" if run["executor"] == "ray" else "--jobs 2"
-        print(f"| {run['round']} | {name} | {run['wall_s']:.1f} | {run['first_step_s']:.1f} "
-              f"| {run['after_last_s']:.1f} | {run['models_s']:.1f} | {run['own_cpu_s']:.0f} | {run['others_cpu']:.0%} "
-              f"| {run['exit_code']} |")
+        print(
+            f"| {run['round']} | {name} | {run['wall_s']:.1f} | {run['first_step_s']:.1f} "
+            f"| {run['after_last_s']:.1f} | {run['models_s']:.1f} | {run['own_cpu_s']:.0f} | {run['others_cpu']:.0%} "
+            f"| {run['exit_code']} |"
+        )
     for r in range(1, args.rounds + 1):
         wall = {run["executor"]: run["wall_s"] for run in runs if run["round"] == r}
         ratios.append(wall["ray"] / wall["local"])
-    total = sum(run["wall_s"] for run in runs if run["executor"] == "ray") / \
-        sum(run["wall_s"] for run in runs if run["executor"] == "local")
+    total = sum(run["wall_s"] for run in runs if run["executor"] == "ray") / sum(
+        run["wall_s"] for run in runs if run["executor"] == "local"
+    )
     models = ", ".join(runs[0]["verdicts"])
     print(f"\nmodels: {models}")
-    print("ray / local per round: " + ", ".join(f"{x:.3f}x" for x in ratios)
-          + f"; over all rounds {total:.3f}x (median of rounds {statistics.median(ratios):.3f}x; goal <= 1.10x)")
+    print(
+        "ray / local per round: "
+        + ", ".join(f"{x:.3f}x" for x in ratios)
+        + f"; over all rounds {total:.3f}x (median of rounds {statistics.median(ratios):.3f}x; goal <= 1.10x)"
+    )
     print(f"same testcases and verdicts in every run: {'yes' if same else 'NO'}")
-    (out / "result.json").write_text(json.dumps({"runs": runs, "ratios": ratios, "overall": total, "same": same,
-                                                 "models": list(runs[0]["verdicts"])}, indent=2) + "\n")
+    (out / "result.json").write_text(
+        json.dumps(
+            {"runs": runs, "ratios": ratios, "overall": total, "same": same, "models": list(runs[0]["verdicts"])},
+            indent=2,
+        )
+        + "\n"
+    )
     return 0 if same else 1
 
 

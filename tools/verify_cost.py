@@ -34,8 +34,21 @@ def one(checkout: Path, name: str, threads: int) -> tuple[float, int, int]:
     source, weights, samples = MODELS[name]
     with tempfile.TemporaryDirectory() as tmp:
         report = Path(tmp) / "r.json"
-        argv = [sys.executable, "-m", "bridge", "verify", str(REF / "bundles" / name), "--source", source,
-                "--inputs", str(REF / samples), "--threads", str(threads), "--json", str(report)]
+        argv = [
+            sys.executable,
+            "-m",
+            "bridge",
+            "verify",
+            str(REF / "bundles" / name),
+            "--source",
+            source,
+            "--inputs",
+            str(REF / samples),
+            "--threads",
+            str(threads),
+            "--json",
+            str(report),
+        ]
         if weights:
             argv += ["--weights", str(REF / weights)]
         env = {**os.environ, "PYTHONPATH": str(checkout)}
@@ -70,8 +83,10 @@ def main() -> int:
     for name, b, a, ratio, ib, ia in rows:
         print(f"| {name} | {b:.2f} ({ib[1]}, {ib[0]}) | {a:.2f} ({ia[1]}, {ia[0]}) | {ratio:.2f}x |")
     total_b, total_a = sum(r[1] for r in rows), sum(r[2] for r in rows)
-    print(f"\ntotal: before {total_b:.1f} s, after {total_a:.1f} s, {total_a / total_b:.2f}x "
-          f"({args.rounds} alternating rounds, {args.threads} threads)")
+    print(
+        f"\ntotal: before {total_b:.1f} s, after {total_a:.1f} s, {total_a / total_b:.2f}x "
+        f"({args.rounds} alternating rounds, {args.threads} threads)"
+    )
     return 0
 
 

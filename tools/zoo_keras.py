@@ -49,16 +49,16 @@ def _calibrate_batchnorm(model, batch: int = 4) -> None:
     import keras
     import numpy as np
 
-    bns = [l for l in model._flatten_layers() if isinstance(l, keras.layers.BatchNormalization)]
+    bns = [layer for layer in model._flatten_layers() if isinstance(layer, keras.layers.BatchNormalization)]
     if not bns:
         return
-    saved = [l.momentum for l in bns]
-    for l in bns:
-        l.momentum = 0.0
+    saved = [layer.momentum for layer in bns]
+    for layer in bns:
+        layer.momentum = 0.0
     x = np.random.default_rng(SEED).uniform(0, 255, (batch, *model.input_shape[1:])).astype("float32")
     model(x, training=True)
-    for l, m in zip(bns, saved):
-        l.momentum = m
+    for layer, m in zip(bns, saved):
+        layer.momentum = m
 
 
 def keras_resnet50():
@@ -85,5 +85,3 @@ def keras_tf_cnn():
     from models.tf_cnn import build
 
     return build(SEED)
-
-

@@ -115,8 +115,9 @@ class Encoder(nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
-        layer = nn.TransformerEncoderLayer(TRANSFORMER_DIM, TRANSFORMER_HEADS, dim_feedforward=2048,
-                                           dropout=0.1, batch_first=True)
+        layer = nn.TransformerEncoderLayer(
+            TRANSFORMER_DIM, TRANSFORMER_HEADS, dim_feedforward=2048, dropout=0.1, batch_first=True
+        )
         # enable_nested_tensor only matters with a padding mask; off keeps the eager path plain
         self.encoder = nn.TransformerEncoder(layer, num_layers=6, enable_nested_tensor=False)
 

@@ -15,7 +15,7 @@ outputs after the dict's keys. Models that would return a key/value cache are bu
     bridge export zoo/hf.py:bert -o build/bert
 
 Ids get their range from the embedding they feed, attention masks are generated so that every row
-attends somewhere, and padded positions are not compared (bridge/semantics.py).
+attends somewhere, and padded positions are not compared (bridge/verdict/semantics.py).
 """
 
 from __future__ import annotations
@@ -73,8 +73,9 @@ class Seq2SeqModel(nn.Module):
         self.model = model
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, decoder_input_ids: torch.Tensor) -> dict:
-        out = self.model(input_ids=input_ids, attention_mask=attention_mask, decoder_input_ids=decoder_input_ids,
-                         use_cache=False)
+        out = self.model(
+            input_ids=input_ids, attention_mask=attention_mask, decoder_input_ids=decoder_input_ids, use_cache=False
+        )
         return _tensors(out)
 
 
@@ -126,10 +127,23 @@ def _text(config_name: str, model_name: str, wrapper=TextModel, **config) -> nn.
     return _build(lambda: getattr(transformers, model_name)(cfg), wrapper)
 
 
-BERT_LIKE = dict(vocab_size=VOCAB, hidden_size=HIDDEN, num_hidden_layers=LAYERS, num_attention_heads=HEADS,
-                 intermediate_size=FFN, max_position_embeddings=POSITIONS)
-DECODER = dict(vocab_size=VOCAB, hidden_size=HIDDEN, num_hidden_layers=LAYERS, num_attention_heads=HEADS,
-               intermediate_size=FFN, max_position_embeddings=POSITIONS, use_cache=False)
+BERT_LIKE = dict(
+    vocab_size=VOCAB,
+    hidden_size=HIDDEN,
+    num_hidden_layers=LAYERS,
+    num_attention_heads=HEADS,
+    intermediate_size=FFN,
+    max_position_embeddings=POSITIONS,
+)
+DECODER = dict(
+    vocab_size=VOCAB,
+    hidden_size=HIDDEN,
+    num_hidden_layers=LAYERS,
+    num_attention_heads=HEADS,
+    intermediate_size=FFN,
+    max_position_embeddings=POSITIONS,
+    use_cache=False,
+)
 
 
 # -- encoders over token ids ---------------------------------------------------------------------
@@ -138,8 +152,16 @@ def bert():
 
 
 def distilbert():
-    return _text("DistilBertConfig", "DistilBertModel", vocab_size=VOCAB, dim=HIDDEN, n_layers=LAYERS, n_heads=HEADS,
-                 hidden_dim=FFN, max_position_embeddings=POSITIONS)
+    return _text(
+        "DistilBertConfig",
+        "DistilBertModel",
+        vocab_size=VOCAB,
+        dim=HIDDEN,
+        n_layers=LAYERS,
+        n_heads=HEADS,
+        hidden_dim=FFN,
+        max_position_embeddings=POSITIONS,
+    )
 
 
 def roberta():
@@ -164,10 +186,20 @@ def deberta_v2():
 
 
 def mobilebert():
-    return _text("MobileBertConfig", "MobileBertModel", vocab_size=VOCAB, hidden_size=HIDDEN,
-                 num_hidden_layers=LAYERS, num_attention_heads=HEADS, intermediate_size=FFN,
-                 max_position_embeddings=POSITIONS, embedding_size=32, intra_bottleneck_size=32,
-                 true_hidden_size=32, num_feedforward_networks=2)
+    return _text(
+        "MobileBertConfig",
+        "MobileBertModel",
+        vocab_size=VOCAB,
+        hidden_size=HIDDEN,
+        num_hidden_layers=LAYERS,
+        num_attention_heads=HEADS,
+        intermediate_size=FFN,
+        max_position_embeddings=POSITIONS,
+        embedding_size=32,
+        intra_bottleneck_size=32,
+        true_hidden_size=32,
+        num_feedforward_networks=2,
+    )
 
 
 def mpnet():
@@ -179,27 +211,71 @@ def convbert():
 
 
 def modernbert():
-    return _text("ModernBertConfig", "ModernBertModel", vocab_size=VOCAB, hidden_size=HIDDEN,
-                 num_hidden_layers=LAYERS, num_attention_heads=HEADS, intermediate_size=FFN,
-                 max_position_embeddings=POSITIONS, local_attention=16, global_attn_every_n_layers=2,
-                 pad_token_id=0, bos_token_id=1, eos_token_id=2, cls_token_id=1, sep_token_id=2)
+    return _text(
+        "ModernBertConfig",
+        "ModernBertModel",
+        vocab_size=VOCAB,
+        hidden_size=HIDDEN,
+        num_hidden_layers=LAYERS,
+        num_attention_heads=HEADS,
+        intermediate_size=FFN,
+        max_position_embeddings=POSITIONS,
+        local_attention=16,
+        global_attn_every_n_layers=2,
+        pad_token_id=0,
+        bos_token_id=1,
+        eos_token_id=2,
+        cls_token_id=1,
+        sep_token_id=2,
+    )
 
 
 def t5_encoder():
-    return _text("T5Config", "T5EncoderModel", vocab_size=VOCAB, d_model=HIDDEN, d_kv=16, d_ff=FFN,
-                 num_layers=LAYERS, num_heads=HEADS, use_cache=False)
+    return _text(
+        "T5Config",
+        "T5EncoderModel",
+        vocab_size=VOCAB,
+        d_model=HIDDEN,
+        d_kv=16,
+        d_ff=FFN,
+        num_layers=LAYERS,
+        num_heads=HEADS,
+        use_cache=False,
+    )
 
 
 def clip_text():
-    return _text("CLIPTextConfig", "CLIPTextModel", vocab_size=VOCAB, hidden_size=HIDDEN, intermediate_size=FFN,
-                 num_hidden_layers=LAYERS, num_attention_heads=HEADS, max_position_embeddings=POSITIONS,
-                 projection_dim=32, pad_token_id=0, bos_token_id=1, eos_token_id=2)
+    return _text(
+        "CLIPTextConfig",
+        "CLIPTextModel",
+        vocab_size=VOCAB,
+        hidden_size=HIDDEN,
+        intermediate_size=FFN,
+        num_hidden_layers=LAYERS,
+        num_attention_heads=HEADS,
+        max_position_embeddings=POSITIONS,
+        projection_dim=32,
+        pad_token_id=0,
+        bos_token_id=1,
+        eos_token_id=2,
+    )
 
 
 # -- decoders (causal language models, no cache) ---------------------------------------------
 def gpt2():
-    return _text("GPT2Config", "GPT2Model", vocab_size=VOCAB, n_embd=HIDDEN, n_layer=LAYERS, n_head=HEADS,
-                 n_positions=POSITIONS, n_inner=FFN, bos_token_id=1, eos_token_id=2, use_cache=False)
+    return _text(
+        "GPT2Config",
+        "GPT2Model",
+        vocab_size=VOCAB,
+        n_embd=HIDDEN,
+        n_layer=LAYERS,
+        n_head=HEADS,
+        n_positions=POSITIONS,
+        n_inner=FFN,
+        bos_token_id=1,
+        eos_token_id=2,
+        use_cache=False,
+    )
 
 
 def llama():
@@ -235,20 +311,40 @@ def gpt_neox():
 
 
 def opt():
-    return _text("OPTConfig", "OPTModel", vocab_size=VOCAB, hidden_size=HIDDEN, num_hidden_layers=LAYERS,
-                 num_attention_heads=HEADS, ffn_dim=FFN, max_position_embeddings=POSITIONS, word_embed_proj_dim=HIDDEN,
-                 use_cache=False)
+    return _text(
+        "OPTConfig",
+        "OPTModel",
+        vocab_size=VOCAB,
+        hidden_size=HIDDEN,
+        num_hidden_layers=LAYERS,
+        num_attention_heads=HEADS,
+        ffn_dim=FFN,
+        max_position_embeddings=POSITIONS,
+        word_embed_proj_dim=HIDDEN,
+        use_cache=False,
+    )
 
 
 def bloom():
-    return _text("BloomConfig", "BloomModel", vocab_size=VOCAB, hidden_size=HIDDEN, n_layer=LAYERS, n_head=HEADS,
-                 use_cache=False)
+    return _text(
+        "BloomConfig", "BloomModel", vocab_size=VOCAB, hidden_size=HIDDEN, n_layer=LAYERS, n_head=HEADS, use_cache=False
+    )
 
 
 def falcon():
-    return _text("FalconConfig", "FalconModel", vocab_size=VOCAB, hidden_size=HIDDEN, num_hidden_layers=LAYERS,
-                 num_attention_heads=HEADS, use_cache=False, new_decoder_architecture=False, multi_query=True,
-                 alibi=False, max_position_embeddings=POSITIONS)
+    return _text(
+        "FalconConfig",
+        "FalconModel",
+        vocab_size=VOCAB,
+        hidden_size=HIDDEN,
+        num_hidden_layers=LAYERS,
+        num_attention_heads=HEADS,
+        use_cache=False,
+        new_decoder_architecture=False,
+        multi_query=True,
+        alibi=False,
+        max_position_embeddings=POSITIONS,
+    )
 
 
 def stablelm():
@@ -257,14 +353,37 @@ def stablelm():
 
 # -- encoder-decoders ------------------------------------------------------------------------
 def bart():
-    return _text("BartConfig", "BartModel", Seq2SeqModel, vocab_size=VOCAB, d_model=HIDDEN, encoder_layers=LAYERS,
-                 decoder_layers=LAYERS, encoder_attention_heads=HEADS, decoder_attention_heads=HEADS,
-                 encoder_ffn_dim=FFN, decoder_ffn_dim=FFN, max_position_embeddings=POSITIONS, use_cache=False)
+    return _text(
+        "BartConfig",
+        "BartModel",
+        Seq2SeqModel,
+        vocab_size=VOCAB,
+        d_model=HIDDEN,
+        encoder_layers=LAYERS,
+        decoder_layers=LAYERS,
+        encoder_attention_heads=HEADS,
+        decoder_attention_heads=HEADS,
+        encoder_ffn_dim=FFN,
+        decoder_ffn_dim=FFN,
+        max_position_embeddings=POSITIONS,
+        use_cache=False,
+    )
 
 
 def t5():
-    return _text("T5Config", "T5Model", Seq2SeqModel, vocab_size=VOCAB, d_model=HIDDEN, d_kv=16, d_ff=FFN,
-                 num_layers=LAYERS, num_decoder_layers=LAYERS, num_heads=HEADS, use_cache=False)
+    return _text(
+        "T5Config",
+        "T5Model",
+        Seq2SeqModel,
+        vocab_size=VOCAB,
+        d_model=HIDDEN,
+        d_kv=16,
+        d_ff=FFN,
+        num_layers=LAYERS,
+        num_decoder_layers=LAYERS,
+        num_heads=HEADS,
+        use_cache=False,
+    )
 
 
 def _declare(inputs: list[str], *factories, **extra) -> None:
@@ -275,15 +394,47 @@ def _declare(inputs: list[str], *factories, **extra) -> None:
             setattr(f, f"bridge_{key}", value)
 
 
-_declare(TEXT, bert, distilbert, roberta, xlm_roberta, albert, electra, deberta_v2, mobilebert, mpnet, convbert,
-         modernbert, t5_encoder, clip_text, gpt2, llama, mistral, qwen2, qwen3, gemma, phi, phi3, gpt_neox, opt, bloom,
-         falcon, stablelm)
+_declare(
+    TEXT,
+    bert,
+    distilbert,
+    roberta,
+    xlm_roberta,
+    albert,
+    electra,
+    deberta_v2,
+    mobilebert,
+    mpnet,
+    convbert,
+    modernbert,
+    t5_encoder,
+    clip_text,
+    gpt2,
+    llama,
+    mistral,
+    qwen2,
+    qwen3,
+    gemma,
+    phi,
+    phi3,
+    gpt_neox,
+    opt,
+    bloom,
+    falcon,
+    stablelm,
+)
 _declare(SEQ2SEQ, bart, t5)
 
 
 # -- vision encoders -------------------------------------------------------------------------
-VISION = dict(hidden_size=HIDDEN, num_hidden_layers=LAYERS, num_attention_heads=HEADS, intermediate_size=FFN,
-              image_size=IMAGE_SIZE, patch_size=8)
+VISION = dict(
+    hidden_size=HIDDEN,
+    num_hidden_layers=LAYERS,
+    num_attention_heads=HEADS,
+    intermediate_size=FFN,
+    image_size=IMAGE_SIZE,
+    patch_size=8,
+)
 
 
 def vit():
@@ -295,8 +446,9 @@ def deit():
 
 
 def beit():
-    return _text("BeitConfig", "BeitModel", VisionModel, **VISION, use_mask_token=False,
-                 use_relative_position_bias=True)
+    return _text(
+        "BeitConfig", "BeitModel", VisionModel, **VISION, use_mask_token=False, use_relative_position_bias=True
+    )
 
 
 def dinov2():
@@ -312,34 +464,84 @@ def siglip_vision():
 
 
 def swin():
-    return _text("SwinConfig", "SwinModel", VisionModel, image_size=IMAGE_SIZE, patch_size=4, embed_dim=16,
-                 depths=[1, 1], num_heads=[2, 4], window_size=4)
+    return _text(
+        "SwinConfig",
+        "SwinModel",
+        VisionModel,
+        image_size=IMAGE_SIZE,
+        patch_size=4,
+        embed_dim=16,
+        depths=[1, 1],
+        num_heads=[2, 4],
+        window_size=4,
+    )
 
 
 def convnext():
-    return _text("ConvNextConfig", "ConvNextModel", VisionModel, num_channels=3, hidden_sizes=[16, 32, 48, 64],
-                 depths=[1, 1, 1, 1], image_size=IMAGE_SIZE)
+    return _text(
+        "ConvNextConfig",
+        "ConvNextModel",
+        VisionModel,
+        num_channels=3,
+        hidden_sizes=[16, 32, 48, 64],
+        depths=[1, 1, 1, 1],
+        image_size=IMAGE_SIZE,
+    )
 
 
 def segformer():
-    return _text("SegformerConfig", "SegformerModel", VisionModel, num_encoder_blocks=2, depths=[1, 1],
-                 sr_ratios=[2, 1], hidden_sizes=[16, 32], num_attention_heads=[1, 2], decoder_hidden_size=32)
+    return _text(
+        "SegformerConfig",
+        "SegformerModel",
+        VisionModel,
+        num_encoder_blocks=2,
+        depths=[1, 1],
+        sr_ratios=[2, 1],
+        hidden_sizes=[16, 32],
+        num_attention_heads=[1, 2],
+        decoder_hidden_size=32,
+    )
 
 
 def resnet_hf():
-    return _text("ResNetConfig", "ResNetModel", VisionModel, embedding_size=16, hidden_sizes=[16, 32, 48, 64],
-                 depths=[1, 1, 1, 1])
+    return _text(
+        "ResNetConfig",
+        "ResNetModel",
+        VisionModel,
+        embedding_size=16,
+        hidden_sizes=[16, 32, 48, 64],
+        depths=[1, 1, 1, 1],
+    )
 
 
 # position embeddings are built for IMAGE_SIZE: height and width are fixed, the batch is dynamic
-_declare([f"pixel_values:float32[batch,3,{IMAGE_SIZE},{IMAGE_SIZE}]"], vit, deit, beit, dinov2, clip_vision,
-         siglip_vision, swin, convnext, segformer, resnet_hf)
+_declare(
+    [f"pixel_values:float32[batch,3,{IMAGE_SIZE},{IMAGE_SIZE}]"],
+    vit,
+    deit,
+    beit,
+    dinov2,
+    clip_vision,
+    siglip_vision,
+    swin,
+    convnext,
+    segformer,
+    resnet_hf,
+)
 
 
 # -- speech ----------------------------------------------------------------------------------
-AUDIO = dict(hidden_size=32, num_hidden_layers=LAYERS, num_attention_heads=2, intermediate_size=64,
-             conv_dim=(16, 16, 16), conv_stride=(5, 2, 2), conv_kernel=(10, 3, 3), num_conv_pos_embeddings=16,
-             num_conv_pos_embedding_groups=2)
+AUDIO = dict(
+    hidden_size=32,
+    num_hidden_layers=LAYERS,
+    num_attention_heads=2,
+    intermediate_size=64,
+    conv_dim=(16, 16, 16),
+    conv_stride=(5, 2, 2),
+    conv_kernel=(10, 3, 3),
+    num_conv_pos_embeddings=16,
+    num_conv_pos_embedding_groups=2,
+)
 
 
 def wav2vec2():
@@ -363,12 +565,25 @@ def whisper_encoder():
     import transformers
     from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
-    cfg = transformers.WhisperConfig(vocab_size=VOCAB, num_mel_bins=WHISPER_MELS, d_model=HIDDEN,
-                                     encoder_layers=LAYERS, encoder_attention_heads=HEADS, encoder_ffn_dim=FFN,
-                                     decoder_layers=LAYERS, decoder_attention_heads=HEADS, decoder_ffn_dim=FFN,
-                                     max_source_positions=WHISPER_FRAMES // 2, max_target_positions=64,
-                                     pad_token_id=0, bos_token_id=1, eos_token_id=2, decoder_start_token_id=3,
-                                     begin_suppress_tokens=None, use_cache=False)
+    cfg = transformers.WhisperConfig(
+        vocab_size=VOCAB,
+        num_mel_bins=WHISPER_MELS,
+        d_model=HIDDEN,
+        encoder_layers=LAYERS,
+        encoder_attention_heads=HEADS,
+        encoder_ffn_dim=FFN,
+        decoder_layers=LAYERS,
+        decoder_attention_heads=HEADS,
+        decoder_ffn_dim=FFN,
+        max_source_positions=WHISPER_FRAMES // 2,
+        max_target_positions=64,
+        pad_token_id=0,
+        bos_token_id=1,
+        eos_token_id=2,
+        decoder_start_token_id=3,
+        begin_suppress_tokens=None,
+        use_cache=False,
+    )
     return _build(lambda: WhisperEncoder(cfg), FeaturesModel)
 
 

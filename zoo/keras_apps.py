@@ -104,9 +104,20 @@ def keras_vgg16():
     return _app("VGG16")
 
 
-_pixels(SIZE, keras_mobilenet, keras_mobilenet_v2, keras_mobilenet_v3_small, keras_resnet50, keras_resnet50_v2,
-        keras_densenet121, keras_efficientnet_b0, keras_efficientnet_v2_b0, keras_mobilenet_v3_large, keras_convnext_tiny,
-        keras_vgg16)
+_pixels(
+    SIZE,
+    keras_mobilenet,
+    keras_mobilenet_v2,
+    keras_mobilenet_v3_small,
+    keras_resnet50,
+    keras_resnet50_v2,
+    keras_densenet121,
+    keras_efficientnet_b0,
+    keras_efficientnet_v2_b0,
+    keras_mobilenet_v3_large,
+    keras_convnext_tiny,
+    keras_vgg16,
+)
 _pixels(96, keras_inception_v3, keras_xception, keras_nasnet_mobile)
 
 

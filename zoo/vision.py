@@ -25,9 +25,8 @@ models are returned in eval mode.
 from __future__ import annotations
 
 import torch
-from torch import nn
-
 from _zoo_shared import speed_zoo
+from torch import nn
 
 # The speed zoo's corrections, one copy for both zoos (tools/zoo_models.py).
 _calibrate_batchnorm = speed_zoo("zoo_models")._calibrate_batchnorm
@@ -137,10 +136,25 @@ def timm_hrnet_w18_small():
     return _timm("hrnet_w18_small")
 
 
-_declare(SIZE, timm_convnext_atto, timm_vit_tiny, timm_deit_tiny_distilled, timm_mobilevit_xxs,
-         timm_efficientvit_b0, timm_edgenext_xx_small, timm_poolformerv2_s12, timm_repvgg_a0, timm_hgnetv2_b0,
-         timm_fastvit_t8, timm_mixer_s16, timm_dla34, timm_xcit_nano, timm_mobilenetv4_conv_small, timm_ghostnet,
-         timm_hrnet_w18_small)
+_declare(
+    SIZE,
+    timm_convnext_atto,
+    timm_vit_tiny,
+    timm_deit_tiny_distilled,
+    timm_mobilevit_xxs,
+    timm_efficientvit_b0,
+    timm_edgenext_xx_small,
+    timm_poolformerv2_s12,
+    timm_repvgg_a0,
+    timm_hgnetv2_b0,
+    timm_fastvit_t8,
+    timm_mixer_s16,
+    timm_dla34,
+    timm_xcit_nano,
+    timm_mobilenetv4_conv_small,
+    timm_ghostnet,
+    timm_hrnet_w18_small,
+)
 _declare(56, timm_eva02_tiny)
 _declare(224, timm_levit_128s)
 
@@ -217,13 +231,31 @@ def tv_vit():
     """torchvision's VisionTransformer at a small size (2 layers, width 64, 16x16 patches of 64x64)."""
     import torchvision.models as tvm
 
-    return _seeded(lambda: tvm.VisionTransformer(image_size=SIZE, patch_size=16, num_layers=2, num_heads=4,
-                                                 hidden_dim=64, mlp_dim=128, num_classes=100))
+    return _seeded(
+        lambda: tvm.VisionTransformer(
+            image_size=SIZE, patch_size=16, num_layers=2, num_heads=4, hidden_dim=64, mlp_dim=128, num_classes=100
+        )
+    )
 
 
-_declare(SIZE, tv_resnet18, tv_resnext50_32x4d, tv_mobilenet_v2, tv_mobilenet_v3_small, tv_efficientnet_b0,
-         tv_convnext_tiny, tv_swin_t, tv_densenet121, tv_squeezenet1_1, tv_shufflenet_v2_x0_5, tv_mnasnet0_5,
-         tv_regnet_y_400mf, tv_googlenet, tv_alexnet, tv_vit)
+_declare(
+    SIZE,
+    tv_resnet18,
+    tv_resnext50_32x4d,
+    tv_mobilenet_v2,
+    tv_mobilenet_v3_small,
+    tv_efficientnet_b0,
+    tv_convnext_tiny,
+    tv_swin_t,
+    tv_densenet121,
+    tv_squeezenet1_1,
+    tv_shufflenet_v2_x0_5,
+    tv_mnasnet0_5,
+    tv_regnet_y_400mf,
+    tv_googlenet,
+    tv_alexnet,
+    tv_vit,
+)
 _declare(96, tv_inception_v3)
 
 
@@ -234,8 +266,10 @@ SEG_SIZE = 96
 def _seg(name: str) -> nn.Module:
     from torchvision.models import segmentation
 
-    return _seeded(lambda: getattr(segmentation, name)(weights=None, weights_backbone=None, num_classes=21,
-                                                       aux_loss=False), SEG_SIZE)
+    return _seeded(
+        lambda: getattr(segmentation, name)(weights=None, weights_backbone=None, num_classes=21, aux_loss=False),
+        SEG_SIZE,
+    )
 
 
 def tv_fcn_resnet50():
@@ -250,8 +284,9 @@ def tv_lraspp_mobilenet_v3_large():
     from torchvision.models import segmentation
 
     # LR-ASPP has no auxiliary head (no aux_loss argument)
-    return _seeded(lambda: segmentation.lraspp_mobilenet_v3_large(weights=None, weights_backbone=None,
-                                                                  num_classes=21), SEG_SIZE)
+    return _seeded(
+        lambda: segmentation.lraspp_mobilenet_v3_large(weights=None, weights_backbone=None, num_classes=21), SEG_SIZE
+    )
 
 
 _declare(SEG_SIZE, tv_fcn_resnet50, tv_deeplabv3_mobilenet_v3_large)

@@ -18,7 +18,7 @@ Config (paths relative to the config file; docs/ci.md has the reference)::
     input_ranges = { x = "0:1" }
     devices = ["cpu"]                       # verify on these ONNX Runtime devices
     atol = 1e-5                             # or { logits = 1e-4 }; rtol likewise
-    inputs_npz = "data/digits.npz"          # optional real samples
+    samples = "data/digits.npz"             # optional real samples (every export/verify option is a key)
     min_top1 = 1.0                          # optional classifier agreement
     latency = { runs = 100, ort_not_slower = true, max_ms = 5.0 }
     baseline = "baselines/torch_cnn.json"   # a stored verify report (--json)
@@ -33,28 +33,89 @@ Exit code: 0 every model passes, 1 a parity or budget failure (or a model's expo
 import time (``bridge --help`` stays fast); each model's work runs in subprocesses.
 """
 
-from bridge.check.command import EPILOG, add_parser, cmd_check, main
 from bridge.check.config import (
-    CONFIG_FILE, DEFAULT_LATENCY_RUNS, DEFAULT_RAY_RETRIES, DEFAULT_WORKDIR, DEVICES, EXECUTORS, INPUT_KINDS,
-    LATENCY_KEYS, MODEL_KEYS, PYTHON_NAMES, RAY_KEYS, TOP_KEYS, CheckConfig, LatencyBudget, ModelConfig, RaySettings,
-    find_config, load_config, parse_config,
+    CONFIG_FILE,
+    DEFAULT_LATENCY_RUNS,
+    DEFAULT_RAY_RETRIES,
+    DEFAULT_WORKDIR,
+    EXECUTORS,
+    LATENCY_KEYS,
+    OWN_MODEL_KEYS,
+    PYTHON_NAMES,
+    RAY_KEYS,
+    TOP_KEYS,
+    CheckConfig,
+    LatencyBudget,
+    ModelConfig,
+    RaySettings,
+    find_config,
+    load_config,
+    model_keys,
+    parse_config,
 )
 from bridge.check.executor import Executor, LocalExecutor, RunSettings, make_executor
 from bridge.check.render import (
-    SUMMARY_SCHEMA_VERSION, TABLE_HEADERS, render_junit, render_markdown, render_table, summary_json, table_rows,
+    SUMMARY_SCHEMA_VERSION,
+    TABLE_HEADERS,
+    render_junit,
+    render_markdown,
+    render_table,
+    summary_json,
+    table_rows,
 )
 from bridge.check.run import Runner, StepResult, judge
 from bridge.check.verdicts import (
-    BASELINE_GROWTH, FAIL, FLOAT32_EPS, INCONCLUSIVE, PASS, SKIPPED, Check, ModelResult, compare_baseline,
-    evaluate_latency, exit_code, report_max_abs, worst,
+    BASELINE_GROWTH,
+    FLOAT32_EPS,
+    Check,
+    ModelResult,
+    compare_baseline,
+    evaluate_latency,
+    exit_code,
+    report_max_abs,
+    run_status,
 )
 
 __all__ = [
-    "BASELINE_GROWTH", "CONFIG_FILE", "DEFAULT_LATENCY_RUNS", "DEFAULT_RAY_RETRIES", "DEFAULT_WORKDIR", "DEVICES",
-    "EPILOG", "EXECUTORS", "FAIL", "FLOAT32_EPS", "INCONCLUSIVE", "INPUT_KINDS", "LATENCY_KEYS", "MODEL_KEYS", "PASS",
-    "PYTHON_NAMES", "RAY_KEYS", "SKIPPED", "SUMMARY_SCHEMA_VERSION", "TABLE_HEADERS", "TOP_KEYS", "Check",
-    "CheckConfig", "Executor", "LatencyBudget", "LocalExecutor", "ModelConfig", "ModelResult", "RaySettings",
-    "RunSettings", "Runner", "StepResult", "add_parser", "cmd_check", "compare_baseline", "evaluate_latency",
-    "exit_code", "find_config", "judge", "load_config", "main", "make_executor", "parse_config", "render_junit",
-    "render_markdown", "render_table", "report_max_abs", "summary_json", "table_rows", "worst",
+    "BASELINE_GROWTH",
+    "CONFIG_FILE",
+    "DEFAULT_LATENCY_RUNS",
+    "DEFAULT_RAY_RETRIES",
+    "DEFAULT_WORKDIR",
+    "EXECUTORS",
+    "FLOAT32_EPS",
+    "LATENCY_KEYS",
+    "OWN_MODEL_KEYS",
+    "PYTHON_NAMES",
+    "RAY_KEYS",
+    "SUMMARY_SCHEMA_VERSION",
+    "TABLE_HEADERS",
+    "TOP_KEYS",
+    "Check",
+    "CheckConfig",
+    "Executor",
+    "LatencyBudget",
+    "LocalExecutor",
+    "ModelConfig",
+    "ModelResult",
+    "RaySettings",
+    "RunSettings",
+    "Runner",
+    "StepResult",
+    "compare_baseline",
+    "evaluate_latency",
+    "exit_code",
+    "find_config",
+    "judge",
+    "load_config",
+    "make_executor",
+    "model_keys",
+    "parse_config",
+    "render_junit",
+    "render_markdown",
+    "render_table",
+    "report_max_abs",
+    "run_status",
+    "summary_json",
+    "table_rows",
 ]

@@ -26,13 +26,9 @@ DEFAULT_WORKDIR = "build/bridge-check"
 DEFAULT_LATENCY_RUNS = 100
 
 TOP_KEYS = ("models", "workdir", "executor", "ray")
-MODEL_KEYS = ("name", "source", "weights", "inputs", "input_ranges", "dims", "dim_min", "dim_max", "input_kinds",
-              "devices", "atol", "rtol", "inputs_npz", "min_top1", "precision", "calibrate", "latency", "baseline",
-              "skip", "prepare")
+OWN_MODEL_KEYS = ("name", "source", "latency", "baseline", "skip", "prepare")  # the rest: bridge/request.py
 LATENCY_KEYS = ("runs", "ort_not_slower", "max_ms")
-DEVICES = ("cpu", "cuda")
 PYTHON_NAMES = ("python", "python3")
-INPUT_KINDS = ("values", "index", "mask", "positions")
 EXECUTORS = ("local", "ray")
 RAY_KEYS = ("address", "shared_fs", "max_retries")
 DEFAULT_RAY_RETRIES = 2  # extra attempts of a model's Ray task after a system failure (worker or node died)
@@ -68,22 +64,13 @@ class RaySettings:
 
 @dataclass
 class ModelConfig:
+    """One [[models]] table: the export and verify requests it makes (every export/verify option is a key,
+    bridge/request.py), and what only bridge check does with it (budgets, baseline, skip, prepare)."""
+
     name: str
     source: str  # as bridge export takes it: file paths made absolute against the config's directory
-    weights: str | None = None
-    inputs: list = field(default_factory=list)
-    input_ranges: dict = field(default_factory=dict)
-    dims: dict = field(default_factory=dict)  # dynamic axis -> size of generated inputs (--dim)
-    dim_min: dict = field(default_factory=dict)  # dynamic axis -> smallest size of the sweep (--dim-min)
-    dim_max: dict = field(default_factory=dict)  # dynamic axis -> largest size of the sweep (--dim-max)
-    input_kinds: dict = field(default_factory=dict)  # input -> values | index | mask | positions (--input-kind)
-    devices: list = field(default_factory=lambda: ["cpu"])
-    atol: float | dict | None = None
-    rtol: float | dict | None = None
-    inputs_npz: str | None = None
-    min_top1: float | None = None
-    precision: str = "fp32"  # bridge export --precision: fp32, fp16, int8
-    calibrate: str | None = None  # real samples for static int8 quantization (--calibrate)
+    export: object  # ExportRequest (its output, json and force are set when the check runs)
+    verify: object  # VerifyRequest (its target and json likewise)
     latency: LatencyBudget | None = None
     baseline: str | None = None
     skip: str | None = None
@@ -92,7 +79,15 @@ class ModelConfig:
 
     def required_files(self) -> list[str]:
         """Files that must exist before export; a missing one triggers the model's prepare commands."""
-        return [p for p in (self.source_file, self.weights, self.inputs_npz, self.calibrate) if p]
+        from bridge.request import options_for
+
+        found = [self.source_file] if self.source_file else []
+        for request in (self.export, self.verify):
+            for o in options_for(request.command):
+                value = getattr(request, o.name)
+                if o.role == "input" and o.name != "source" and value and value not in found:
+                    found.append(value)
+        return found
 
 
 @dataclass
@@ -116,8 +111,9 @@ def find_config(explicit: str | os.PathLike | None = None, cwd: str | os.PathLik
     if explicit:
         path = Path(explicit)
         if not path.is_file():
-            raise UsageError(f"config file {path} does not exist",
-                             hint="give a bridge.toml or a pyproject.toml with [tool.bridge]")
+            raise UsageError(
+                f"config file {path} does not exist", hint="give a bridge.toml or a pyproject.toml with [tool.bridge]"
+            )
         return path
     here = Path(cwd or os.getcwd())
     if (here / CONFIG_FILE).is_file():
@@ -125,8 +121,10 @@ def find_config(explicit: str | os.PathLike | None = None, cwd: str | os.PathLik
     pyproject = here / "pyproject.toml"
     if pyproject.is_file() and "bridge" in _read_toml(pyproject).get("tool", {}):
         return pyproject
-    raise UsageError(f"no {CONFIG_FILE}, and no [tool.bridge] in pyproject.toml, in {here}",
-                     hint="pass --config PATH, or write a bridge.toml (see docs/ci.md)")
+    raise UsageError(
+        f"no {CONFIG_FILE}, and no [tool.bridge] in pyproject.toml, in {here}",
+        hint="pass --config PATH, or write a bridge.toml (see docs/ci.md)",
+    )
 
 
 def load_config(path: str | os.PathLike | None = None, *, cwd: str | os.PathLike | None = None) -> CheckConfig:
@@ -172,20 +170,29 @@ def parse_config(data, base_dir: str | os.PathLike, origin: str = CONFIG_FILE, p
         raise UsageError(f"{origin}: the models array is empty", hint=f"add one {models_key} table per model")
     executor = data.get("executor", "local")
     if executor not in EXECUTORS:
-        raise UsageError(f"{origin}: key 'executor': expected one of {', '.join(map(repr, EXECUTORS))}, "
-                         f"got {executor!r}")
+        raise UsageError(
+            f"{origin}: key 'executor': expected one of {', '.join(map(repr, EXECUTORS))}, got {executor!r}"
+        )
     ray = _parse_ray(data.get("ray", {}), origin)
     parsed: list[ModelConfig] = []
     seen: dict[str, int] = {}
     for index, raw in enumerate(models):
         m = _parse_model(raw, index, base, origin)
         if m.name in seen:
-            raise UsageError(f"{origin}: models #{seen[m.name] + 1} and #{index + 1} are both named {m.name!r}: "
-                             "key 'name' must be unique")
+            raise UsageError(
+                f"{origin}: models #{seen[m.name] + 1} and #{index + 1} are both named {m.name!r}: "
+                "key 'name' must be unique"
+            )
         seen[m.name] = index
         parsed.append(m)
-    return CheckConfig(path=path or base / CONFIG_FILE, base_dir=base, workdir=Path(_resolve(base, workdir)),
-                       models=parsed, executor=executor, ray=ray)
+    return CheckConfig(
+        path=path or base / CONFIG_FILE,
+        base_dir=base,
+        workdir=Path(_resolve(base, workdir)),
+        models=parsed,
+        executor=executor,
+        ray=ray,
+    )
 
 
 def _parse_ray(table, origin: str) -> RaySettings:
@@ -195,8 +202,9 @@ def _parse_ray(table, origin: str) -> RaySettings:
     _unknown_keys(table, RAY_KEYS, where)
     address = table.get("address")
     if address is not None and (not isinstance(address, str) or not address.strip()):
-        raise UsageError(f"{where}: 'address': expected a Ray address (\"auto\", \"HOST:6379\", \"ray://HOST:10001\"), "
-                         f"got {address!r}")
+        raise UsageError(
+            f'{where}: \'address\': expected a Ray address ("auto", "HOST:6379", "ray://HOST:10001"), got {address!r}'
+        )
     shared = table.get("shared_fs", False)
     if not isinstance(shared, bool):
         raise UsageError(f"{where}: 'shared_fs': expected true or false, got {shared!r}")
@@ -207,16 +215,24 @@ def _parse_ray(table, origin: str) -> RaySettings:
 
 
 def _type(value) -> str:
-    return {dict: "a table", list: "an array", str: "a string", bool: "a boolean", int: "an integer",
-            float: "a number"}.get(type(value), type(value).__name__)
+    return {
+        dict: "a table",
+        list: "an array",
+        str: "a string",
+        bool: "a boolean",
+        int: "an integer",
+        float: "a number",
+    }.get(type(value), type(value).__name__)
 
 
 def _unknown_keys(table: dict, allowed: tuple, where: str) -> None:
     for key in table:
         if key not in allowed:
             close = difflib.get_close_matches(str(key), allowed, n=1)
-            raise UsageError(f"{where}: unknown key {key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""),
-                             hint="allowed keys: " + ", ".join(allowed))
+            raise UsageError(
+                f"{where}: unknown key {key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""),
+                hint="allowed keys: " + ", ".join(allowed),
+            )
 
 
 def _resolve(base: Path, text: str) -> str:
@@ -239,6 +255,8 @@ def _resolve_source(base: Path, text: str) -> tuple[str, str | None]:
 
 
 def _parse_model(raw: dict, index: int, base: Path, origin: str) -> ModelConfig:
+    from bridge.request import CONFIG, PathText, SourceText, build, options_for
+
     name = raw.get("name")
     label = f"model #{index + 1}" + (f" {name!r}" if isinstance(name, str) and name else "")
     where = f"{origin}: {label}"
@@ -247,108 +265,39 @@ def _parse_model(raw: dict, index: int, base: Path, origin: str) -> ModelConfig:
         got = f", got {value!r}" if value is not None else ""
         return UsageError(f"{where}: key {key!r}: expected {expected}{got}")
 
-    _unknown_keys(raw, MODEL_KEYS, where)
+    _unknown_keys(raw, model_keys(), where)
     if name is None:
-        raise UsageError(f"{where}: missing key 'name'", hint="each model needs a unique name, e.g. name = \"my_model\"")
+        raise UsageError(f"{where}: missing key 'name'", hint='each model needs a unique name, e.g. name = "my_model"')
     if not isinstance(name, str) or not _NAME_RE.match(name):
         raise bad("name", "a non-empty string of letters, digits, '_', '.', '-' (it names a directory)", name)
     source = raw.get("source")
     if source is None:
-        raise UsageError(f"{where}: missing key 'source'",
-                         hint="e.g. source = \"models/net.py:build\" or source = \"model.keras\"")
+        raise UsageError(
+            f"{where}: missing key 'source'", hint='e.g. source = "models/net.py:build" or source = "model.keras"'
+        )
     if not isinstance(source, str) or not source.strip():
-        raise bad("source", "a non-empty string (file.py:factory, package.module:factory, model file or "
-                            "SavedModel directory)", source)
+        raise bad(
+            "source",
+            "a non-empty string (file.py:factory, package.module:factory, model file or SavedModel directory)",
+            source,
+        )
     source_text, source_file = _resolve_source(base, source.strip())
 
-    def opt_path(key: str) -> str | None:
-        value = raw.get(key)
-        if value is None:
-            return None
-        if not isinstance(value, str) or not value.strip():
-            raise bad(key, "a file path (string)", value)
-        return _resolve(base, value.strip())
-
-    from bridge.errors import SpecError
-    from bridge.spec import parse_dim_size, parse_input_spec, parse_range
-
-    inputs = raw.get("inputs", [])
-    if not isinstance(inputs, list) or not all(isinstance(s, str) for s in inputs):
-        raise bad("inputs", "an array of input specs like \"x:float32[batch,3,224,224]\"", inputs)
-    for spec in inputs:
-        try:
-            parse_input_spec(spec)
-        except SpecError as exc:
-            raise UsageError(f"{where}: key 'inputs': {exc.message}") from None
-
-    ranges = raw.get("input_ranges", {})
-    if not isinstance(ranges, dict):
-        raise bad("input_ranges", "a table of input name -> \"LOW:HIGH\"", ranges)
-    for key, value in ranges.items():
-        if not isinstance(value, str):
-            raise bad(f"input_ranges.{key}", "a string \"LOW:HIGH\"", value)
-        try:
-            parse_range(f"{key}={value}")
-        except SpecError as exc:
-            raise UsageError(f"{where}: key 'input_ranges.{key}': {exc.message}") from None
-
-    def sizes(key: str) -> dict:
-        table = raw.get(key, {})
-        if not isinstance(table, dict):
-            raise bad(key, "a table of dynamic axis name -> size (integer >= 1), e.g. { batch = 4 }", table)
-        for axis, size in table.items():
-            if isinstance(size, bool) or not isinstance(size, int):
-                raise bad(f"{key}.{axis}", "an integer >= 1", size)
-            try:
-                parse_dim_size(f"{axis}={size}")
-            except SpecError as exc:
-                raise UsageError(f"{where}: key '{key}.{axis}': {exc.message}") from None
-        return {str(k): int(v) for k, v in table.items()}
-
-    dims, dim_min, dim_max = sizes("dims"), sizes("dim_min"), sizes("dim_max")
-    for axis in set(dim_min) & set(dim_max):
-        if dim_min[axis] > dim_max[axis]:
-            raise bad(f"dim_min.{axis}", f"at most dim_max.{axis} = {dim_max[axis]}", dim_min[axis])
-
-    kinds = raw.get("input_kinds", {})
-    if not isinstance(kinds, dict):
-        raise bad("input_kinds", "a table of input name -> kind (" + ", ".join(INPUT_KINDS) + ")", kinds)
-    for key, value in kinds.items():
-        if value not in INPUT_KINDS:
-            raise bad(f"input_kinds.{key}", "one of " + ", ".join(map(repr, INPUT_KINDS)), value)
-
-    devices = raw.get("devices", ["cpu"])
-    if (not isinstance(devices, list) or not devices or not all(d in DEVICES for d in devices)
-            or len(set(devices)) != len(devices)):
-        raise bad("devices", "a non-empty array of distinct devices from " + ", ".join(map(repr, DEVICES)), devices)
-
-    def tolerance(key: str):
-        value = raw.get(key)
-        if value is None:
-            return None
-        if isinstance(value, dict):
-            if not value:
-                raise bad(key, "a number >= 0 or a non-empty table of output name -> number >= 0", value)
-            for out, v in value.items():
-                if not _is_tolerance(v):
-                    raise bad(f"{key}.{out}", "a finite number >= 0", v)
-            return {str(k): float(v) for k, v in value.items()}
-        if not _is_tolerance(value):
-            raise bad(key, "a finite number >= 0 or a table of output name -> number", value)
-        return float(value)
-
-    atol, rtol = tolerance("atol"), tolerance("rtol")
-
-    min_top1 = raw.get("min_top1")
-    if min_top1 is not None and (not _is_number(min_top1) or not 0.0 <= min_top1 <= 1.0):
-        raise bad("min_top1", "a fraction between 0 and 1 (e.g. 1.0)", min_top1)
-
-    precision = raw.get("precision", "fp32")
-    if precision not in ("fp32", "fp16", "int8"):
-        raise bad("precision", "\"fp32\", \"fp16\" or \"int8\" (bridge export --precision)", precision)
-    if raw.get("calibrate") is not None and precision != "int8":
-        raise bad("calibrate", "only with precision = \"int8\" (static quantization on those samples)",
-                  raw.get("calibrate"))
+    # Every export/verify option is a key (bridge/request.py): parsed by its kind, the same as the
+    # command line and the API parse it; paths made absolute against the config's directory.
+    requests = {}
+    for command in ("export", "verify"):
+        given = {}
+        for o in options_for(command):
+            if not o.key or o.name not in raw:
+                continue
+            value = raw[o.name]
+            if o.name == "source":
+                value = source_text
+            elif isinstance(o.kind, (PathText, SourceText)) and isinstance(value, str) and value.strip():
+                value = _resolve(base, value.strip())
+            given[o.name] = value
+        requests[command] = build(command, given, CONFIG, origin=origin, where=f"{where}: ")
 
     latency = raw.get("latency")
     if latency is not None:
@@ -362,7 +311,7 @@ def _parse_model(raw: dict, index: int, base: Path, origin: str) -> ModelConfig:
         if not isinstance(slower, bool):
             raise bad("latency.ort_not_slower", "true or false", slower)
         max_ms = latency.get("max_ms")
-        if max_ms is not None and (not _is_number(max_ms) or not max_ms > 0 or not math.isfinite(max_ms)):
+        if max_ms is not None and (not is_number(max_ms) or not max_ms > 0 or not math.isfinite(max_ms)):
             raise bad("latency.max_ms", "a number > 0 (ONNX Runtime p50 budget in milliseconds)", max_ms)
         latency = LatencyBudget(runs=runs, ort_not_slower=slower, max_ms=float(max_ms) if max_ms is not None else None)
 
@@ -370,10 +319,13 @@ def _parse_model(raw: dict, index: int, base: Path, origin: str) -> ModelConfig:
     if skip is not None and (not isinstance(skip, str) or not skip.strip()):
         raise bad("skip", "the reason for skipping (a non-empty string)", skip)
 
+    baseline = raw.get("baseline")
+    if baseline is not None and (not isinstance(baseline, str) or not baseline.strip()):
+        raise bad("baseline", "a file path (string)", baseline)
+
     prepare = raw.get("prepare", [])
     if not isinstance(prepare, list):
-        raise bad("prepare", "an argv array like [\"python\", \"-m\", \"pkg.train\", \"out.pt\"] or an array of them",
-                  prepare)
+        raise bad("prepare", 'an argv array like ["python", "-m", "pkg.train", "out.pt"] or an array of them', prepare)
     if prepare and all(isinstance(a, str) for a in prepare):
         prepare = [prepare]
     commands = []
@@ -383,17 +335,27 @@ def _parse_model(raw: dict, index: int, base: Path, origin: str) -> ModelConfig:
         commands.append([sys.executable if cmd[0] in PYTHON_NAMES else cmd[0], *cmd[1:]])
 
     return ModelConfig(
-        name=name, source=source_text, source_file=source_file, weights=opt_path("weights"), inputs=list(inputs),
-        input_ranges={str(k): v for k, v in ranges.items()}, dims=dims, dim_min=dim_min, dim_max=dim_max,
-        input_kinds={str(k): v for k, v in kinds.items()}, devices=list(devices), atol=atol, rtol=rtol,
-        inputs_npz=opt_path("inputs_npz"), min_top1=float(min_top1) if min_top1 is not None else None,
-        precision=precision, calibrate=opt_path("calibrate"), latency=latency, baseline=opt_path("baseline"), skip=skip.strip() if skip else None, prepare=commands,
+        name=name,
+        source=source_text,
+        source_file=source_file,
+        export=requests["export"],
+        verify=requests["verify"],
+        latency=latency,
+        baseline=_resolve(base, baseline.strip()) if baseline else None,
+        skip=skip.strip() if skip else None,
+        prepare=commands,
     )
 
 
-def _is_number(value) -> bool:
+def model_keys() -> tuple:
+    """Every key of a [[models]] table: bridge check's own, then every export/verify option's."""
+    from bridge.request import options_for
+
+    keys = list(OWN_MODEL_KEYS)
+    for command in ("export", "verify"):
+        keys += [o.name for o in options_for(command) if o.key and o.name not in keys]
+    return tuple(keys)
+
+
+def is_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _is_tolerance(value) -> bool:
-    return _is_number(value) and math.isfinite(value) and value >= 0

@@ -49,8 +49,13 @@ class Executor(abc.ABC):
 def internal_error(name: str, exc: BaseException, node: str | None = None) -> ModelResult:
     """A bug in bridge's own code around one model must not hide the other models' results."""
     message = f"internal error: {type(exc).__name__}: {exc}"
-    return ModelResult(name=name, status=FAIL, message=message, node=node,
-                       error={"step": "check", "exit_code": None, "message": message})
+    return ModelResult(
+        name=name,
+        status=FAIL,
+        message=message,
+        node=node,
+        error={"step": "check", "exit_code": None, "message": message},
+    )
 
 
 class LocalExecutor(Executor):
@@ -67,8 +72,14 @@ class LocalExecutor(Executor):
 
     def run(self, models: list[ModelConfig], progress) -> dict[str, ModelResult]:
         s = self.settings
-        runner = Runner(s.config, workdir=s.workdir, threads=s.threads, timeout=s.timeout,
-                        update_baselines=s.update_baselines, progress=progress)
+        runner = Runner(
+            s.config,
+            workdir=s.workdir,
+            threads=s.threads,
+            timeout=s.timeout,
+            update_baselines=s.update_baselines,
+            progress=progress,
+        )
         node = socket.gethostname()
         results: dict[str, ModelResult] = {}
         pool = concurrent.futures.ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="bridge-check")
@@ -92,16 +103,20 @@ class LocalExecutor(Executor):
         return results
 
 
-def make_executor(kind: str, settings: RunSettings, *, jobs: int | None = None,
-                  ray: RaySettings | None = None) -> Executor:
+def make_executor(
+    kind: str, settings: RunSettings, *, jobs: int | None = None, ray: RaySettings | None = None
+) -> Executor:
     if kind == "local":
         return LocalExecutor(settings, jobs or 1)
     try:
         import ray as _ray  # noqa: F401  (the check itself; ray_executor imports it for use)
     except ImportError:
-        raise EnvironmentProblem("--executor ray needs the ray package, which is not installed in this Python",
-                                 hint="pip install 'bridge-onnx[ray]' (on this machine and on every Ray node), "
-                                      "or run with --executor local") from None
-    from bridge.check.ray_executor import RayExecutor
+        raise EnvironmentProblem(
+            "--executor ray needs the ray package, which is not installed in this Python",
+            hint="pip install 'bridge-onnx[ray]' (on this machine and on every Ray node), or run with --executor local",
+        ) from None
+    import importlib
 
-    return RayExecutor(settings, ray or RaySettings(), jobs=jobs)
+    # by name, as the command table loads commands: ray_executor builds on this module, not the reverse
+    module = importlib.import_module("bridge.check.ray_executor")
+    return module.RayExecutor(settings, ray or RaySettings(), jobs=jobs)

@@ -6,10 +6,11 @@ from __future__ import annotations
 import sys
 import threading
 
-from bridge.check.verdicts import _MARK, FAIL, INCONCLUSIVE, PASS, SKIPPED, ModelResult
+from bridge.check.verdicts import ModelResult
+from bridge.verdict.status import FAIL, INCONCLUSIVE, PASS, SKIPPED, mark
 
 
-class _NullProgress:
+class NullProgress:
     show_node = False  # name the node of each finished model (set for executors with several machines)
 
     def start(self, names: list[str]) -> None: ...
@@ -19,7 +20,7 @@ class _NullProgress:
     def stop(self) -> None: ...
 
 
-class _PlainProgress(_NullProgress):
+class _PlainProgress(NullProgress):
     """One line per event: readable in CI logs, where a live display would not render."""
 
     def __init__(self, stream=None) -> None:
@@ -47,18 +48,27 @@ class _PlainProgress(_NullProgress):
         with self.lock:
             self.finished += 1
             n = self.finished
-        self._print(f"[{n}/{self.total}] {result.name}: {_MARK[result.status]} ({result.seconds:.1f} s)"
-                    + (f" on {result.node}" if self.show_node and result.node else "")
-                    + (f": {result.message}" if result.message and result.status != PASS else ""))
+        self._print(
+            f"[{n}/{self.total}] {result.name}: {mark(result.status)} ({result.seconds:.1f} s)"
+            + (f" on {result.node}" if self.show_node and result.node else "")
+            + (f": {result.message}" if result.message and result.status != PASS else "")
+        )
 
 
-class _RichProgress(_NullProgress):
+class _RichProgress(NullProgress):
     def __init__(self, console) -> None:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
         self.console = console
-        self.progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
-                                 MofNCompleteColumn(), TimeElapsedColumn(), console=console, transient=False)
+        self.progress = Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            transient=False,
+        )
         self.tasks: dict[str, int] = {}
         self.overall = None
         self.lock = threading.Lock()
@@ -90,14 +100,16 @@ class _RichProgress(_NullProgress):
 
         msg = f": {escape(result.message)}" if result.message and result.status != PASS else ""
         node = f" on {escape(result.node)}" if self.show_node and result.node else ""
-        self.progress.console.print(f"[{style}]{_MARK[result.status]}[/] {escape(result.name)} "
-                                    f"({result.seconds:.1f} s){node}{msg}", highlight=False)
+        self.progress.console.print(
+            f"[{style}]{mark(result.status)}[/] {escape(result.name)} ({result.seconds:.1f} s){node}{msg}",
+            highlight=False,
+        )
 
     def stop(self):
         self.progress.stop()
 
 
-def _make_progress(use_rich: bool):
+def make_progress(use_rich: bool):
     if use_rich:
         try:
             from rich.console import Console

@@ -62,7 +62,7 @@ class _Events:
         return items
 
 
-def _first_line(text: str) -> str:
+def first_line(text: str) -> str:
     lines = [ln.strip() for ln in str(text).splitlines() if ln.strip()]
     return lines[0][:300] if lines else ""
 
@@ -72,7 +72,7 @@ def _reason(exc: BaseException) -> str:
     rx = ray.exceptions
     if isinstance(exc, rx.RayTaskError):
         cause = getattr(exc, "cause", None)
-        text = f"{type(cause).__name__}: {_first_line(cause)}" if cause is not None else _first_line(exc)
+        text = f"{type(cause).__name__}: {first_line(cause)}" if cause is not None else first_line(exc)
         return f"raised an exception in bridge's own code ({text})"
     if isinstance(exc, rx.OutOfMemoryError):
         return "was killed by Ray's memory monitor (the node ran low on memory)"
@@ -83,10 +83,10 @@ def _reason(exc: BaseException) -> str:
     if isinstance(exc, rx.TaskCancelledError):
         return "was cancelled"
     if isinstance(exc, rx.RuntimeEnvSetupError):
-        return f"could not set up its runtime environment ({_first_line(exc)})"
+        return f"could not set up its runtime environment ({first_line(exc)})"
     if isinstance(exc, rx.TaskUnschedulableError):
-        return f"could not be scheduled ({_first_line(exc)})"
-    return f"failed ({type(exc).__name__}: {_first_line(exc)})"
+        return f"could not be scheduled ({first_line(exc)})"
+    return f"failed ({type(exc).__name__}: {first_line(exc)})"
 
 
 def _connect_error(exc: BaseException, where: str, base: Path) -> Exception:
@@ -96,21 +96,32 @@ def _connect_error(exc: BaseException, where: str, base: Path) -> Exception:
     too_big = next((ln for ln in lines if "exceeds the maximum size" in ln), None)
     if too_big:
         size = too_big.split(": ", 1)[-1].split(". ")[0]  # "Package size (612.40MiB) exceeds the maximum ..."
-        return UsageError(f"cannot ship {base} to the Ray workers: {size}",
-                          hint=f"Ray ships a working_dir below {WORKING_DIR_LIMIT}: list large files in "
-                               ".rayignore (or .gitignore) and let prepare commands make them on the nodes, or put the "
-                               "directory on a filesystem every node mounts and pass --ray-shared-fs")
+        return UsageError(
+            f"cannot ship {base} to the Ray workers: {size}",
+            hint=f"Ray ships a working_dir below {WORKING_DIR_LIMIT}: list large files in "
+            ".rayignore (or .gitignore) and let prepare commands make them on the nodes, or put the "
+            "directory on a filesystem every node mounts and pass --ray-shared-fs",
+        )
     generic = len(lines) > 1 and lines[0].startswith("Failed to set up")  # RuntimeEnvSetupError's first line
     detail = (lines[1] if generic else lines[0] if lines else "")[:300]
     if isinstance(exc, (ConnectionError, TimeoutError)):
-        token = "" if os.environ.get("RAY_AUTH_MODE") else (
-            "; a cluster with token authentication (ray start's default) also needs RAY_AUTH_MODE=token and its "
-            "token (RAY_AUTH_TOKEN or ~/.ray/auth_token)")
-        return EnvironmentProblem(f"cannot connect to {where}: {detail}",
-                                  hint="start it with 'ray start --head' or fix --ray-address (docs/ci.md)" + token)
-    return EnvironmentProblem(f"cannot start {where}: {type(exc).__name__}: {detail}",
-                              hint="check --ray-address (auto, HOST:6379, ray://HOST:10001) and 'ray status'; "
-                                   "docs/ci.md lists what each node needs")
+        token = (
+            ""
+            if os.environ.get("RAY_AUTH_MODE")
+            else (
+                "; a cluster with token authentication (ray start's default) also needs RAY_AUTH_MODE=token and its "
+                "token (RAY_AUTH_TOKEN or ~/.ray/auth_token)"
+            )
+        )
+        return EnvironmentProblem(
+            f"cannot connect to {where}: {detail}",
+            hint="start it with 'ray start --head' or fix --ray-address (docs/ci.md)" + token,
+        )
+    return EnvironmentProblem(
+        f"cannot start {where}: {type(exc).__name__}: {detail}",
+        hint="check --ray-address (auto, HOST:6379, ray://HOST:10001) and 'ray status'; "
+        "docs/ci.md lists what each node needs",
+    )
 
 
 def unpack(data: bytes, workdir: Path) -> None:
@@ -151,9 +162,17 @@ class RayExecutor(Executor):
     def describe(self) -> dict:
         cpus = sum(n.get("Resources", {}).get("CPU", 0) for n in self.nodes)
         gpus = sum(n.get("Resources", {}).get("GPU", 0) for n in self.nodes)
-        return {"kind": self.kind, "address": self.ray.address or "local", "shared_fs": self.shared,
-                "max_retries": self.ray.max_retries, "threads": self.settings.threads, "jobs": self.jobs,
-                "nodes": len(self.nodes), "cpus": cpus, "gpus": gpus}
+        return {
+            "kind": self.kind,
+            "address": self.ray.address or "local",
+            "shared_fs": self.shared,
+            "max_retries": self.ray.max_retries,
+            "threads": self.settings.threads,
+            "jobs": self.jobs,
+            "nodes": len(self.nodes),
+            "cpus": cpus,
+            "gpus": gpus,
+        }
 
     # -- connection ---------------------------------------------------------------------------
     def _excludes(self) -> list[str]:
@@ -175,8 +194,12 @@ class RayExecutor(Executor):
             if self.local:
                 # this machine's files and this bridge: no runtime_env to build (it costs seconds per worker).
                 # Not the raylet's subreaper: with it, a worker's subprocess.wait() reads every exit code as 0.
-                ray.init(address="local", include_dashboard=False,
-                         job_config=ray.job_config.JobConfig(code_search_path=[str(pkg.parent)]), **common)
+                ray.init(
+                    address="local",
+                    include_dashboard=False,
+                    job_config=ray.job_config.JobConfig(code_search_path=[str(pkg.parent)]),
+                    **common,
+                )
             else:
                 env: dict = {"py_modules": [str(pkg)]}
                 if not self.shared:
@@ -200,9 +223,11 @@ class RayExecutor(Executor):
             d = self.describe()
             note = getattr(progress, "note", None)
             if note:
-                note(f"on Ray ({d['address']}): {d['nodes']} node{'s' if d['nodes'] != 1 else ''}, "
-                     f"{d['cpus']:g} CPUs, {d['gpus']:g} GPUs; files {'shared' if self.shared else 'shipped'}; "
-                     f"{self.settings.threads} CPU{'s' if self.settings.threads != 1 else ''} per model")
+                note(
+                    f"on Ray ({d['address']}): {d['nodes']} node{'s' if d['nodes'] != 1 else ''}, "
+                    f"{d['cpus']:g} CPUs, {d['gpus']:g} GPUs; files {'shared' if self.shared else 'shipped'}; "
+                    f"{self.settings.threads} CPU{'s' if self.settings.threads != 1 else ''} per model"
+                )
             return self._run(models, progress)
         finally:
             self._disconnect()
@@ -215,8 +240,12 @@ class RayExecutor(Executor):
             if m.skip:
                 results[m.name] = ModelResult(name=m.name, status=SKIPPED, message=m.skip)
             elif problem:
-                results[m.name] = ModelResult(name=m.name, status=FAIL, message=problem,
-                                              error={"step": "ray", "exit_code": None, "message": problem})
+                results[m.name] = ModelResult(
+                    name=m.name,
+                    status=FAIL,
+                    message=problem,
+                    error={"step": "ray", "exit_code": None, "message": problem},
+                )
             else:
                 queue.append(m)
                 continue
@@ -250,25 +279,41 @@ class RayExecutor(Executor):
         return results
 
     def _infeasible(self, m: ModelConfig) -> str | None:
-        cpus, gpus = self.settings.threads, 1 if "cuda" in m.devices else 0
+        cpus, gpus = self.settings.threads, 1 if "cuda" in m.verify.devices else 0
         have = [n.get("Resources", {}) for n in self.nodes]
         if any(r.get("CPU", 0) >= cpus and r.get("GPU", 0) >= gpus for r in have):
             return None
         need = f"{cpus} CPU{'s' if cpus != 1 else ''}" + (" and 1 GPU (devices include cuda)" if gpus else "")
         most_cpu = max((r.get("CPU", 0) for r in have), default=0)
         most_gpu = max((r.get("GPU", 0) for r in have), default=0)
-        return (f"needs {need} on one Ray node, but the cluster's nodes have at most {most_cpu:g} CPUs and "
-                f"{most_gpu:g} GPUs: lower --threads or add such a node")
+        return (
+            f"needs {need} on one Ray node, but the cluster's nodes have at most {most_cpu:g} CPUs and "
+            f"{most_gpu:g} GPUs: lower --threads or add such a node"
+        )
 
     def _submit(self, m: ModelConfig):
         s = self.settings
-        job = {"model": m, "base_dir": str(s.config.base_dir), "workdir": str(s.workdir), "shared_fs": self.shared,
-               "python": sys.executable, "config_name": s.config.path.name, "threads": s.threads,
-               "timeout": s.timeout, "update_baselines": s.update_baselines, "run_id": self.run_id,
-               "driver_files": [] if self.shared else [p for p in m.required_files() if os.path.exists(p)]}
+        job = {
+            "model": m,
+            "base_dir": str(s.config.base_dir),
+            "workdir": str(s.workdir),
+            "shared_fs": self.shared,
+            "python": sys.executable,
+            "config_name": s.config.path.name,
+            "threads": s.threads,
+            "timeout": s.timeout,
+            "update_baselines": s.update_baselines,
+            "run_id": self.run_id,
+            "driver_files": [] if self.shared else [p for p in m.required_files() if os.path.exists(p)],
+        }
         self.state[m.name] = {"node": None, "attempts": 0, "phase": None, "submitted": time.perf_counter()}
-        options = {"num_cpus": s.threads, "num_gpus": 1 if "cuda" in m.devices else 0,
-                   "max_retries": self.ray.max_retries, "retry_exceptions": False, "name": f"bridge check {m.name}"}
+        options = {
+            "num_cpus": s.threads,
+            "num_gpus": 1 if "cuda" in m.verify.devices else 0,
+            "max_retries": self.ray.max_retries,
+            "retry_exceptions": False,
+            "name": f"bridge check {m.name}",
+        }
         return self.task.options(**options).remote(job, self.events)
 
     def _drain(self, progress) -> None:
@@ -305,11 +350,18 @@ class RayExecutor(Executor):
         step = PHASE_STEPS.get(st["phase"], "ray")
         where = f"on {st['node']}" if st["node"] else "before it started on any node"
         during = f" during {step}" if step != "ray" else ""
-        message = (f"the Ray task {_reason(exc)} {where}{during}; attempts: {st['attempts']}, retries after "
-                   f"system failures: {self.ray.max_retries}")
-        return ModelResult(name=m.name, status=FAIL, message=message, node=st["node"],
-                           seconds=time.perf_counter() - st["submitted"],
-                           error={"step": step, "exit_code": None, "message": message})
+        message = (
+            f"the Ray task {_reason(exc)} {where}{during}; attempts: {st['attempts']}, retries after "
+            f"system failures: {self.ray.max_retries}"
+        )
+        return ModelResult(
+            name=m.name,
+            status=FAIL,
+            message=message,
+            node=st["node"],
+            seconds=time.perf_counter() - st["submitted"],
+            error={"step": step, "exit_code": None, "message": message},
+        )
 
     def _bring_back(self, m: ModelConfig, out: dict) -> ModelResult:
         result: ModelResult = out["result"]
@@ -322,7 +374,10 @@ class RayExecutor(Executor):
                 (workdir / f"{m.name}{suffix}").unlink(missing_ok=True)
             unpack(out["files"], workdir)
             result.bundle, result.export_json, result.verify_json = (
-                swap(result.bundle), swap(result.export_json), swap(result.verify_json))
+                swap(result.bundle),
+                swap(result.export_json),
+                swap(result.verify_json),
+            )
             result.message, result.error = swap(result.message), swap(result.error)
             result.report, result.export_report = swap(result.report), swap(result.export_report)
             for suffix in (".export.json", ".verify.json"):  # the reports on disk name the driver's paths too

@@ -24,7 +24,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from bridge.check.config import CheckConfig, ModelConfig
-from bridge.check.progress import _NullProgress
+from bridge.check.progress import NullProgress
 from bridge.check.run import Runner, StepResult
 from bridge.check.verdicts import FAIL, ModelResult
 
@@ -44,7 +44,7 @@ def node_name() -> str:
     return f"{host} ({ip})" if ip else host
 
 
-class EventProgress(_NullProgress):
+class EventProgress(NullProgress):
     """Phases go to the driver's event collector (a Ray actor), fire and forget."""
 
     def __init__(self, events, node: str) -> None:
@@ -79,7 +79,7 @@ def rebase(text: str, old: str, new: str) -> str:
     """``text`` with a leading path ``old`` replaced by ``new`` (whole components only)."""
     if old == new or not text.startswith(old):
         return text
-    rest = text[len(old):]
+    rest = text[len(old) :]
     if rest and rest[0] not in (os.sep, "/", ":"):
         return text
     return new + rest
@@ -103,12 +103,32 @@ def rebase_all(value, pairs: list[tuple[str, str]]):
 def localize(m: ModelConfig, driver_base: str, base: str, driver_python: str) -> ModelConfig:
     """The model's config with the driver's paths mapped onto this node's copy of the config's directory,
     and "python" in prepare commands as this worker's interpreter (it was the driver's)."""
-    path = (lambda p: rebase(p, driver_base, base) if p else p)  # noqa: E731
-    prepare = [[sys.executable if i == 0 and a == driver_python else path(a) for i, a in enumerate(cmd)]
-               for cmd in m.prepare]
-    return replace(m, source=path(m.source), source_file=path(m.source_file), weights=path(m.weights),
-                   inputs_npz=path(m.inputs_npz), calibrate=path(m.calibrate), baseline=path(m.baseline),
-                   prepare=prepare)
+    path = lambda p: rebase(p, driver_base, base) if p else p  # noqa: E731
+    prepare = [
+        [sys.executable if i == 0 and a == driver_python else path(a) for i, a in enumerate(cmd)] for cmd in m.prepare
+    ]
+    return replace(
+        m,
+        source=path(m.source),
+        source_file=path(m.source_file),
+        export=relocated(m.export, path),
+        verify=relocated(m.verify, path),
+        baseline=path(m.baseline),
+        prepare=prepare,
+    )
+
+
+def relocated(request, path):
+    """A request with every path it names (its SOURCE, weights, samples, ... : the options of the table
+    whose values are paths) mapped by ``path``."""
+    from bridge.request import PathText, SourceText, options_for
+
+    changes = {
+        o.name: path(getattr(request, o.name))
+        for o in options_for(request.command)
+        if isinstance(o.kind, (PathText, SourceText)) and getattr(request, o.name)
+    }
+    return request.replace(**changes)
 
 
 def _lock(fh) -> None:
@@ -140,12 +160,16 @@ def prepare_on_node(runner: Runner, m: ModelConfig, lock_dir: Path, run_id: str)
             done = json.loads(record.read_text()) if record.is_file() else []
             for entry in done:
                 argv = entry["argv"]
-                runner.prepared[tuple(argv)] = StepResult(argv, entry["returncode"], "", entry["stderr"], 0.0,
-                                                          entry["timed_out"])
+                runner.prepared[tuple(argv)] = StepResult(
+                    argv, entry["returncode"], "", entry["stderr"], 0.0, entry["timed_out"]
+                )
             before = set(runner.prepared)
             runner.prepare([m])
-            new = [{"argv": list(k), "returncode": s.returncode, "stderr": s.stderr[-4000:], "timed_out": s.timed_out}
-                   for k, s in runner.prepared.items() if k not in before]
+            new = [
+                {"argv": list(k), "returncode": s.returncode, "stderr": s.stderr[-4000:], "timed_out": s.timed_out}
+                for k, s in runner.prepared.items()
+                if k not in before
+            ]
             if new:
                 tmp = record.with_name(record.name + f".tmp{os.getpid()}")
                 tmp.write_text(json.dumps(done + new))
@@ -183,25 +207,42 @@ def run_model(job: dict, events=None) -> dict:
     workdir = Path(job["workdir"]) if shared else Path(tempfile.mkdtemp(prefix=f"bridge-check-{m.name}-"))
     try:
         config = CheckConfig(path=Path(base) / job["config_name"], base_dir=Path(base), workdir=workdir, models=[m])
-        runner = Runner(config, workdir=workdir, threads=job["threads"], timeout=job["timeout"],
-                        update_baselines=job["update_baselines"], progress=EventProgress(events, node),
-                        compare_baselines=False)  # baselines are the driver's files: it compares them
+        runner = Runner(
+            config,
+            workdir=workdir,
+            threads=job["threads"],
+            timeout=job["timeout"],
+            update_baselines=job["update_baselines"],
+            progress=EventProgress(events, node),
+            compare_baselines=False,
+        )  # baselines are the driver's files: it compares them
         die_with_worker = _parent_death_signal()
         if die_with_worker is not None:
             runner.popen_kwargs = {"preexec_fn": die_with_worker}
         unshipped = [rebase(p, job["base_dir"], base) for p in job["driver_files"]]
         unshipped = [p for p in unshipped if not os.path.exists(p)]
         if unshipped and not m.prepare:
-            message = (f"{', '.join(unshipped)} exists on the driver but not on {node}: it was not shipped "
-                       "(outside the config's directory, or excluded by .gitignore or .rayignore)")
-            result = ModelResult(name=m.name, status=FAIL, message=message,
-                                 error={"step": "prepare", "exit_code": None, "message": message})
+            message = (
+                f"{', '.join(unshipped)} exists on the driver but not on {node}: it was not shipped "
+                "(outside the config's directory, or excluded by .gitignore or .rayignore)"
+            )
+            result = ModelResult(
+                name=m.name,
+                status=FAIL,
+                message=message,
+                error={"step": "prepare", "exit_code": None, "message": message},
+            )
         else:
             prepare_on_node(runner, m, workdir if shared else Path(base), job["run_id"])
             result = runner.run_model(m)
         result.node = node
-        return {"result": result, "node": node, "files": None if shared else pack(workdir),
-                "workdir": str(workdir), "base_dir": str(base)}
+        return {
+            "result": result,
+            "node": node,
+            "files": None if shared else pack(workdir),
+            "workdir": str(workdir),
+            "base_dir": str(base),
+        }
     finally:
         if not shared:
             shutil.rmtree(workdir, ignore_errors=True)

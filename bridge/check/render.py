@@ -6,8 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from bridge.check.config import CheckConfig
-from bridge.check.verdicts import _MARK, FAIL, INCONCLUSIVE, PASS, SKIPPED, Check, ModelResult, _num
-from bridge.errors import EXIT_INCONCLUSIVE, EXIT_PARITY, EXIT_PASS
+from bridge.check.verdicts import Check, ModelResult, fmt_num, run_status
+from bridge.verdict.status import FAIL, INCONCLUSIVE, PASS, SKIPPED, mark
 
 SUMMARY_SCHEMA_VERSION = 1
 
@@ -17,7 +17,7 @@ TABLE_HEADERS = ["model", "verdict", "max abs", "budgets", "baseline", "seconds"
 def _budget_cell(checks: list[Check]) -> str:
     if not checks:
         return "-"
-    return ", ".join(f"{c.name.split('.', 1)[-1]} {'ok' if c.status == PASS else _MARK[c.status]}" for c in checks)
+    return ", ".join(f"{c.name.split('.', 1)[-1]} {'ok' if c.status == PASS else mark(c.status)}" for c in checks)
 
 
 def _baseline_cell(checks: list[Check]) -> str:
@@ -35,8 +35,18 @@ def _headers(with_node: bool) -> list[str]:
 
 def table_rows(results: list[ModelResult], with_node: bool = False) -> list[list[str]]:
     """One row per model; ``with_node`` adds the machine that ran it (a distributed run)."""
-    return [[r.name, _MARK[r.status], _num(r.max_abs), _budget_cell(r.budgets), _baseline_cell(r.baseline),
-             f"{r.seconds:.1f}"] + ([r.node or "-"] if with_node else []) for r in results]
+    return [
+        [
+            r.name,
+            mark(r.status),
+            fmt_num(r.max_abs),
+            _budget_cell(r.budgets),
+            _baseline_cell(r.baseline),
+            f"{r.seconds:.1f}",
+        ]
+        + ([r.node or "-"] if with_node else [])
+        for r in results
+    ]
 
 
 def render_table(results: list[ModelResult], with_node: bool = False) -> str:
@@ -46,7 +56,7 @@ def render_table(results: list[ModelResult], with_node: bool = False) -> str:
     return "\n".join([line(headers), line(["-" * w for w in widths]), *(line(r) for r in rows)])
 
 
-def _print_rich_table(console, results: list[ModelResult], with_node: bool = False) -> None:
+def print_rich_table(console, results: list[ModelResult], with_node: bool = False) -> None:
     from rich.table import Table
 
     table = Table(title="bridge check")
@@ -60,21 +70,26 @@ def _print_rich_table(console, results: list[ModelResult], with_node: bool = Fal
 
 def render_markdown(results: list[ModelResult], code: int, with_node: bool = False) -> str:
     """Summary for CI pages ($GITHUB_STEP_SUMMARY): one table, then each non-passing model's report."""
-    from bridge.report.markdown import md_table, render_markdown as report_markdown
+    from bridge.report.markdown import md_table
+    from bridge.report.markdown import render_markdown as report_markdown
 
-    overall = {EXIT_PASS: "PASS", EXIT_PARITY: "FAIL", EXIT_INCONCLUSIVE: "INCONCLUSIVE"}.get(code, str(code))
-    counts = _counts(results)
-    parts = [f"## bridge check: {overall}",
-             ", ".join(f"{n} {_MARK[s].lower()}" for s, n in counts.items() if n) or "no models",
-             md_table(_headers(with_node) + ["reason"], [row + [r.message if r.status != PASS else ""]
-                                                         for r, row in zip(results, table_rows(results, with_node))])]
+    overall = mark(run_status(results))
+    tally = counts(results)
+    parts = [
+        f"## bridge check: {overall}",
+        ", ".join(f"{n} {mark(s).lower()}" for s, n in tally.items() if n) or "no models",
+        md_table(
+            _headers(with_node) + ["reason"],
+            [row + [r.message if r.status != PASS else ""] for r, row in zip(results, table_rows(results, with_node))],
+        ),
+    ]
     for r in results:
         if r.status in (PASS, SKIPPED):
             continue
-        parts.append(f"### {_MARK[r.status]}: {r.name}")
+        parts.append(f"### {mark(r.status)}: {r.name}")
         bad = [c for c in r.budgets + r.baseline if c.status != PASS]
         if bad:
-            parts.append("\n".join(f"- `{c.name}` {_MARK[c.status]}: {c.message}" for c in bad))
+            parts.append("\n".join(f"- `{c.name}` {mark(c.status)}: {c.message}" for c in bad))
         if r.error:
             parts.append(f"{r.error['step']} failed: `{r.error['message']}`")
         if r.report:  # its own heading one level down
@@ -82,7 +97,7 @@ def render_markdown(results: list[ModelResult], code: int, with_node: bool = Fal
     return "\n\n".join(parts) + "\n"
 
 
-def _counts(results: list[ModelResult]) -> dict:
+def counts(results: list[ModelResult]) -> dict:
     counts = {PASS: 0, FAIL: 0, INCONCLUSIVE: 0, SKIPPED: 0}
     for r in results:
         counts[r.status] += 1
@@ -121,13 +136,12 @@ def render_junit(results: list[ModelResult], suite_name: str = "bridge") -> str:
         if r.report is not None and r.export_report and r.export_report.get("status") != PASS:
             tc = ET.SubElement(suite, "testcase", classname=r.name, name="export", time="0")
             status = r.export_report.get("status") or FAIL
-            f = ET.SubElement(tc, "failure", message=f"{_MARK.get(status, status)}: {r.export_report.get('reason')}",
-                              type=status)
+            f = ET.SubElement(tc, "failure", message=f"{mark(status)}: {r.export_report.get('reason')}", type=status)
             f.text = r.export_report.get("reason") or ""
         for c in r.budgets + r.baseline:
             tc = ET.SubElement(suite, "testcase", classname=f"{r.name}.{c.name.split('.')[0]}", name=c.name, time="0")
             if c.status != PASS:
-                ET.SubElement(tc, "failure", message=f"{_MARK[c.status]}: {c.message}", type=c.status).text = c.message
+                ET.SubElement(tc, "failure", message=f"{mark(c.status)}: {c.message}", type=c.status).text = c.message
             else:
                 ET.SubElement(tc, "system-out").text = c.message
         cases = suite.findall("testcase")
@@ -144,9 +158,18 @@ def render_junit(results: list[ModelResult], suite_name: str = "bridge") -> str:
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
 
 
-def summary_json(config: CheckConfig, results: list[ModelResult], code: int, workdir: Path,
-                 executor: dict | None = None) -> dict:
-    status = {EXIT_PASS: PASS, EXIT_PARITY: FAIL, EXIT_INCONCLUSIVE: INCONCLUSIVE}[code]
-    return {"schema_version": SUMMARY_SCHEMA_VERSION, "kind": "check", "status": status, "exit_code": code,
-            "config": str(config.path), "workdir": str(workdir), "executor": executor or {"kind": "local"},
-            "counts": _counts(results), "models": [r.to_json() for r in results]}
+def summary_json(
+    config: CheckConfig, results: list[ModelResult], code: int, workdir: Path, executor: dict | None = None
+) -> dict:
+    status = run_status(results)
+    return {
+        "schema_version": SUMMARY_SCHEMA_VERSION,
+        "kind": "check",
+        "status": status,
+        "exit_code": code,
+        "config": str(config.path),
+        "workdir": str(workdir),
+        "executor": executor or {"kind": "local"},
+        "counts": counts(results),
+        "models": [r.to_json() for r in results],
+    }

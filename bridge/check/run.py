@@ -15,12 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bridge.check.config import CheckConfig, ModelConfig
-from bridge.check.progress import _NullProgress
-from bridge.check.verdicts import (
-    _RANK, FAIL, SKIPPED, Check, ModelResult, compare_baseline, evaluate_latency, report_max_abs, worst,
-)
+from bridge.check.progress import NullProgress
+from bridge.check.verdicts import FAIL, SKIPPED, Check, ModelResult, compare_baseline, evaluate_latency, report_max_abs
+from bridge.verdict.status import rank, worst
 
-_VERDICT_EXITS = (0, 1, 3)  # exit codes of export/verify that carry a verdict (and a JSON report)
+_VERDICT_EXITS = (0, 1, 3)
+KILL_GRACE_S = 60.0  # a step outliving its own --timeout by this much is killed  # exit codes of export/verify that carry a verdict (and a JSON report)
 
 
 def _first_error_line(text: str) -> str:
@@ -73,15 +73,24 @@ class StepResult:
 
 
 class Runner:
-    def __init__(self, config: CheckConfig, *, workdir: Path, threads: int, timeout: float | None,
-                 update_baselines: bool = False, progress=None, compare_baselines: bool = True) -> None:
+    def __init__(
+        self,
+        config: CheckConfig,
+        *,
+        workdir: Path,
+        threads: int,
+        timeout: float | None,
+        update_baselines: bool = False,
+        progress=None,
+        compare_baselines: bool = True,
+    ) -> None:
         self.config = config
         self.workdir = workdir
         self.threads = threads
         self.timeout = timeout or None
         self.update_baselines = update_baselines
         self.compare_baselines = compare_baselines  # off where the caller compares (a Ray driver holds the files)
-        self.progress = progress or _NullProgress()
+        self.progress = progress or NullProgress()
         self.children = _Children()
         self.popen_kwargs: dict = {}  # extra subprocess.Popen arguments (a Ray task's: die with the worker)
         self.prepared: dict[tuple, StepResult] = {}
@@ -95,18 +104,30 @@ class Runner:
         self.env = env
 
     # one subprocess, its output kept in a log file
-    def _run(self, argv: list[str], log: Path) -> StepResult:
+    def _run(self, argv: list[str], log: Path, timeout: float | None = None) -> StepResult:
+        """``timeout``: the step's own limit (its worker stops itself and names the stage); the process is
+        killed a little after it, should it not end."""
+        limit = (timeout + KILL_GRACE_S) if timeout else self.timeout
         start = time.perf_counter()
         with self.children.lock:
             if self.children.stopping:
                 return StepResult(argv, None, "", "interrupted", 0.0)
-            proc = subprocess.Popen(argv, cwd=self.config.base_dir, env=self.env, stdin=subprocess.DEVNULL,
-                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, errors="replace",
-                                    start_new_session=True, **self.popen_kwargs)
+            proc = subprocess.Popen(
+                argv,
+                cwd=self.config.base_dir,
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                errors="replace",
+                start_new_session=True,
+                **self.popen_kwargs,
+            )
             self.children.procs.add(proc)
         timed_out = False
         try:
-            stdout, stderr = proc.communicate(timeout=self.timeout)
+            stdout, stderr = proc.communicate(timeout=limit)
         except subprocess.TimeoutExpired:
             timed_out = True
             _kill(proc)
@@ -121,8 +142,10 @@ class Runner:
         seconds = time.perf_counter() - start
         rc = None if timed_out or self.children.stopping else proc.returncode
         try:
-            log.write_text(f"$ {' '.join(argv)}\n# exit {proc.returncode}{' (timed out)' if timed_out else ''}, "
-                           f"{seconds:.1f} s\n\n--- stdout\n{stdout}\n--- stderr\n{stderr}")
+            log.write_text(
+                f"$ {' '.join(argv)}\n# exit {proc.returncode}{' (timed out)' if timed_out else ''}, "
+                f"{seconds:.1f} s\n\n--- stdout\n{stdout}\n--- stderr\n{stderr}"
+            )
         except OSError:
             pass
         return StepResult(argv, rc, stdout, stderr, seconds, timed_out)
@@ -146,8 +169,9 @@ class Runner:
                 if step.returncode != 0:
                     what = "timed out" if step.timed_out else f"exit {step.returncode}"
                     shown = " ".join(["python", *argv[1:]] if argv[0] == sys.executable else argv)
-                    self.prepare_failures[m.name] = (f"prepare command '{shown}' failed ({what}): "
-                                                     f"{_first_error_line(step.stderr)}")
+                    self.prepare_failures[m.name] = (
+                        f"prepare command '{shown}' failed ({what}): {_first_error_line(step.stderr)}"
+                    )
                     break
             else:
                 still = [p for p in m.required_files() if not os.path.exists(p)]
@@ -178,21 +202,12 @@ class Runner:
         for stale in (export_json, verify_json):
             if stale.exists():
                 stale.unlink()
-        tol = _tolerance_args(m)
-        ranges = [a for k, v in m.input_ranges.items() for a in ("--input-range", f"{k}={v}")] + _input_args(m)
-        weights = ["--weights", m.weights] if m.weights else []
-        threads = ["--threads", str(self.threads)]
-
         before = _stamp(bundle / "manifest.json")  # an earlier run's bundle must not pass for this one's
         self.progress.phase(m.name, "exporting")
         # --publish-failed: the check's own verify step judges the bundle (and compares it with a baseline)
-        argv = [*py, "export", m.source, "-o", str(bundle), "--force", "--publish-failed", "--json", str(export_json),
-                *threads,
-                *weights, *[a for s in m.inputs for a in ("--input", s)], *ranges, *tol]
-        if m.precision != "fp32":
-            argv += ["--precision", m.precision, *(["--calibrate", m.calibrate] if m.calibrate else [])]
-        run = self._run(argv, self.workdir / f"{m.name}.export.log")
-        problem = self._step_problem("export", run, export_json)
+        export = self.step_request(m.export, output=str(bundle), force=True, publish_failed=True, json=str(export_json))
+        run = self._run([*py, *export.to_argv()], self.workdir / f"{m.name}.export.log", export.timeout)
+        problem = self._step_problem("export", run, export_json, export.timeout)
         if problem:
             return self._fail(result, "export", run, problem)
         result.export_json = str(export_json)
@@ -206,16 +221,14 @@ class Runner:
         result.bundle = str(bundle)
 
         self.progress.phase(m.name, "verifying")
-        argv = [*py, "verify", str(bundle), "--source", m.source, "--json", str(verify_json), *threads, *weights,
-                *ranges, *[a for d in m.devices for a in ("--device", d)], *tol]
-        if m.inputs_npz:
-            argv += ["--inputs", m.inputs_npz]
-        if m.min_top1 is not None:
-            argv += ["--min-top1", repr(m.min_top1)]
-        if m.latency is not None:
-            argv += ["--latency-runs", str(m.latency.runs)]
-        run = self._run(argv, self.workdir / f"{m.name}.verify.log")
-        problem = self._step_problem("verify", run, verify_json)
+        verify = self.step_request(
+            m.verify,
+            target=str(bundle),
+            json=str(verify_json),
+            latency_runs=m.latency.runs if m.latency is not None else 0,
+        )
+        run = self._run([*py, *verify.to_argv()], self.workdir / f"{m.name}.verify.log", verify.timeout)
+        problem = self._step_problem("verify", run, verify_json, verify.timeout)
         if problem:
             return self._fail(result, "verify", run, problem)
         result.verify_json = str(verify_json)
@@ -223,16 +236,26 @@ class Runner:
         export_status = result.export_report.get("status") or FAIL
         verify_status = report.get("status") or FAIL
         result.verdict = worst(export_status, verify_status)
-        if _RANK.get(verify_status, 2) >= _RANK.get(export_status, 2):
+        if rank(verify_status) >= rank(export_status):
             result.message = report.get("reason") or ""
         else:
             result.message = "export: " + (result.export_report.get("reason") or "")
         result.max_abs = report_max_abs(report)
         return judge(m, result, baseline=self.compare_baselines and not self.update_baselines)
 
-    def _step_problem(self, step: str, run: StepResult, json_path: Path) -> str | None:
+    def step_request(self, request, **fixed):
+        """A model's export or verify request as this check runs it: its bundle and report paths, the
+        check's threads and timeout where the model sets none, quiet stage lines."""
+        changes = dict(fixed, quiet=True)
+        if not request.given("threads"):
+            changes["threads"] = self.threads
+        if not request.given("timeout") and self.timeout is not None:
+            changes["timeout"] = self.timeout
+        return request.replace(origin="bridge check", **changes)
+
+    def _step_problem(self, step: str, run: StepResult, json_path: Path, timeout: float | None) -> str | None:
         if run.timed_out:
-            return f"{step} timed out after {self.timeout:g} s"
+            return f"{step} timed out after {timeout:g} s"
         if run.returncode is None:
             return f"{step} was interrupted"
         if run.returncode not in _VERDICT_EXITS:
@@ -263,7 +286,7 @@ def judge(m: ModelConfig, result: ModelResult, *, baseline: bool = True) -> Mode
             result.baseline = [Check("baseline", FAIL, f"cannot read baseline {m.baseline}: {exc}")]
     checks = result.budgets + result.baseline
     result.status = worst(result.verdict, *(c.status for c in checks))
-    if _RANK.get(result.status, 2) > _RANK.get(result.verdict, 2):  # a budget or the baseline decided the status
+    if rank(result.status) > rank(result.verdict):  # a budget or the baseline decided the status
         bad = next(c for c in checks if c.status == result.status)
         result.message = f"{bad.name}: {bad.message}"
     return result
@@ -275,23 +298,3 @@ def _stamp(path: Path) -> tuple | None:
     except OSError:
         return None
     return (st.st_ino, st.st_mtime_ns, st.st_size)
-
-
-def _input_args(m: ModelConfig) -> list[str]:
-    """--dim, --dim-min, --dim-max and --input-kind: given to export and to verify alike."""
-    args = []
-    for flag, table in (("--dim", m.dims), ("--dim-min", m.dim_min), ("--dim-max", m.dim_max),
-                        ("--input-kind", m.input_kinds)):
-        args += [a for k, v in table.items() for a in (flag, f"{k}={v}")]
-    return args
-
-
-def _tolerance_args(m: ModelConfig) -> list[str]:
-    args = []
-    for key in ("atol", "rtol"):
-        value = getattr(m, key)
-        if value is None:
-            continue
-        tokens = [repr(value)] if isinstance(value, float) else [f"{k}:{v!r}" for k, v in value.items()]
-        args += [f"--{key}", *tokens]
-    return args

@@ -6,15 +6,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from bridge.check.config import LatencyBudget, _is_number
-from bridge.errors import EXIT_INCONCLUSIVE, EXIT_PARITY, EXIT_PASS
+from bridge.check.config import LatencyBudget, is_number
+from bridge.verdict.status import FAIL, INCONCLUSIVE, PASS, RANK, SKIPPED, worst
+from bridge.verdict.status import exit_code as status_exit
 
 BASELINE_GROWTH = 10.0  # an output's max_abs may grow at most this factor over the baseline's
-FLOAT32_EPS = 2.0 ** -23  # one float32 ulp at magnitude 1: the floor of an exact (0) baseline error
-
-PASS, FAIL, INCONCLUSIVE, SKIPPED = "pass", "fail", "inconclusive", "skipped"
-_RANK = {PASS: 0, SKIPPED: 0, INCONCLUSIVE: 1, FAIL: 2}
-_MARK = {PASS: "PASS", FAIL: "FAIL", INCONCLUSIVE: "INCONCLUSIVE", SKIPPED: "SKIPPED"}
+FLOAT32_EPS = 2.0**-23  # one float32 ulp at magnitude 1: the floor of an exact (0) baseline error
 
 
 @dataclass
@@ -50,31 +47,36 @@ class ModelResult:
 
     def to_json(self) -> dict:
         return {
-            "name": self.name, "status": self.status, "verdict": self.verdict, "message": self.message,
-            "max_abs": self.max_abs, "seconds": round(self.seconds, 3),
-            "budgets": [b.to_json() for b in self.budgets], "baseline": [b.to_json() for b in self.baseline],
-            "latency": self.latency, "error": self.error, "bundle": self.bundle,
-            "export_report": self.export_json, "verify_report": self.verify_json, "node": self.node,
+            "name": self.name,
+            "status": self.status,
+            "verdict": self.verdict,
+            "message": self.message,
+            "max_abs": self.max_abs,
+            "seconds": round(self.seconds, 3),
+            "budgets": [b.to_json() for b in self.budgets],
+            "baseline": [b.to_json() for b in self.baseline],
+            "latency": self.latency,
+            "error": self.error,
+            "bundle": self.bundle,
+            "export_report": self.export_json,
+            "verify_report": self.verify_json,
+            "node": self.node,
         }
 
 
-def worst(*statuses) -> str:
-    statuses = [s for s in statuses if s]
-    return max(statuses, key=lambda s: _RANK.get(s, 2)) if statuses else PASS
+def run_status(results: list[ModelResult]) -> str:
+    """The run's status: its worst model's (every model skipped: pass)."""
+    found = worst(*(r.status for r in results))
+    return PASS if found == SKIPPED else found
 
 
 def exit_code(results: list[ModelResult]) -> int:
-    statuses = {r.status for r in results}
-    if FAIL in statuses:
-        return EXIT_PARITY
-    if INCONCLUSIVE in statuses:
-        return EXIT_INCONCLUSIVE
-    return EXIT_PASS
+    return status_exit(run_status(results))
 
 
 def _float(value) -> float | None:
     """A JSON number, or the strings "inf", "-inf", "nan" reports write for non-finite floats."""
-    if _is_number(value):
+    if is_number(value):
         value = float(value)
     elif isinstance(value, str) and value in ("inf", "-inf", "nan"):
         value = float(value)
@@ -100,8 +102,10 @@ def evaluate_latency(budget: LatencyBudget | None, report: dict | None) -> tuple
     figures = {}
     for device, lat in latency.items():
         sides = (lat or {}).get("sides") or {}
-        figures[device] = {"native_p50_ms": (sides.get("native") or {}).get("p50_ms"),
-                           "ort_p50_ms": (sides.get("onnxruntime") or {}).get("p50_ms")}
+        figures[device] = {
+            "native_p50_ms": (sides.get("native") or {}).get("p50_ms"),
+            "ort_p50_ms": (sides.get("onnxruntime") or {}).get("p50_ms"),
+        }
     if not budget.has_budget:
         return [], figures
     checks = []
@@ -116,16 +120,22 @@ def evaluate_latency(budget: LatencyBudget | None, report: dict | None) -> tuple
         native, ort = f["native_p50_ms"], f["ort_p50_ms"]
         if budget.ort_not_slower:
             name = f"latency.ort_not_slower[{device}]"
-            if not _is_number(native) or not _is_number(ort):
+            if not is_number(native) or not is_number(ort):
                 checks.append(Check(name, INCONCLUSIVE, "native or ONNX Runtime p50 missing from the report"))
             elif ort <= native:
                 checks.append(Check(name, PASS, f"ONNX Runtime p50 {ort:.3f} ms <= native p50 {native:.3f} ms"))
             else:
-                checks.append(Check(name, FAIL, f"ONNX Runtime p50 {ort:.3f} ms is slower than native p50 "
-                                                f"{native:.3f} ms ({ort / native:.2f}x)"))
+                checks.append(
+                    Check(
+                        name,
+                        FAIL,
+                        f"ONNX Runtime p50 {ort:.3f} ms is slower than native p50 "
+                        f"{native:.3f} ms ({ort / native:.2f}x)",
+                    )
+                )
         if budget.max_ms is not None:
             name = f"latency.max_ms[{device}]"
-            if not _is_number(ort):
+            if not is_number(ort):
                 checks.append(Check(name, INCONCLUSIVE, "ONNX Runtime p50 missing from the report"))
             elif ort <= budget.max_ms:
                 checks.append(Check(name, PASS, f"ONNX Runtime p50 {ort:.3f} ms <= budget {budget.max_ms:g} ms"))
@@ -156,9 +166,9 @@ def compare_baseline(baseline: dict, report: dict, source: str = "baseline") -> 
     regression."""
     checks = []
     old, new = baseline.get("status"), report.get("status")
-    if old not in _RANK or new not in _RANK:
+    if old not in RANK or new not in RANK:
         checks.append(Check("baseline.verdict", FAIL, f"cannot compare verdicts: baseline {old!r}, now {new!r}"))
-    elif _RANK[new] > _RANK[old]:
+    elif RANK[new] > RANK[old]:
         checks.append(Check("baseline.verdict", FAIL, f"verdict regressed: {old} in {source}, {new} now"))
     else:
         checks.append(Check("baseline.verdict", PASS, f"verdict {new} (baseline {old})"))
@@ -170,20 +180,36 @@ def compare_baseline(baseline: dict, report: dict, source: str = "baseline") -> 
             continue
         old_abs, new_abs = b["max_abs"], after[name]["max_abs"]
         if old_abs is None or new_abs is None:
-            checks.append(Check(check, INCONCLUSIVE if new_abs is None else PASS,
-                                f"max abs error {_num(new_abs)} now, {_num(old_abs)} in the baseline"))
+            checks.append(
+                Check(
+                    check,
+                    INCONCLUSIVE if new_abs is None else PASS,
+                    f"max abs error {fmt_num(new_abs)} now, {fmt_num(old_abs)} in the baseline",
+                )
+            )
             continue
         scale = b["ref_abs_max"] or after[name]["ref_abs_max"] or 1.0
         floor = max(old_abs, FLOAT32_EPS * scale, 1e-30)
         limit = BASELINE_GROWTH * floor
         if new_abs > limit:
-            checks.append(Check(check, FAIL, f"max abs error grew from {_num(old_abs)} to {_num(new_abs)} "
-                                             f"({new_abs / floor:.1f}x, limit {BASELINE_GROWTH:g}x)"))
+            checks.append(
+                Check(
+                    check,
+                    FAIL,
+                    f"max abs error grew from {fmt_num(old_abs)} to {fmt_num(new_abs)} "
+                    f"({new_abs / floor:.1f}x, limit {BASELINE_GROWTH:g}x)",
+                )
+            )
         else:
-            checks.append(Check(check, PASS, f"max abs error {_num(new_abs)} (baseline {_num(old_abs)}, "
-                                             f"limit {_num(limit)})"))
+            checks.append(
+                Check(
+                    check,
+                    PASS,
+                    f"max abs error {fmt_num(new_abs)} (baseline {fmt_num(old_abs)}, limit {fmt_num(limit)})",
+                )
+            )
     return checks
 
 
-def _num(x, spec: str = ".2e") -> str:
+def fmt_num(x, spec: str = ".2e") -> str:
     return "-" if x is None else format(x, spec)

@@ -31,8 +31,16 @@ def framework_module(name: str):
 
 
 # Packages a deployment may lack, and the extra that installs each.
-EXTRAS = {"onnxruntime": "cpu", "torch": "torch", "torchvision": "torch", "onnxscript": "torch",
-          "tensorflow": "tensorflow", "keras": "tensorflow", "tf2onnx": "tensorflow", "tf_keras": "tensorflow"}
+EXTRAS = {
+    "onnxruntime": "cpu",
+    "torch": "torch",
+    "torchvision": "torch",
+    "onnxscript": "torch",
+    "tensorflow": "tensorflow",
+    "keras": "tensorflow",
+    "tf2onnx": "tensorflow",
+    "tf_keras": "tensorflow",
+}
 
 
 def missing_package(name: str, needed_for: str):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol
 
 import numpy as np
 
@@ -21,41 +20,86 @@ class ExportResult:
     attempts: list = field(default_factory=list)  # [{"exporter": ..., "error": ...}] that failed first
 
 
-class NativeModel(Protocol):
-    framework: str
+class Runner:
+    """What every side that runs a model implements: the native model and ONNX Runtime alike.
+
+    A runner is opened by its constructor (or a module's ``load``), runs feeds by name to outputs by
+    name (numpy in, numpy out), and is closed once: use it as a context manager so that it is closed
+    on every path. Optional capabilities have defaults here, so callers never probe for them."""
+
+    framework = ""
+    notes: list  # what opening the runner changed or found that a report must say
+
+    def run(self, feeds: Feeds) -> Feeds:
+        raise NotImplementedError(f"{type(self).__name__}.run")
+
+    def synchronize(self) -> None:
+        """Wait for work queued on a device (CUDA); a no-op on the CPU."""
+
+    def versions(self) -> dict:
+        return {}
+
+    def precision(self) -> dict:
+        """The precision switches in force (TF32 and such), for reports."""
+        return {}
+
+    def close(self) -> None:
+        """Release the model or session; the runner is not used after this."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class NativeModel(Runner):
+    """A loaded PyTorch or TensorFlow model (bridge/frameworks/pt.py, tf.py)."""
+
     source: str
-    notes: list[str]  # what loading changed or found that a report must say (e.g. switched to eval mode)
 
     def input_specs(self) -> list[TensorSpec] | None:
-        """The inputs the model declares itself (Keras, .pt2, BRIDGE_INPUTS), or None."""
+        """The inputs the model states itself (Keras, .pt2), or None."""
+        return None
 
     def input_names(self) -> list[str] | None:
         """The model's own input names in its order (forward()'s parameters, a Keras model's inputs);
         ``run`` binds feeds of these names by name. None when the model binds by position only."""
+        return None
 
-    def run(self, feeds: Feeds) -> Feeds:
-        """One deterministic inference (eval mode / training=False), outputs by stable name."""
+    def index_ranges(self, feeds: Feeds) -> dict[str, tuple[int, str]]:
+        """Inputs fed straight to an embedding table: name -> (table size, which table)."""
+        return {}
+
+    def eager(self):
+        """A second way to run the model for timing (TensorFlow's eager mode beside its tf.function), or
+        None."""
+        return None
 
     def check_state(self) -> str | None:
         """A description of any state the reference runs changed (BatchNorm statistics), or None."""
+        return None
 
     def to(self, device: str) -> str:
         """Run on 'cpu' or 'cuda' from now on; returns the device actually used."""
+        return "cpu"
 
     def set_tf32(self, enabled: bool) -> None:
         """TF32 math on CUDA (cuDNN convolutions, matmuls) on or off."""
 
-    def precision(self) -> dict:
-        """The precision switches in force, for reports."""
+    def export_routes(self, choice: str = "auto") -> list[str | None]:
+        """Exporters to try in order (one when pinned). A framework with one route returns [None]."""
+        if choice not in ("auto", None):
+            from bridge.errors import UsageError
 
-    def export(self, path: str, specs: list[TensorSpec], feeds: Feeds, opset: int | None) -> ExportResult:
+            raise UsageError(f"--exporter {choice} does not apply to a {self.framework} model", hint="--exporter auto")
+        return [None]
+
+    def export(
+        self, path: str, specs: list[TensorSpec], feeds: Feeds, opset: int | None, route: str | None = None
+    ) -> ExportResult:
         """Write an ONNX file at ``path`` whose inputs are ``specs`` (by name)."""
-
-    def synchronize(self) -> None: ...
-
-    def versions(self) -> dict: ...
-
-    def close(self) -> None: ...
+        raise NotImplementedError(f"{type(self).__name__}.export")
 
 
 def flat_names_from_path(path: tuple, root_is_sequence: bool) -> str:
@@ -66,3 +110,16 @@ def flat_names_from_path(path: tuple, root_is_sequence: bool) -> str:
     if root_is_sequence:
         return "output_" + ".".join(parts)
     return ".".join(parts)
+
+
+def distribution_versions(*names: str) -> dict:
+    """Installed versions by distribution name, read from package metadata (nothing is imported)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for name in names:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            pass
+    return out

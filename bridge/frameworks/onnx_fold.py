@@ -47,8 +47,13 @@ def fold_layout(model, streamed: list[Streamed]) -> int:
             except ValueError:
                 continue
             np_dtype = helper.tensor_dtype_to_np_dtype(dtype)
-            item = Streamed(node.output[0], dims, dtype, int(np.prod(dims, dtype=np.int64)) * np_dtype.itemsize,
-                            _then(source.read, op))
+            item = Streamed(
+                node.output[0],
+                dims,
+                dtype,
+                int(np.prod(dims, dtype=np.int64)) * np_dtype.itemsize,
+                _then(source.read, op),
+            )
             streamed.append(item)
             by_name[item.name] = item
             operands.update(name for name in node.input[1:] if name)

@@ -1,4 +1,5 @@
-"""ONNX Runtime sessions on CPU or the CUDA execution provider, with provider checks."""
+"""ONNX Runtime: the one session factory, and the runner of a model file on a device (its execution
+provider from bridge/frameworks/providers/), with provider checks."""
 
 from __future__ import annotations
 
@@ -8,9 +9,7 @@ import numpy as np
 import onnxruntime as ort
 
 from bridge.errors import EnvironmentProblem, InputError
-from bridge.frameworks.base import Feeds
-
-PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
+from bridge.frameworks.base import Feeds, Runner
 
 
 def ort_message(exc: BaseException, limit: int = 300) -> str:
@@ -23,70 +22,113 @@ def ort_message(exc: BaseException, limit: int = 300) -> str:
     return text if len(text) <= limit else "..." + text[-limit:]
 
 
-def cuda_problem() -> str | None:
-    """Why the CUDA EP cannot run here, or None. onnxruntime-gpu lists the CUDA EP as available even
-    on machines without a GPU, so the list of available providers proves nothing."""
-    if "CUDAExecutionProvider" not in ort.get_available_providers():
-        return f"this onnxruntime build ({ort.__version__}) has no CUDA execution provider (install onnxruntime-gpu)"
-    if os.environ.get("CUDA_VISIBLE_DEVICES", None) == "" or not any(
-        os.path.exists(p) for p in ("/dev/nvidia0", "/dev/nvidiactl", "/proc/driver/nvidia/version")
-    ):
-        return "no NVIDIA GPU is visible on this machine"
-    return None
+def session_options(
+    *,
+    threads: int | None = None,
+    spinning: bool = False,
+    optimize: bool = True,
+    level: str | None = None,
+    profile_prefix: str | None = None,
+    optimized_path: str | None = None,
+    external_dir: str | None = None,
+):
+    """The one place ONNX Runtime session options are made. ``optimize=False``: graph optimizations off
+    (the same graph, rounded differently); ``level``: "extended" for offline fusions saved to
+    ``optimized_path``; ``external_dir``: where a graph given as bytes finds its external weights."""
+    so = ort.SessionOptions()
+    so.log_severity_level = 3
+    if not optimize:
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    elif level == "extended":
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+    if threads:
+        so.intra_op_num_threads = int(threads)
+        so.inter_op_num_threads = 1
+    # Idle spinning threads steal cores from whatever runs next (the native side when timing).
+    so.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
+    if profile_prefix:
+        so.enable_profiling = True
+        so.profile_file_prefix = profile_prefix
+    if optimized_path:
+        so.optimized_model_filepath = optimized_path
+    if external_dir:
+        so.add_session_config_entry("session.model_external_initializers_file_folder_path", external_dir)
+    return so
 
 
-class OrtRunner:
+def session(model, device: str = "cpu", *, provider_options: dict | None = None, **options):
+    """An InferenceSession on ``device`` (a path, or a graph as bytes): the device's provider first,
+    the CPU behind it. Raises whatever ONNX Runtime raises; OrtRunner turns that into bridge's errors."""
+    from bridge.frameworks.providers import provider
+
+    ep = provider(device)
+    providers = [(ep.PROVIDER, dict(provider_options or {}))] if device != "cpu" else []
+    providers.append("CPUExecutionProvider")
+    return ort.InferenceSession(model, sess_options=session_options(**options), providers=providers)
+
+
+class OrtRunner(Runner):
+    """A model file in ONNX Runtime on one device (bridge/frameworks/providers/), behind the runner
+    contract of bridge/frameworks/base.py."""
+
     framework = "onnxruntime"
 
-    def __init__(self, model_path: str, device: str = "cpu", threads: int | None = None,
-                 spinning: bool = False, cuda_options: dict | None = None, optimize: bool = True):
-        if device not in PROVIDERS:
-            raise EnvironmentProblem(f"unknown device {device!r}", hint="use cpu or cuda")
-        self.device = device
-        self._args = (model_path, device, threads, spinning, cuda_options)
+    def __init__(
+        self,
+        model_path: str,
+        device: str = "cpu",
+        threads: int | None = None,
+        spinning: bool = False,
+        tf32: bool = False,
+        optimize: bool = True,
+    ):
+        from bridge.frameworks.providers import provider
+
+        ep = provider(device)
+        self.device, self.notes = device, []
+        self._args = (model_path, device, threads, spinning, tf32)
         self._plain = None
-        so = ort.SessionOptions()
-        so.log_severity_level = 3
-        if not optimize:
-            so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-        if threads:
-            so.intra_op_num_threads = int(threads)
-            so.inter_op_num_threads = 1
-        # Idle spinning threads steal cores from whatever runs next (the native side when timing).
-        so.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
-        self.settings = {"intra_op_num_threads": int(threads or 0), "allow_spinning": bool(spinning),
-                         "graph_optimization_level": str(so.graph_optimization_level)}
-        if device == "cuda":
-            problem = cuda_problem()
-            if problem:
-                raise EnvironmentProblem(f"--device cuda: {problem}", hint="run on a machine with an NVIDIA GPU, or use --device cpu")
-            try:
-                ort.preload_dlls()  # CUDA/cuDNN from the nvidia-* wheels (torch's), when present
-            except Exception:
-                pass
-            opts = dict(cuda_options or {})
-            providers = [(PROVIDERS["cuda"], opts), PROVIDERS["cpu"]]
-            self.settings["cuda_options"] = opts
-        else:
-            providers = [PROVIDERS["cpu"]]
-        self.model_path, self._so, self._providers = model_path, so, providers
+        self._binding = None
+        self.session = None
+        problem = ep.problem(ort)
+        if problem:
+            raise EnvironmentProblem(
+                f"--device {device}: {problem}", hint=f"run on a machine where {ep.PROVIDER} works, or use --device cpu"
+            )
+        ep.prepare(ort)
+        self.provider_options = ep.options(tf32)
+        self._ep = ep
+        self.model_path = model_path
+        self.settings = {
+            "intra_op_num_threads": int(threads or 0),
+            "allow_spinning": bool(spinning),
+            "graph_optimization_level": "ORT_ENABLE_ALL" if optimize else "ORT_DISABLE_ALL",
+        }
+        if device != "cpu":
+            self.settings[f"{device}_options"] = dict(self.provider_options)
         try:
-            self.session = ort.InferenceSession(model_path, sess_options=so, providers=providers)
+            self.session = session(
+                model_path,
+                device,
+                provider_options=self.provider_options,
+                threads=threads,
+                spinning=spinning,
+                optimize=optimize,
+            )
         except Exception as exc:
             raise InputError(
                 f"ONNX Runtime cannot load {model_path}: {ort_message(exc)}",
                 hint="the file may be malformed or use an operator this onnxruntime does not support",
             ) from None
         used = self.session.get_providers()
-        if device == "cuda" and PROVIDERS["cuda"] not in used:
+        if device != "cpu" and ep.PROVIDER not in used:
             raise EnvironmentProblem(
-                f"--device cuda: ONNX Runtime fell back to {used} (the CUDA execution provider did not start)",
-                hint="check the CUDA and cuDNN libraries match this onnxruntime-gpu build",
+                f"--device {device}: ONNX Runtime fell back to {used} (the {ep.PROVIDER} did not start)",
+                hint="check that the libraries it needs (CUDA, cuDNN) match this onnxruntime build",
             )
         self.providers = used
         self.output_names = [o.name for o in self.session.get_outputs()]
         self.input_names = [i.name for i in self.session.get_inputs()]
-        self._binding = None
 
     def run(self, feeds: Feeds) -> Feeds:
         outs = self.session.run(None, {k: np.ascontiguousarray(v) for k, v in feeds.items()})
@@ -94,7 +136,7 @@ class OrtRunner:
 
     def unoptimized(self) -> "OrtRunner":
         """The same graph on the same device with ONNX Runtime's graph optimizations off (made once):
-        its outputs differ from this runner's by rounding only (bridge/rounding.py)."""
+        its outputs differ from this runner's by rounding only (bridge/verdict/rounding.py)."""
         if self._plain is None:
             self._plain = OrtRunner(*self._args, optimize=False)
         return self._plain
@@ -106,13 +148,14 @@ class OrtRunner:
         import tempfile
 
         with tempfile.TemporaryDirectory(prefix="bridge-prof-") as tmp:
-            so = ort.SessionOptions()
-            so.log_severity_level = 3
-            so.enable_profiling = True
-            so.profile_file_prefix = os.path.join(tmp, "prof")
-            session = ort.InferenceSession(self.model_path, sess_options=so, providers=self._providers)
-            session.run(None, {k: np.ascontiguousarray(v) for k, v in feeds.items()})
-            with open(session.end_profiling()) as fh:
+            profiled = session(
+                self.model_path,
+                self.device,
+                provider_options=self.provider_options,
+                profile_prefix=os.path.join(tmp, "prof"),
+            )
+            profiled.run(None, {k: np.ascontiguousarray(v) for k, v in feeds.items()})
+            with open(profiled.end_profiling()) as fh:
                 events = json.load(fh)
         nodes: dict[str, set] = {}
         for ev in events:
@@ -142,10 +185,7 @@ class OrtRunner:
         return {"onnxruntime": ort.__version__}
 
     def precision(self) -> dict:
-        if self.device == "cuda":
-            opts = self.settings.get("cuda_options", {})
-            return {"cuda.use_tf32": str(opts.get("use_tf32", "1 (default)"))}
-        return {}
+        return self._ep.precision(self.provider_options)
 
     def close(self) -> None:
         self.session = None
@@ -162,17 +202,14 @@ def save_optimized(src: str, dst: str, threads: int | None = None) -> dict:
     which is what the bundle is verified with."""
     import onnx
 
-    so = ort.SessionOptions()
-    so.log_severity_level = 3
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
-    so.optimized_model_filepath = dst
-    if threads:
-        so.intra_op_num_threads = int(threads)
     before = len(onnx.load(src, load_external_data=False).graph.node)
-    ort.InferenceSession(src, sess_options=so, providers=[PROVIDERS["cpu"]])
+    session(src, "cpu", level="extended", optimized_path=dst, threads=threads)
     after = len(onnx.load(dst, load_external_data=False).graph.node)
-    return {"optimizer": f"onnxruntime {ort.__version__} ORT_ENABLE_EXTENDED (CPU)", "nodes_before": before,
-            "nodes_after": after}
+    return {
+        "optimizer": f"onnxruntime {ort.__version__} ORT_ENABLE_EXTENDED (CPU)",
+        "nodes_before": before,
+        "nodes_after": after,
+    }
 
 
 def save_transformer_optimized(src: str, dst: str, model_type: str = "bert", threads: int | None = None) -> dict:
@@ -195,6 +232,10 @@ def save_transformer_optimized(src: str, dst: str, model_type: str = "bert", thr
         fused.save_model_to_file(mid)
         del fused
         info = save_optimized(mid, dst, threads=threads)
-    return {"optimizer": f"onnxruntime.transformers optimize_model(model_type={model_type!r}, opt_level=0, "
-                         f"use_gpu=False) then {info['optimizer']}", "fused": stats,
-            "nodes_before": before, "nodes_after": info["nodes_after"]}
+    return {
+        "optimizer": f"onnxruntime.transformers optimize_model(model_type={model_type!r}, opt_level=0, "
+        f"use_gpu=False) then {info['optimizer']}",
+        "fused": stats,
+        "nodes_before": before,
+        "nodes_after": info["nodes_after"],
+    }

@@ -28,15 +28,32 @@ import onnxruntime as ort
 from onnx import numpy_helper
 
 from bridge.errors import ConversionError
-from bridge.precision import QUANT_OPS
+from bridge.frameworks.onnx_ops import QUANT_OPS
 
 DYNAMIC_OPS = ["MatMul", "Attention", "LSTM"]
 # Kept in float32 by the float16 conversion: reductions, exponentials and normalisations, whose
 # results lose most in float16 (sums of many terms, exp of large values), and the converter's own list.
-FP16_SENSITIVE = ["Softmax", "LogSoftmax", "LayerNormalization", "SimplifiedLayerNormalization",
-                  "SkipLayerNormalization", "SkipSimplifiedLayerNormalization", "ReduceMean", "ReduceSum",
-                  "ReduceSumSquare", "ReduceL2", "ReduceLogSumExp", "Exp", "Log", "Pow", "Sqrt", "Reciprocal",
-                  "CumSum", "Range", "Erf"]
+FP16_SENSITIVE = [
+    "Softmax",
+    "LogSoftmax",
+    "LayerNormalization",
+    "SimplifiedLayerNormalization",
+    "SkipLayerNormalization",
+    "SkipSimplifiedLayerNormalization",
+    "ReduceMean",
+    "ReduceSum",
+    "ReduceSumSquare",
+    "ReduceL2",
+    "ReduceLogSumExp",
+    "Exp",
+    "Log",
+    "Pow",
+    "Sqrt",
+    "Reciprocal",
+    "CumSum",
+    "Range",
+    "Erf",
+]
 BATCH_BYTES = 64 << 20  # calibration batches of at most this many input bytes
 
 
@@ -70,12 +87,17 @@ def preprocess(src: str, dst: str) -> dict:
         try:
             with _scratch_cwd(dst):
                 quant_pre_process(src, dst, skip_symbolic_shape=skip_symbolic)
-            return {"preprocess": "onnxruntime.quantization.quant_pre_process",
-                    "symbolic_shape_inference": not skip_symbolic, **({"failed_first": tried} if tried else {})}
+            return {
+                "preprocess": "onnxruntime.quantization.quant_pre_process",
+                "symbolic_shape_inference": not skip_symbolic,
+                **({"failed_first": tried} if tried else {}),
+            }
         except Exception as exc:  # noqa: BLE001 - the library raises anything; the record keeps it
             tried.append(f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}")
-    raise ConversionError("onnxruntime.quantization's pre-processing failed: " + "; ".join(tried),
-                          hint="export in float32 (--precision fp32), or quantize the model yourself")
+    raise ConversionError(
+        "onnxruntime.quantization's pre-processing failed: " + "; ".join(tried),
+        hint="export in float32 (--precision fp32), or quantize the model yourself",
+    )
 
 
 class _Reader:
@@ -83,8 +105,12 @@ class _Reader:
 
     def __init__(self, feeds: dict, batch_rows: int):
         rows = len(next(iter(feeds.values())))
-        self._batches = iter([{k: np.ascontiguousarray(v[i:i + batch_rows]) for k, v in feeds.items()}
-                              for i in range(0, rows, batch_rows)])
+        self._batches = iter(
+            [
+                {k: np.ascontiguousarray(v[i : i + batch_rows]) for k, v in feeds.items()}
+                for i in range(0, rows, batch_rows)
+            ]
+        )
 
     def get_next(self):
         return next(self._batches, None)
@@ -98,21 +124,41 @@ def quantize_static_qdq(src: str, dst: str, feeds: dict, threads: int | None = N
     row_bytes = sum(int(v[:1].nbytes) for v in feeds.values()) or 1
     batch_rows = max(1, min(rows, 32, BATCH_BYTES // row_bytes))
     reader = _Reader(feeds, batch_rows)  # a CalibrationDataReader: it has get_next
-    settings = {"format": "QDQ", "activation_type": "uint8", "weight_type": "int8", "per_channel": True,
-                "reduce_range": True, "calibrate_method": "MinMax", "calibration_rows": rows,
-                "calibration_batch_rows": batch_rows}
+    settings = {
+        "format": "QDQ",
+        "activation_type": "uint8",
+        "weight_type": "int8",
+        "per_channel": True,
+        "reduce_range": True,
+        "calibrate_method": "MinMax",
+        "calibration_rows": rows,
+        "calibration_batch_rows": batch_rows,
+    }
     src, dst = os.path.abspath(src), os.path.abspath(dst)
     try:
         with _scratch_cwd(dst):
-            quantize_static(src, dst, reader, quant_format=QuantFormat.QDQ, per_channel=True, reduce_range=True,
-                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                            calibrate_method=CalibrationMethod.MinMax)
+            quantize_static(
+                src,
+                dst,
+                reader,
+                quant_format=QuantFormat.QDQ,
+                per_channel=True,
+                reduce_range=True,
+                activation_type=QuantType.QUInt8,
+                weight_type=QuantType.QInt8,
+                calibrate_method=CalibrationMethod.MinMax,
+            )
     except Exception as exc:  # noqa: BLE001
-        raise ConversionError(f"static int8 quantization failed: {type(exc).__name__}: "
-                              f"{str(exc).splitlines()[0][:300] if str(exc) else ''}",
-                              hint="check that --calibrate holds samples the model accepts") from None
-    return {"quantizer": f"onnxruntime.quantization.quantize_static (onnxruntime {ort.__version__})", **settings,
-            **_count_ops(dst)}
+        raise ConversionError(
+            f"static int8 quantization failed: {type(exc).__name__}: "
+            f"{str(exc).splitlines()[0][:300] if str(exc) else ''}",
+            hint="check that --calibrate holds samples the model accepts",
+        ) from None
+    return {
+        "quantizer": f"onnxruntime.quantization.quantize_static (onnxruntime {ort.__version__})",
+        **settings,
+        **_count_ops(dst),
+    }
 
 
 def quantize_dynamic_int8(src: str, dst: str) -> dict:
@@ -128,15 +174,31 @@ def quantize_dynamic_int8(src: str, dst: str) -> dict:
         del proto
         try:
             with _scratch_cwd(dst):
-                quantize_dynamic(mid, os.path.abspath(dst), op_types_to_quantize=DYNAMIC_OPS, per_channel=False,
-                                 reduce_range=True, weight_type=QuantType.QInt8)
+                quantize_dynamic(
+                    mid,
+                    os.path.abspath(dst),
+                    op_types_to_quantize=DYNAMIC_OPS,
+                    per_channel=False,
+                    reduce_range=True,
+                    weight_type=QuantType.QInt8,
+                )
         except Exception as exc:  # noqa: BLE001
-            raise ConversionError(f"dynamic int8 quantization failed: {type(exc).__name__}: "
-                                  f"{str(exc).splitlines()[0][:300] if str(exc) else ''}") from None
-    settings = {"op_types": DYNAMIC_OPS, "weight_type": "int8", "per_channel": False, "reduce_range": True,
-                "gemm_rewritten_as_matmul": rewritten}
-    return {"quantizer": f"onnxruntime.quantization.quantize_dynamic (onnxruntime {ort.__version__})", **settings,
-            **_count_ops(dst)}
+            raise ConversionError(
+                f"dynamic int8 quantization failed: {type(exc).__name__}: "
+                f"{str(exc).splitlines()[0][:300] if str(exc) else ''}"
+            ) from None
+    settings = {
+        "op_types": DYNAMIC_OPS,
+        "weight_type": "int8",
+        "per_channel": False,
+        "reduce_range": True,
+        "gemm_rewritten_as_matmul": rewritten,
+    }
+    return {
+        "quantizer": f"onnxruntime.quantization.quantize_dynamic (onnxruntime {ort.__version__})",
+        **settings,
+        **_count_ops(dst),
+    }
 
 
 def gemm_to_matmul(proto: onnx.ModelProto) -> int:
@@ -148,9 +210,15 @@ def gemm_to_matmul(proto: onnx.ModelProto) -> int:
     count, nodes = 0, []
     for node in graph.node:
         attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
-        if (node.op_type != "Gemm" or node.domain not in ("", "ai.onnx") or len(node.input) < 2
-                or node.input[1] not in inits or attrs.get("transA", 0) or attrs.get("alpha", 1.0) != 1.0
-                or attrs.get("beta", 1.0) != 1.0):
+        if (
+            node.op_type != "Gemm"
+            or node.domain not in ("", "ai.onnx")
+            or len(node.input) < 2
+            or node.input[1] not in inits
+            or attrs.get("transA", 0)
+            or attrs.get("alpha", 1.0) != 1.0
+            or attrs.get("beta", 1.0) != 1.0
+        ):
             nodes.append(node)
             continue
         weight = numpy_helper.to_array(inits[node.input[1]])
@@ -160,11 +228,15 @@ def gemm_to_matmul(proto: onnx.ModelProto) -> int:
         graph.initializer.append(numpy_helper.from_array(weight, w_name))
         has_bias = len(node.input) > 2 and node.input[2]
         mm_out = f"{node.output[0]}__matmul" if has_bias else node.output[0]
-        nodes.append(onnx.helper.make_node("MatMul", [node.input[0], w_name], [mm_out],
-                                           name=f"{node.name or 'gemm'}__matmul"))
+        nodes.append(
+            onnx.helper.make_node("MatMul", [node.input[0], w_name], [mm_out], name=f"{node.name or 'gemm'}__matmul")
+        )
         if has_bias:
-            nodes.append(onnx.helper.make_node("Add", [mm_out, node.input[2]], [node.output[0]],
-                                               name=f"{node.name or 'gemm'}__bias"))
+            nodes.append(
+                onnx.helper.make_node(
+                    "Add", [mm_out, node.input[2]], [node.output[0]], name=f"{node.name or 'gemm'}__bias"
+                )
+            )
         count += 1
     if count:
         del graph.node[:]
@@ -202,8 +274,9 @@ def convert_fp16(src: str, dst: str, transformer: bool = False, threads: int | N
 
                 proto = convert_float_to_float16(proto, keep_io_types=True, op_block_list=_with_default_block(block))
         except Exception as exc:  # noqa: BLE001
-            raise ConversionError(f"float16 conversion failed: {type(exc).__name__}: "
-                                  f"{str(exc).splitlines()[0][:300] if str(exc) else ''}") from None
+            raise ConversionError(
+                f"float16 conversion failed: {type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}"
+            ) from None
         from onnxruntime.transformers.onnx_model import OnnxModel
 
         _unique_node_names(proto)  # the converter names the Cast of a weight shared by two nodes twice
@@ -217,24 +290,39 @@ def convert_fp16(src: str, dst: str, transformer: bool = False, threads: int | N
             break
         if op == CRASHED:
             if LAYOUT_OPS[0] in block:
-                raise ConversionError("ONNX Runtime crashed loading the float16 graph, even with its layout "
-                                      "operators kept in float32", hint="use --precision int8 or fp32")
+                raise ConversionError(
+                    "ONNX Runtime crashed loading the float16 graph, even with its layout operators kept in float32",
+                    hint="use --precision int8 or fp32",
+                )
             block.extend(LAYOUT_OPS)  # ONNX Runtime 1.31's CPU graph optimizer crashed on float16 Transposes
             crashed.extend(LAYOUT_OPS)  # of an --optimize transformer graph (segmentation fault, measured)
             continue
         if op in block:
-            raise ConversionError(f"ONNX Runtime's CPU provider cannot run the float16 graph: {op} has no kernel "
-                                  "even when kept in float32", hint="use --precision int8 or fp32")
+            raise ConversionError(
+                f"ONNX Runtime's CPU provider cannot run the float16 graph: {op} has no kernel "
+                "even when kept in float32",
+                hint="use --precision int8 or fp32",
+            )
         block.append(op)
         missing.append(op)
     else:
-        raise ConversionError("ONNX Runtime's CPU provider lacks float16 kernels for too many operators: "
-                              + ", ".join(missing), hint="use --precision int8 or fp32")
-    how = ("onnxruntime.transformers OnnxModel.convert_float_to_float16" if transformer
-           else "onnxruntime.transformers.float16.convert_float_to_float16")
-    return {"converter": f"{how} (onnxruntime {ort.__version__})", "keep_io_types": True,
-            "kept_fp32_sensitive": FP16_SENSITIVE, "kept_fp32_no_cpu_kernel": missing,
-            "kept_fp32_loader_crashed": crashed, **_count_ops(dst)}
+        raise ConversionError(
+            "ONNX Runtime's CPU provider lacks float16 kernels for too many operators: " + ", ".join(missing),
+            hint="use --precision int8 or fp32",
+        )
+    how = (
+        "onnxruntime.transformers OnnxModel.convert_float_to_float16"
+        if transformer
+        else "onnxruntime.transformers.float16.convert_float_to_float16"
+    )
+    return {
+        "converter": f"{how} (onnxruntime {ort.__version__})",
+        "keep_io_types": True,
+        "kept_fp32_sensitive": FP16_SENSITIVE,
+        "kept_fp32_no_cpu_kernel": missing,
+        "kept_fp32_loader_crashed": crashed,
+        **_count_ops(dst),
+    }
 
 
 def _unique_node_names(proto) -> None:
@@ -244,8 +332,13 @@ def _unique_node_names(proto) -> None:
     keep = []
     for node in proto.graph.node:
         twin = produced.get(node.output[0]) if node.output else None
-        if twin is not None and twin.op_type == node.op_type and list(twin.input) == list(node.input) \
-                and list(twin.attribute) == list(node.attribute) and list(twin.output) == list(node.output):
+        if (
+            twin is not None
+            and twin.op_type == node.op_type
+            and list(twin.input) == list(node.input)
+            and list(twin.attribute) == list(node.attribute)
+            and list(twin.output) == list(node.output)
+        ):
             continue
         for out in node.output:
             produced.setdefault(out, node)
@@ -275,11 +368,10 @@ LAYOUT_OPS = ["Transpose"]
 # Loads a graph in ONNX Runtime's CPU provider in a child process: a derived graph can crash the
 # loader (a segmentation fault is no exception), and must not take the export down with it.
 _PROBE = r"""
-import sys, onnxruntime as ort
-so = ort.SessionOptions(); so.log_severity_level = 3
-if int(sys.argv[2]): so.intra_op_num_threads = int(sys.argv[2])
+import sys
+from bridge.frameworks.ort import session
 try:
-    ort.InferenceSession(sys.argv[1], sess_options=so, providers=["CPUExecutionProvider"])
+    session(sys.argv[1], "cpu", threads=int(sys.argv[2]) or None)
 except Exception as exc:
     sys.stdout.write(" ".join(str(exc).split())[:2000]); sys.exit(3)
 """
@@ -291,8 +383,15 @@ def _missing_kernel(path: str, threads: int | None) -> str | None:
     import subprocess
     import sys
 
-    proc = subprocess.run([sys.executable, "-c", _PROBE, path, str(int(threads or 0))], capture_output=True,
-                          text=True, timeout=600)
+    root = str(Path(__file__).resolve().parents[2])  # the directory holding bridge/, for the child's import
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p)}
+    proc = subprocess.run(
+        [sys.executable, "-c", _PROBE, path, str(int(threads or 0))],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+    )
     if proc.returncode == 0:
         return None
     if proc.returncode != 3:
@@ -300,8 +399,9 @@ def _missing_kernel(path: str, threads: int | None) -> str | None:
     found = _NO_KERNEL.search(proc.stdout)
     if found:
         return found.group(1)
-    raise ConversionError(f"ONNX Runtime cannot load the float16 graph: {proc.stdout[:300]}",
-                          hint="use --precision int8 or fp32")
+    raise ConversionError(
+        f"ONNX Runtime cannot load the float16 graph: {proc.stdout[:300]}", hint="use --precision int8 or fp32"
+    )
 
 
 def _count_ops(path: str) -> dict:
@@ -309,7 +409,9 @@ def _count_ops(path: str) -> dict:
     ops: dict[str, int] = {}
     for node in proto.graph.node:
         ops[node.op_type] = ops.get(node.op_type, 0) + 1
-    return {"nodes_after": len(proto.graph.node), "bytes_after": Path(path).stat().st_size,
-            "quantized_ops": {k: v for k, v in sorted(ops.items()) if k in QUANT_OPS},
-            "casts": ops.get("Cast", 0)}
-
+    return {
+        "nodes_after": len(proto.graph.node),
+        "bytes_after": Path(path).stat().st_size,
+        "quantized_ops": {k: v for k, v in sorted(ops.items()) if k in QUANT_OPS},
+        "casts": ops.get("Cast", 0),
+    }

@@ -17,16 +17,23 @@ import torch
 from torch.utils import _pytree as pytree
 
 from bridge.errors import ConversionError, InputError, SecurityRefusal
-from bridge.frameworks.base import ExportResult, Feeds, flat_names_from_path
+from bridge.frameworks.base import ExportResult, Feeds, NativeModel, flat_names_from_path
 from bridge.types import TensorSpec
 
 # Above this many bytes of weights, exports keep them in external data (protobuf caps files at 2 GB).
 LARGE_MODEL_BYTES = 1_800_000_000
 
 _TORCH_DTYPES = {
-    torch.float16: "float16", torch.float32: "float32", torch.float64: "float64",
-    torch.bfloat16: "bfloat16", torch.int8: "int8", torch.int16: "int16", torch.int32: "int32",
-    torch.int64: "int64", torch.uint8: "uint8", torch.bool: "bool",
+    torch.float16: "float16",
+    torch.float32: "float32",
+    torch.float64: "float64",
+    torch.bfloat16: "bfloat16",
+    torch.int8: "int8",
+    torch.int16: "int16",
+    torch.int32: "int32",
+    torch.int64: "int64",
+    torch.uint8: "uint8",
+    torch.bool: "bool",
 }
 
 
@@ -47,8 +54,10 @@ def load(ref, obj=None, weights: str | None = None, trust: bool = False) -> "Tor
         from bridge.frameworks.pt_program import load_program
 
         if not zipfile.is_zipfile(ref.path):
-            raise InputError(f"{ref.path} is not a torch.export program (.pt2 files are zip archives)",
-                             hint="write one with torch.export.save(torch.export.export(model, args), path)")
+            raise InputError(
+                f"{ref.path} is not a torch.export program (.pt2 files are zip archives)",
+                hint="write one with torch.export.save(torch.export.export(model, args), path)",
+            )
         try:
             # Without --trust-code every pickle goes through a restricted unpickler and every string
             # torch would turn into code is checked (bridge/frameworks/pt_program.py).
@@ -94,7 +103,9 @@ def load_weights(model: torch.nn.Module, weights: str) -> None:
                     f"({text.splitlines()[0][:200]})",
                     hint="save weights with torch.save(model.state_dict(), path) or as .safetensors",
                 ) from None
-            raise InputError(f"cannot read weights {weights}: {type(exc).__name__}: {text.splitlines()[0][:200]}") from None
+            raise InputError(
+                f"cannot read weights {weights}: {type(exc).__name__}: {text.splitlines()[0][:200]}"
+            ) from None
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
     if not isinstance(state, dict):
@@ -105,9 +116,11 @@ def load_weights(model: torch.nn.Module, weights: str) -> None:
         hint = "\n".join(str(exc).splitlines()[1:4]).strip() or None
         own = set(model.state_dict())
         keys = [k for k in state if isinstance(k, str)]
-        if keys and all(k.startswith("module.") for k in keys) and {k[len("module."):] for k in keys} == own:
-            hint = ("every key carries a 'module.' prefix, as DataParallel/DistributedDataParallel checkpoints do: "
-                    "save model.module.state_dict(), or strip the prefix from the keys")
+        if keys and all(k.startswith("module.") for k in keys) and {k[len("module.") :] for k in keys} == own:
+            hint = (
+                "every key carries a 'module.' prefix, as DataParallel/DistributedDataParallel checkpoints do: "
+                "save model.module.state_dict(), or strip the prefix from the keys"
+            )
         raise InputError(f"weights {weights} do not fit the model: {str(exc).splitlines()[0]}", hint=hint) from None
 
 
@@ -119,7 +132,11 @@ def _dtype_name(dtype: torch.dtype) -> str:
 
 def _to_torch(arr: np.ndarray) -> torch.Tensor:
     if arr.dtype.name == "bfloat16":
-        return torch.from_numpy(np.ascontiguousarray(arr).view(np.uint16).astype(np.int32)).to(torch.int16).view(torch.bfloat16)
+        return (
+            torch.from_numpy(np.ascontiguousarray(arr).view(np.uint16).astype(np.int32))
+            .to(torch.int16)
+            .view(torch.bfloat16)
+        )
     return torch.from_numpy(np.ascontiguousarray(arr))
 
 
@@ -145,16 +162,19 @@ def flatten_outputs(out) -> dict[str, "torch.Tensor"]:
         if not isinstance(leaf, torch.Tensor):
             hint = None
             if type(leaf).__name__.endswith("Cache"):
-                hint = ("a Hugging Face model returns its key/value cache unless built with use_cache=False "
-                        "(config.use_cache = False): export the model without it")
-            raise InputError(f"the model returned a {type(leaf).__name__} among its outputs; only tensors can be "
-                             "exported", hint=hint)
+                hint = (
+                    "a Hugging Face model returns its key/value cache unless built with use_cache=False "
+                    "(config.use_cache = False): export the model without it"
+                )
+            raise InputError(
+                f"the model returned a {type(leaf).__name__} among its outputs; only tensors can be exported", hint=hint
+            )
         keys = [getattr(k, "key", getattr(k, "idx", getattr(k, "name", k))) for k in path]
         named[flat_names_from_path(tuple(keys), root_is_sequence)] = leaf
     return named
 
 
-class TorchModel:
+class TorchModel(NativeModel):
     framework = "torch"
 
     def __init__(self, source: str, module: torch.nn.Module, program=None):
@@ -169,7 +189,8 @@ class TorchModel:
             if training:
                 self.notes.append(
                     "the source returned a model in training mode; bridge switched it to eval() (dropout off, "
-                    "BatchNorm on its running statistics) before running it: deploy it in eval mode too")
+                    "BatchNorm on its running statistics) before running it: deploy it in eval mode too"
+                )
         self._names = self._forward_names()
         self._state = self._buffers()
 
@@ -205,8 +226,11 @@ class TorchModel:
         with hooks on every nn.Embedding / nn.EmbeddingBag, matching the tensors they receive to the
         feeds by storage."""
         tensors = self._tensors(feeds)
-        owners = {t.untyped_storage().data_ptr(): name for name, t in tensors.items()
-                  if not t.is_floating_point() and t.numel()}
+        owners = {
+            t.untyped_storage().data_ptr(): name
+            for name, t in tensors.items()
+            if not t.is_floating_point() and t.numel()
+        }
         found: dict[str, tuple[int, str]] = {}
 
         def hook_for(qualname, module):
@@ -215,10 +239,14 @@ class TorchModel:
                     name = owners.get(args[0].untyped_storage().data_ptr())
                     if name is not None and name not in found:
                         found[name] = (int(module.num_embeddings), f"{qualname}.num_embeddings={module.num_embeddings}")
+
             return hook
 
-        handles = [m.register_forward_pre_hook(hook_for(q, m)) for q, m in self.module.named_modules()
-                   if isinstance(m, (torch.nn.Embedding, torch.nn.EmbeddingBag))]
+        handles = [
+            m.register_forward_pre_hook(hook_for(q, m))
+            for q, m in self.module.named_modules()
+            if isinstance(m, (torch.nn.Embedding, torch.nn.EmbeddingBag))
+        ]
         if not handles:
             return {}
         try:
@@ -246,8 +274,10 @@ class TorchModel:
             if not torch.cuda.is_available():
                 from bridge.errors import EnvironmentProblem
 
-                raise EnvironmentProblem("--device cuda: torch sees no CUDA device",
-                                         hint="run on a machine with an NVIDIA GPU and a CUDA build of torch")
+                raise EnvironmentProblem(
+                    "--device cuda: torch sees no CUDA device",
+                    hint="run on a machine with an NVIDIA GPU and a CUDA build of torch",
+                )
         self.module.to(device)
         self.device = device
         return device
@@ -291,12 +321,14 @@ class TorchModel:
                 counts[name] = call + 1
                 # Inputs are read before forward: an in-place module (ReLU(inplace=True)) overwrites them.
                 pending.setdefault(name, []).append((call, leaves_of(args, keep is None or (name, call) in keep)))
+
             return pre_hook
 
         def hook_for(name):
             def hook(_module, _args, output):
                 call, inputs = pending[name].pop()
                 records.append((name, call, leaves_of(output, keep is None or (name, call) in keep), inputs))
+
             return hook
 
         handles = []
@@ -317,8 +349,11 @@ class TorchModel:
     def check_state(self) -> str | None:
         """A description of any buffer the reference runs changed (BatchNorm statistics), or None."""
         now = self._buffers()
-        changed = [k for k, v in self._state.items()
-                   if k not in now or v.shape != now[k].shape or not np.array_equal(v, now[k], equal_nan=True)]
+        changed = [
+            k
+            for k, v in self._state.items()
+            if k not in now or v.shape != now[k].shape or not np.array_equal(v, now[k], equal_nan=True)
+        ]
         return f"buffers changed by inference: {', '.join(changed[:5])}" if changed else None
 
     def synchronize(self) -> None:
@@ -326,7 +361,7 @@ class TorchModel:
             torch.cuda.synchronize()
 
     def versions(self) -> dict:
-        from bridge.environment import distribution_versions
+        from bridge.frameworks.base import distribution_versions
 
         # str(): a TorchVersion would drag torch into unpickling the report in the CLI process
         return {"torch": str(torch.__version__), **distribution_versions("onnxscript")}
@@ -353,14 +388,18 @@ class TorchModel:
         if choice not in available:
             from bridge.errors import UsageError
 
-            raise UsageError(f"--exporter {choice} does not apply to {self.source}",
-                             hint=f"choose one of: auto, {', '.join(available)}")
+            raise UsageError(
+                f"--exporter {choice} does not apply to {self.source}",
+                hint=f"choose one of: auto, {', '.join(available)}",
+            )
         return [choice]
 
-    def export(self, path: str, specs: list[TensorSpec], feeds: Feeds, opset: int | None,
-               route: str = "dynamo") -> ExportResult:
+    def export(
+        self, path: str, specs: list[TensorSpec], feeds: Feeds, opset: int | None, route: str | None = "dynamo"
+    ) -> ExportResult:
         """Write the ONNX file with one exporter; its failure is a ConversionError carrying the whole
         error text and, when the exporter names one, the user's file:line."""
+        route = route or "dynamo"
         args = tuple(_to_torch(feeds[s.name]) for s in specs)
         with torch.inference_mode():
             out = self._call({s.name: a for s, a in zip(specs, args)})
@@ -377,10 +416,14 @@ class TorchModel:
             _raise_if_disk(exc, path)
             detail = error_detail(exc)
             where = f" ({detail['where']})" if detail.get("where") else ""
-            hint = ("a .pt2 program can only be exported by the dynamo exporter" if self.program is not None
-                    else "run with --debug for the full trace; check that forward() is traceable")
-            raise ConversionError(f"{name} failed on {self.source}{where}: {_one_line(exc)}", hint=hint,
-                                  detail=detail) from None
+            hint = (
+                "a .pt2 program can only be exported by the dynamo exporter"
+                if self.program is not None
+                else "run with --debug for the full trace; check that forward() is traceable"
+            )
+            raise ConversionError(
+                f"{name} failed on {self.source}{where}: {_one_line(exc)}", hint=hint, detail=detail
+            ) from None
         return ExportResult(name, settings)
 
     def _export_dynamo(self, path, specs, args, output_names, opset) -> dict:
@@ -388,8 +431,7 @@ class TorchModel:
         dynamic_shapes = None
         if self.program is None and any(s.dynamic_axes for s in specs):
             dynamic_shapes = tuple(
-                {axis: dims.setdefault(name, torch.export.Dim(name)) for axis, name in s.dynamic_axes.items()}
-                or None
+                {axis: dims.setdefault(name, torch.export.Dim(name)) for axis, name in s.dynamic_axes.items()} or None
                 for s in specs
             )
         log = io.StringIO()
@@ -430,10 +472,15 @@ class TorchModel:
         log = io.StringIO()
         with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
             torch.onnx.export(
-                self.module, args, path, dynamo=False,
-                input_names=[s.name for s in specs], output_names=output_names,
+                self.module,
+                args,
+                path,
+                dynamo=False,
+                input_names=[s.name for s in specs],
+                output_names=output_names,
                 dynamic_axes=dynamic_axes or None,
-                opset_version=opset, do_constant_folding=True,
+                opset_version=opset,
+                do_constant_folding=True,
             )
         import onnx
 
@@ -466,8 +513,10 @@ def _raise_if_disk(exc: BaseException, path: str) -> None:
         if isinstance(seen, OSError) and seen.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
             from bridge.errors import EnvironmentProblem
 
-            raise EnvironmentProblem(f"writing the ONNX file failed: {os.strerror(seen.errno)}",
-                                     hint=f"free space or raise the file-size limit where {os.path.dirname(path)} lies") from None
+            raise EnvironmentProblem(
+                f"writing the ONNX file failed: {os.strerror(seen.errno)}",
+                hint=f"free space or raise the file-size limit where {os.path.dirname(path)} lies",
+            ) from None
         seen = seen.__cause__ or seen.__context__
 
 
@@ -481,8 +530,11 @@ def error_detail(exc: BaseException, limit: int = 20000) -> dict:
     text = strip_ansi("".join(traceback.format_exception_only(type(exc), exc)).strip())
     frames = re.findall(r'File "([^"]+)", line (\d+)', text)
     frames += [(f.filename, str(f.lineno)) for f in traceback.extract_tb(exc.__traceback__)]
-    own = [f"{path}:{line}" for path, line in frames
-           if "site-packages" not in path and "/bridge/" not in path and not path.startswith("<")]
+    own = [
+        f"{path}:{line}"
+        for path, line in frames
+        if "site-packages" not in path and "/bridge/" not in path and not path.startswith("<")
+    ]
     return {"detail": text[:limit], "where": own[-1] if own else None}
 
 

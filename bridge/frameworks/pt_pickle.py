@@ -21,6 +21,7 @@ module that bound ``pickle.loads`` at import time) cannot resolve a global unsee
 
 from __future__ import annotations
 
+import _pickle
 import contextlib
 import io
 import pickle
@@ -30,22 +31,23 @@ import warnings
 import zipfile
 import zlib
 
-import _pickle
 import torch
 
 from bridge.errors import SecurityRefusal
-from bridge.scan import first_global
+from bridge.frameworks.pickle_scan import first_global
 
 # Globals a pickle outside torch.load may resolve: pure data types whose construction runs no code
 # of the pickle's choosing. Everything else (classes, functions) is refused.
-PLAIN_GLOBALS = frozenset({
-    ("collections", "OrderedDict"),
-    ("builtins", "set"),
-    ("builtins", "frozenset"),
-    ("builtins", "complex"),
-    ("builtins", "bytearray"),
-    ("builtins", "slice"),
-})
+PLAIN_GLOBALS = frozenset(
+    {
+        ("collections", "OrderedDict"),
+        ("builtins", "set"),
+        ("builtins", "frozenset"),
+        ("builtins", "complex"),
+        ("builtins", "bytearray"),
+        ("builtins", "slice"),
+    }
+)
 
 _WO_GLOBAL = re.compile(r"(?:Unsupported global: GLOBAL|Trying to load unsupported GLOBAL) (\S+)")
 _WO_DETAIL = re.compile(r"WeightsUnpickler error:\s*(\S[^\n]*)")
@@ -89,7 +91,8 @@ class _Guard:
             raise SecurityRefusal(
                 f"{self.archive}: {self.refused[0]}" if self.archive else self.refused[0],
                 hint="a .pt2 written by torch.export.save holds only tensors, plain containers and plain names; "
-                     "pass --trust-code only if you trust where the file came from")
+                "pass --trust-code only if you trust where the file came from",
+            )
 
 
 def active_guard() -> "_Guard | None":
@@ -111,8 +114,9 @@ def _data_of(f) -> bytes | None:
 
 
 def _global_refused(module: str, name: str, data: bytes | None = None) -> PickleRefused:
-    return _current().refuse(f"pickle names {module}.{name}, not a tensor type or plain container; "
-                             "refusing to unpickle it", data)
+    return _current().refuse(
+        f"pickle names {module}.{name}, not a tensor type or plain container; refusing to unpickle it", data
+    )
 
 
 class RestrictedUnpickler(pickle.Unpickler):
@@ -127,8 +131,7 @@ class RestrictedUnpickler(pickle.Unpickler):
         raise _global_refused(module, name, self.source)
 
     def persistent_load(self, pid):
-        raise _current().refuse("pickle holds a persistent id outside torch.load; refusing to unpickle it",
-                                self.source)
+        raise _current().refuse("pickle holds a persistent id outside torch.load; refusing to unpickle it", self.source)
 
 
 class RestrictedPyUnpickler(pickle._Unpickler):  # type: ignore[name-defined]
@@ -140,8 +143,7 @@ class RestrictedPyUnpickler(pickle._Unpickler):  # type: ignore[name-defined]
 
 
 def _restricted_load(file, *, fix_imports=True, encoding="ASCII", errors="strict", buffers=()):
-    unpickler = RestrictedUnpickler(file, fix_imports=fix_imports, encoding=encoding, errors=errors,
-                                    buffers=buffers)
+    unpickler = RestrictedUnpickler(file, fix_imports=fix_imports, encoding=encoding, errors=errors, buffers=buffers)
     unpickler.source = _data_of(file)
     return unpickler.load()
 
@@ -149,20 +151,21 @@ def _restricted_load(file, *, fix_imports=True, encoding="ASCII", errors="strict
 def _restricted_loads(data, /, *, fix_imports=True, encoding="ASCII", errors="strict", buffers=()):
     if isinstance(data, str):
         raise TypeError("Can't load pickle from unicode string")
-    return _restricted_load(io.BytesIO(data), fix_imports=fix_imports, encoding=encoding, errors=errors,
-                            buffers=buffers)
+    return _restricted_load(
+        io.BytesIO(data), fix_imports=fix_imports, encoding=encoding, errors=errors, buffers=buffers
+    )
 
 
 def _torchbind_refused(data, *args, **kwargs):
-    raise _current().refuse("holds a torchbind object, which only TorchScript's unpickler reads; refusing it",
-                            _data_of(data))
+    raise _current().refuse(
+        "holds a torchbind object, which only TorchScript's unpickler reads; refusing it", _data_of(data)
+    )
 
 
 _TORCH_LOAD = torch.serialization.load
 
 
-def _weights_only_load(f, map_location=None, pickle_module=None, *, weights_only=None, mmap=None,
-                       **pickle_load_args):
+def _weights_only_load(f, map_location=None, pickle_module=None, *, weights_only=None, mmap=None, **pickle_load_args):
     """torch.load with weights_only=True whatever the caller asked (its pickle_module is dropped)."""
     try:
         with warnings.catch_warnings():

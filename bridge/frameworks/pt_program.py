@@ -46,21 +46,87 @@ from bridge.frameworks.pt_pickle import active_guard, restricted_unpickling
 
 # Callables a serialized shape expression may name: sympy's constructors as ``srepr`` prints them
 # and torch's sympy functions (torch/_export/serde/serialize.py, ``sympy_functions``).
-SYM_CALLABLES = frozenset({
-    "Symbol", "Dummy", "Integer", "Float", "Rational", "Add", "Mul", "Pow", "Mod", "Max", "Min", "Abs",
-    "floor", "ceiling", "sqrt", "Eq", "Ne", "Lt", "Le", "Gt", "Ge", "Equality", "Unequality",
-    "StrictLessThan", "StrictGreaterThan", "LessThan", "GreaterThan", "And", "Or", "Not", "Xor",
-    "Piecewise", "ExprCondPair", "Tuple", "ITE",
-    "FloorDiv", "ModularIndexing", "Where", "PythonMod", "CleanDiv", "CeilToInt", "FloorToInt",
-    "CeilDiv", "LShift", "RShift", "PowByNatural", "FloatPow", "FloatTrueDiv", "IntTrueDiv",
-    "IsNonOverlappingAndDenseIndicator", "TruncToFloat", "TruncToInt", "RoundToInt", "RoundDecimal",
-    "ToFloat", "Identity", "IntInfinity", "NegativeIntInfinity",
-})
+SYM_CALLABLES = frozenset(
+    {
+        "Symbol",
+        "Dummy",
+        "Integer",
+        "Float",
+        "Rational",
+        "Add",
+        "Mul",
+        "Pow",
+        "Mod",
+        "Max",
+        "Min",
+        "Abs",
+        "floor",
+        "ceiling",
+        "sqrt",
+        "Eq",
+        "Ne",
+        "Lt",
+        "Le",
+        "Gt",
+        "Ge",
+        "Equality",
+        "Unequality",
+        "StrictLessThan",
+        "StrictGreaterThan",
+        "LessThan",
+        "GreaterThan",
+        "And",
+        "Or",
+        "Not",
+        "Xor",
+        "Piecewise",
+        "ExprCondPair",
+        "Tuple",
+        "ITE",
+        "FloorDiv",
+        "ModularIndexing",
+        "Where",
+        "PythonMod",
+        "CleanDiv",
+        "CeilToInt",
+        "FloorToInt",
+        "CeilDiv",
+        "LShift",
+        "RShift",
+        "PowByNatural",
+        "FloatPow",
+        "FloatTrueDiv",
+        "IntTrueDiv",
+        "IsNonOverlappingAndDenseIndicator",
+        "TruncToFloat",
+        "TruncToInt",
+        "RoundToInt",
+        "RoundDecimal",
+        "ToFloat",
+        "Identity",
+        "IntInfinity",
+        "NegativeIntInfinity",
+    }
+)
 _SYM_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")  # a symbol or keyword name; never a dunder
 _SYM_STRING = re.compile(r"[A-Za-z0-9_.+\-]*\Z")  # Symbol('s0'), Float('1.5', precision=53)
-_SYM_NODES = (ast.Expression, ast.Call, ast.Name, ast.Load, ast.Constant, ast.keyword, ast.BinOp,
-              ast.UnaryOp, ast.Compare, ast.BoolOp, ast.Tuple, ast.operator, ast.unaryop, ast.cmpop,
-              ast.boolop)
+_SYM_NODES = (
+    ast.Expression,
+    ast.Call,
+    ast.Name,
+    ast.Load,
+    ast.Constant,
+    ast.keyword,
+    ast.BinOp,
+    ast.UnaryOp,
+    ast.Compare,
+    ast.BoolOp,
+    ast.Tuple,
+    ast.operator,
+    ast.unaryop,
+    ast.cmpop,
+    ast.boolop,
+)
 MAX_EXPR_CHARS = 20_000
 
 
@@ -112,7 +178,8 @@ def check_graph(graph) -> str | None:
         if node.op == "placeholder" and not (isinstance(target, str) and _PLACEHOLDER.match(target)):
             return f"input name {str(target)[:60]!r} is not an identifier"
         if node.op in ("get_attr", "call_module") and not (
-                isinstance(target, str) and all(_ATTR_ATOM.match(atom) for atom in target.split("."))):
+            isinstance(target, str) and all(_ATTR_ATOM.match(atom) for atom in target.split("."))
+        ):
             return f"attribute target {str(target)[:60]!r} is not a dotted name"
         if node.op == "call_method" and not (isinstance(target, str) and _IDENT.match(target)):
             return f"method name {str(target)[:60]!r} is not an identifier"
@@ -155,8 +222,10 @@ def _checked_python_code(self, *args, **kwargs):
         text = f"program text would be compiled as Python source: {problem}"
         if active_guard() is not None:
             raise _refuse(text)
-        raise SecurityRefusal(f"refusing to compile a torch.fx graph: {problem}",
-                              hint="pass --trust-code only if you trust where the program came from")
+        raise SecurityRefusal(
+            f"refusing to compile a torch.fx graph: {problem}",
+            hint="pass --trust-code only if you trust where the program came from",
+        )
     return _ORIGINAL_PYTHON_CODE(self, *args, **kwargs)
 
 
@@ -175,6 +244,7 @@ def _harden_codegen() -> None:
 
 
 # -- what the load itself consults ---------------------------------------------------------------
+
 
 class _ImportlibView:
     """``importlib`` as torch's pytree module sees it during a load: only modules already imported."""
@@ -237,6 +307,7 @@ def _program_checks():
 
 # -- the load ---------------------------------------------------------------------------------------
 
+
 def _torch_load(path: str):
     logger = logging.getLogger("torch")
     level = logger.level
@@ -251,9 +322,15 @@ def _torch_load(path: str):
 
 # Every torch internal replaced above: if one is missing, this torch is not the one these checks
 # were written against, and an untrusted program is refused rather than loaded unchecked.
-_PATCH_POINTS = ((sympy_parser, "parse_expr"), (pt2_package, "_load_aoti"), (torch_pytree, "importlib"),
-                 (torch_pytree, "enum_object_hook"), (torch_unlift, "_ok_to_generate_guards_fn"),
-                 (fx_graph.Graph, "python_code"), (torch._C, "_pickle_load_obj"))
+_PATCH_POINTS = (
+    (sympy_parser, "parse_expr"),
+    (pt2_package, "_load_aoti"),
+    (torch_pytree, "importlib"),
+    (torch_pytree, "enum_object_hook"),
+    (torch_unlift, "_ok_to_generate_guards_fn"),
+    (fx_graph.Graph, "python_code"),
+    (torch._C, "_pickle_load_obj"),
+)
 
 
 def load_program(path: str, trust: bool = False):
@@ -267,7 +344,8 @@ def load_program(path: str, trust: bool = False):
         raise SecurityRefusal(
             f"{path}: cannot load an untrusted .pt2 with torch {torch.__version__}: {', '.join(missing)} "
             "changed, so its loader cannot be restricted",
-            hint="use the torch version bridge pins, or pass --trust-code if you trust where the file came from")
+            hint="use the torch version bridge pins, or pass --trust-code if you trust where the file came from",
+        )
     _harden_codegen()
     with restricted_unpickling(path) as guard, _program_checks():
         try:

@@ -35,50 +35,162 @@ TOP_LEVEL = "top-level graph"
 
 # What loading and calling a SavedModel needs besides what tf2onnx converts. tf2onnx freezes
 # variables and inlines calls before it converts, so none of these is in its registry.
-LOADING_OPS = frozenset({
-    # graph plumbing and function calls
-    "Placeholder", "PlaceholderWithDefault", "Const", "NoOp", "Identity", "IdentityN", "Snapshot",
-    "StatefulPartitionedCall", "PartitionedCall",
-    # control flow, TF2 and TF1
-    "If", "StatelessIf", "While", "StatelessWhile", "Case", "StatelessCase",
-    "Switch", "Merge", "Enter", "Exit", "NextIteration", "LoopCond", "ControlTrigger",
-    # variables (resource and TF1 reference variables)
-    "VarHandleOp", "ReadVariableOp", "AssignVariableOp", "AssignAddVariableOp", "AssignSubVariableOp",
-    "VarIsInitializedOp", "DestroyResourceOp", "ResourceGather",
-    "VariableV2", "Assign", "IsVariableInitialized",
-    # lookup tables (keras StringLookup/IntegerLookup, tf.lookup): in memory
-    "HashTableV2", "MutableHashTableV2", "MutableHashTableOfTensorsV2", "MutableDenseHashTableV2",
-    "InitializeTableV2", "LookupTableImportV2", "LookupTableExportV2", "LookupTableFindV2",
-    "LookupTableSizeV2", "LookupTableInsertV2",
-})
+LOADING_OPS = frozenset(
+    {
+        # graph plumbing and function calls
+        "Placeholder",
+        "PlaceholderWithDefault",
+        "Const",
+        "NoOp",
+        "Identity",
+        "IdentityN",
+        "Snapshot",
+        "StatefulPartitionedCall",
+        "PartitionedCall",
+        # control flow, TF2 and TF1
+        "If",
+        "StatelessIf",
+        "While",
+        "StatelessWhile",
+        "Case",
+        "StatelessCase",
+        "Switch",
+        "Merge",
+        "Enter",
+        "Exit",
+        "NextIteration",
+        "LoopCond",
+        "ControlTrigger",
+        # variables (resource and TF1 reference variables)
+        "VarHandleOp",
+        "ReadVariableOp",
+        "AssignVariableOp",
+        "AssignAddVariableOp",
+        "AssignSubVariableOp",
+        "VarIsInitializedOp",
+        "DestroyResourceOp",
+        "ResourceGather",
+        "VariableV2",
+        "Assign",
+        "IsVariableInitialized",
+        # lookup tables (keras StringLookup/IntegerLookup, tf.lookup): in memory
+        "HashTableV2",
+        "MutableHashTableV2",
+        "MutableHashTableOfTensorsV2",
+        "MutableDenseHashTableV2",
+        "InitializeTableV2",
+        "LookupTableImportV2",
+        "LookupTableExportV2",
+        "LookupTableFindV2",
+        "LookupTableSizeV2",
+        "LookupTableInsertV2",
+    }
+)
 
 # What the saver's functions use to write and read checkpoints: allowed only where nothing but the
 # meta graph's saver_def reaches.
-CHECKPOINT_OPS = frozenset({
-    "SaveV2", "RestoreV2", "MergeV2Checkpoints", "ShardedFilename", "StringJoin", "StaticRegexFullMatch",
-    "DisableCopyOnRead",
-})
+CHECKPOINT_OPS = frozenset(
+    {
+        "SaveV2",
+        "RestoreV2",
+        "MergeV2Checkpoints",
+        "ShardedFilename",
+        "StringJoin",
+        "StaticRegexFullMatch",
+        "DisableCopyOnRead",
+    }
+)
 
 # Ops that touch files, Python, the network or debug outputs, named outright: refused even if a
 # converter learns to handle them. The word and name rules below catch most of them too.
-IO_OPS = frozenset({
-    "ReadFile", "WriteFile", "MatchingFiles", "DeleteFile", "ImmutableConst", "FileSystemSetConfiguration",
-    "PyFunc", "PyFuncStateless", "EagerPyFunc", "Print", "PrintV2", "DecodeProtoV2", "EncodeProto",
-    "DebugIdentity", "DebugIdentityV2", "DebugIdentityV3", "DebugNanCount", "DebugNumericSummary",
-    "DebugNumericSummaryV2", "CopyHost", "Copy", "InitializeTableFromTextFile", "InitializeTableFromTextFileV2",
-    "InitializeTableFromDataset", "Save", "SaveSlices", "Restore", "RestoreSlice", "SaveV2", "RestoreV2",
-    "MergeV2Checkpoints", "GenerateVocabRemapping", "LoadAndRemapMatrix", "FixedUnigramCandidateSampler",
-})
+IO_OPS = frozenset(
+    {
+        "ReadFile",
+        "WriteFile",
+        "MatchingFiles",
+        "DeleteFile",
+        "ImmutableConst",
+        "FileSystemSetConfiguration",
+        "PyFunc",
+        "PyFuncStateless",
+        "EagerPyFunc",
+        "Print",
+        "PrintV2",
+        "DecodeProtoV2",
+        "EncodeProto",
+        "DebugIdentity",
+        "DebugIdentityV2",
+        "DebugIdentityV3",
+        "DebugNanCount",
+        "DebugNumericSummary",
+        "DebugNumericSummaryV2",
+        "CopyHost",
+        "Copy",
+        "InitializeTableFromTextFile",
+        "InitializeTableFromTextFileV2",
+        "InitializeTableFromDataset",
+        "Save",
+        "SaveSlices",
+        "Restore",
+        "RestoreSlice",
+        "SaveV2",
+        "RestoreV2",
+        "MergeV2Checkpoints",
+        "GenerateVocabRemapping",
+        "LoadAndRemapMatrix",
+        "FixedUnigramCandidateSampler",
+    }
+)
 # Words in an op's name (split at capitals) that mean it reaches outside the graph.
-_IO_NAME_WORDS = frozenset({
-    "File", "Files", "Reader", "Writer", "Summary", "Dataset", "Iterator", "Queue", "Debug", "Py", "Print",
-    "Save", "Restore", "Checkpoint", "Proto", "Rpc", "Remote", "Send", "Recv", "Collective", "Tpu", "TPU",
-})
+_IO_NAME_WORDS = frozenset(
+    {
+        "File",
+        "Files",
+        "Reader",
+        "Writer",
+        "Summary",
+        "Dataset",
+        "Iterator",
+        "Queue",
+        "Debug",
+        "Py",
+        "Print",
+        "Save",
+        "Restore",
+        "Checkpoint",
+        "Proto",
+        "Rpc",
+        "Remote",
+        "Send",
+        "Recv",
+        "Collective",
+        "Tpu",
+        "TPU",
+    }
+)
 # Words in a string attribute's or input's name that mean its value names something outside.
-_PATH_WORDS = frozenset({
-    "file", "filename", "filenames", "files", "path", "paths", "url", "urls", "descriptor", "dir", "dirs",
-    "directory", "logdir", "stream", "prefix", "prefixes", "region", "dump",
-})
+_PATH_WORDS = frozenset(
+    {
+        "file",
+        "filename",
+        "filenames",
+        "files",
+        "path",
+        "paths",
+        "url",
+        "urls",
+        "descriptor",
+        "dir",
+        "dirs",
+        "directory",
+        "logdir",
+        "stream",
+        "prefix",
+        "prefixes",
+        "region",
+        "dump",
+    }
+)
 _STRING_ATTR_TYPES = frozenset({"string", "list(string)"})
 _DT_STRING = 7  # tensorflow.core.framework.types_pb2.DT_STRING
 _MAX_LISTED = 6
@@ -115,8 +227,10 @@ def convertible_ops() -> frozenset[str]:
         import tf2onnx.tfonnx  # noqa: F401  (registers tf2onnx.onnx_opset and tf2onnx.custom_opsets)
         from tf2onnx.handler import tf_op
     except ImportError:
-        raise EnvironmentProblem("checking an untrusted SavedModel needs tf2onnx",
-                                 hint="pip install tf2onnx, or pass --trust-code if you trust the model") from None
+        raise EnvironmentProblem(
+            "checking an untrusted SavedModel needs tf2onnx",
+            hint="pip install tf2onnx, or pass --trust-code if you trust the model",
+        ) from None
     from bridge.frameworks.tf_handlers import custom_op_handlers
 
     # plus the ops bridge converts itself (Erfc, for Keras's exact GELU)
@@ -174,7 +288,8 @@ def check_savedmodel(path: str) -> None:
     raise SecurityRefusal(
         f"SavedModel {path} holds ops that bridge does not load from an untrusted model: {'; '.join(items)}",
         hint="an untrusted SavedModel may hold only ops that tf2onnx converts and those loading needs, with "
-             "checkpoint ops only in its saver; pass --trust-code only if you trust where this model came from")
+        "checkpoint ops only in its saver; pass --trust-code only if you trust where this model came from",
+    )
 
 
 def _why(op: str) -> str:
@@ -253,8 +368,12 @@ def _tensor_info_names(info) -> list[str]:
     names, stack = [], [info]
     while stack:
         t = stack.pop()
-        names += [t.name, t.coo_sparse.values_tensor_name, t.coo_sparse.indices_tensor_name,
-                  t.coo_sparse.dense_shape_tensor_name]
+        names += [
+            t.name,
+            t.coo_sparse.values_tensor_name,
+            t.coo_sparse.indices_tensor_name,
+            t.coo_sparse.dense_shape_tensor_name,
+        ]
         stack.extend(t.composite_tensor.components)
     return [_node_name(n) for n in names if n]
 
@@ -298,8 +417,12 @@ def _meta_graph_findings(mg, allowed: frozenset[str], tf1_restore_runs: bool):
     if tf1_restore_runs:
         named.add(restore_node)
     other_nodes = _closure(nodes, [n for n in nodes if n not in saver_nodes] + sorted(named))
-    other_fns = _fn_closure(calls, (set(functions) - saver_fns) | _object_graph_functions(mg)
-                            | {c for n in other_nodes for c in _called(nodes[n], functions)})
+    other_fns = _fn_closure(
+        calls,
+        (set(functions) - saver_fns)
+        | _object_graph_functions(mg)
+        | {c for n in other_nodes for c in _called(nodes[n], functions)},
+    )
     saver_only_nodes = saver_nodes - other_nodes
     saver_only_fns = saver_fns - other_fns
     restore_nodes = _closure(nodes, [restore_node]) if tf1_restore_runs else set()
@@ -307,8 +430,12 @@ def _meta_graph_findings(mg, allowed: frozenset[str], tf1_restore_runs: bool):
     checkpoint_allowed = allowed | CHECKPOINT_OPS
     for node in mg.graph_def.node:
         ok = checkpoint_allowed if node.name in saver_only_nodes else allowed
-        if (node.op == "RestoreV2" and node.name in restore_nodes and node.input
-                and _node_name(node.input[0]) == filename_node):
+        if (
+            node.op == "RestoreV2"
+            and node.name in restore_nodes
+            and node.input
+            and _node_name(node.input[0]) == filename_node
+        ):
             ok = ok | {"RestoreV2"}  # the TF1 loader feeds it the variables path
         yield from _node_findings(node, functions, ok, TOP_LEVEL)
     for name, fn in functions.items():

@@ -37,8 +37,9 @@ with _quiet_native_stderr():
 import numpy as np  # noqa: E402
 
 from bridge.errors import ConversionError, InputError, SecurityRefusal  # noqa: E402
-from bridge.frameworks.base import ExportResult, Feeds, flat_names_from_path  # noqa: E402
+from bridge.frameworks.base import ExportResult, Feeds, NativeModel, flat_names_from_path  # noqa: E402
 from bridge.types import TensorSpec  # noqa: E402
+
 
 def configure_threads(n: int) -> None:
     try:
@@ -64,7 +65,8 @@ def load(ref, obj=None, weights: str | None = None, trust: bool = False) -> "Ker
                 raise SecurityRefusal(
                     f"{ref.path} holds code that runs when loaded: {code}",
                     hint="rebuild the model without Lambda layers or custom objects, or pass --trust-code "
-                         "if you trust the file")
+                    "if you trust the file",
+                )
         try:
             model = keras.models.load_model(str(ref.path), compile=False, safe_mode=not trust)
         except Exception as exc:
@@ -75,7 +77,9 @@ def load(ref, obj=None, weights: str | None = None, trust: bool = False) -> "Ker
                     f"{ref.path} holds code (a Lambda layer or custom object) that runs when loaded",
                     hint="rebuild the model without Lambda layers, or pass --trust-code if you trust the file",
                 ) from None
-            raise InputError(f"cannot load {ref.path} as a Keras model: {type(exc).__name__}: {text.splitlines()[0][:300] if text else ''}") from None
+            raise InputError(
+                f"cannot load {ref.path} as a Keras model: {type(exc).__name__}: {text.splitlines()[0][:300] if text else ''}"
+            ) from None
         return KerasModel(ref.text, model)
     if ref.kind == "savedmodel":
         if not trust:
@@ -85,7 +89,9 @@ def load(ref, obj=None, weights: str | None = None, trust: bool = False) -> "Ker
         try:
             loaded = tf.saved_model.load(str(ref.path))
         except Exception as exc:
-            raise InputError(f"cannot load SavedModel {ref.path}: {type(exc).__name__}: {str(exc).splitlines()[0][:300]}") from None
+            raise InputError(
+                f"cannot load SavedModel {ref.path}: {type(exc).__name__}: {str(exc).splitlines()[0][:300]}"
+            ) from None
         return SavedModel(ref.text, loaded)
     if obj is None or not hasattr(obj, "__call__"):
         raise InputError(f"SOURCE {ref.text}: the factory returned {type(obj).__name__}, expected a Keras model")
@@ -110,8 +116,12 @@ def keras_config_code(path: str) -> str | None:
             cls, module = item.get("class_name"), item.get("module")
             if cls == "Lambda" or cls == "__lambda__":
                 return "a Lambda layer (Python bytecode)"
-            if isinstance(cls, str) and isinstance(module, str) and module and not module.startswith(
-                    ("keras", "builtins", "tensorflow", "numpy")):
+            if (
+                isinstance(cls, str)
+                and isinstance(module, str)
+                and module
+                and not module.startswith(("keras", "builtins", "tensorflow", "numpy"))
+            ):
                 return f"an object of class {cls} from module {module}"
             stack.extend(item.values())
         elif isinstance(item, list):
@@ -148,12 +158,14 @@ def _named_outputs(out) -> dict:
     return {flat_names_from_path(p, root_seq): v for p, v in leaves}
 
 
-class _TfBase:
+class _TfBase(NativeModel):
     framework = "tensorflow"
 
     def _specs_signature(self, specs: list[TensorSpec]):
-        return [tf.TensorSpec([None if isinstance(d, str) else d for d in s.dims], tf.as_dtype(s.dtype), name=s.name)
-                for s in specs]
+        return [
+            tf.TensorSpec([None if isinstance(d, str) else d for d in s.dims], tf.as_dtype(s.dtype), name=s.name)
+            for s in specs
+        ]
 
     def input_names(self) -> list[str] | None:
         """The model's own input names, in its order: feeds are bound to them by name."""
@@ -202,8 +214,11 @@ class _TfBase:
         if not before:
             return None
         now = self._snapshot()
-        changed = [name for (name, a), (_, b) in zip(before, now)
-                   if a.shape != b.shape or not np.array_equal(a, b, equal_nan=True)]
+        changed = [
+            name
+            for (name, a), (_, b) in zip(before, now)
+            if a.shape != b.shape or not np.array_equal(a, b, equal_nan=True)
+        ]
         if len(now) != len(before):
             changed.append("(the set of variables changed)")
         return f"variables changed by inference: {', '.join(changed[:5])}" if changed else None
@@ -229,7 +244,7 @@ class _TfBase:
         pass  # .numpy() on every output already waits for the device
 
     def versions(self) -> dict:
-        from bridge.environment import distribution_versions
+        from bridge.frameworks.base import distribution_versions
 
         return {"tensorflow": str(tf.__version__), **distribution_versions("keras", "tf2onnx")}
 
@@ -239,7 +254,9 @@ class _TfBase:
     def close(self) -> None:
         self._fn = None
 
-    def export(self, path: str, specs: list[TensorSpec], feeds: Feeds, opset: int | None) -> ExportResult:
+    def export(
+        self, path: str, specs: list[TensorSpec], feeds: Feeds, opset: int | None, route: str | None = None
+    ) -> ExportResult:
         try:
             import tf2onnx
         except ImportError:
@@ -256,8 +273,11 @@ class _TfBase:
         signature = self._specs_signature(specs)
         fn = self._make_function(specs)
         opset = opset or 17
-        settings = {"opset_requested": opset, "tf2onnx": tf2onnx.__version__,
-                    "custom_op_handlers": sorted(custom_op_handlers())}
+        settings = {
+            "opset_requested": opset,
+            "tf2onnx": tf2onnx.__version__,
+            "custom_op_handlers": sorted(custom_op_handlers()),
+        }
         want = [s.name for s in specs]
         attempts = []
         for careful in (False, True):
@@ -271,23 +291,33 @@ class _TfBase:
                 attempts.append({"exporter": FROZEN_ROUTE, "error": f"tf2onnx optimizer failed: {exc}"})
         # Graphs the freezer does not rewrite (a variable read inside a control-flow body): tf2onnx's
         # own loaders, which copy the weights several times over.
-        proto = _tf2onnx(lambda: checked(tf2onnx.convert.from_function(
-            fn, input_signature=signature, opset=opset, custom_op_handlers=custom_op_handlers())[0]),
-            "tf2onnx.from_function")
+        proto = _tf2onnx(
+            lambda: checked(
+                tf2onnx.convert.from_function(
+                    fn, input_signature=signature, opset=opset, custom_op_handlers=custom_op_handlers()
+                )[0]
+            ),
+            "tf2onnx.from_function",
+        )
         got = [i.name for i in proto.graph.input]
         if sorted(got) == sorted(want):
             _save_onnx(proto, path)
             return ExportResult("tf2onnx.from_function", settings, attempts)
         # tf2onnx turns tensors the function captured (not variables: e.g. a Normalization layer's mean)
         # into graph inputs. Freezing the concrete function first makes them constants.
-        attempts.append({"exporter": "tf2onnx.from_function",
-                         "error": f"graph inputs {got}, expected {want} (captured tensors leaked into inputs)"})
+        attempts.append(
+            {
+                "exporter": "tf2onnx.from_function",
+                "error": f"graph inputs {got}, expected {want} (captured tensors leaked into inputs)",
+            }
+        )
         del proto
         proto = _tf2onnx(lambda: checked(_from_frozen(fn, want, opset)), "tf2onnx.from_graph_def(frozen)")
         got = [i.name for i in proto.graph.input]
         if sorted(got) != sorted(want):
-            raise ConversionError(f"tf2onnx wrote a graph with inputs {got}, expected {want}, even from the frozen "
-                                  "function")
+            raise ConversionError(
+                f"tf2onnx wrote a graph with inputs {got}, expected {want}, even from the frozen function"
+            )
         _save_onnx(proto, path)
         return ExportResult("tf2onnx.from_graph_def(frozen)", settings, attempts)
 
@@ -303,8 +333,12 @@ def _from_frozen(fn, input_names: list[str], opset: int):
     frozen = convert_variables_to_constants_v2(concrete)
     output_names = [str(k) for k in sorted(concrete.structured_outputs)]  # tf.nest orders dict keys
     proto, _ = tf2onnx.convert.from_graph_def(
-        frozen.graph.as_graph_def(), input_names=[t.name for t in frozen.inputs],
-        output_names=[t.name for t in frozen.outputs], opset=opset, custom_op_handlers=custom_op_handlers())
+        frozen.graph.as_graph_def(),
+        input_names=[t.name for t in frozen.inputs],
+        output_names=[t.name for t in frozen.outputs],
+        opset=opset,
+        custom_op_handlers=custom_op_handlers(),
+    )
     mapping = {t.name: n for t, n in zip(frozen.inputs, input_names)}
     mapping.update({t.name: n for t, n in zip(frozen.outputs, output_names)})
     _rename_values(proto.graph, mapping)
@@ -364,7 +398,10 @@ class KerasModel(_TfBase):
 
         return serving
 
-    def run_eager(self, feeds: Feeds) -> Feeds:
+    def eager(self):
+        return self._run_eager
+
+    def _run_eager(self, feeds: Feeds) -> Feeds:
         args = [tf.constant(v) for v in self._ordered(feeds).values()]
         out = self.model(args[0] if len(args) == 1 else args, training=False)
         return {k: v.numpy() for k, v in _named_outputs(out).items()}
@@ -384,7 +421,9 @@ class SavedModel(_TfBase):
 
     def input_specs(self) -> list[TensorSpec]:
         _, kwargs = self.signature.structured_input_signature
-        return [TensorSpec(name, _dtype_name(spec.dtype), _dims(spec.shape, name)) for name, spec in sorted(kwargs.items())]
+        return [
+            TensorSpec(name, _dtype_name(spec.dtype), _dims(spec.shape, name)) for name, spec in sorted(kwargs.items())
+        ]
 
     def _make_function(self, specs):
         sig = self.signature
@@ -397,6 +436,9 @@ class SavedModel(_TfBase):
 
         return serving
 
-    def run_eager(self, feeds: Feeds) -> Feeds:
+    def eager(self):
+        return self._run_eager
+
+    def _run_eager(self, feeds: Feeds) -> Feeds:
         out = self.signature(**{k: tf.constant(v) for k, v in feeds.items()})
         return {k: v.numpy() for k, v in out.items()}

@@ -95,13 +95,17 @@ def run_tf2onnx(convert, source: str, route: str, path: str, quiet=contextlib.nu
             f"tf2onnx cannot convert {source} ({route}): TensorFlow ops with no ONNX conversion: {listed}"
             + (f"; {len(failed)} node(s) failed to convert, first: {_hide(failed[0], path)}" if failed else ""),
             hint="these ops have no tf2onnx handler at this opset: try another --opset, or build the model "
-                 "without them", detail=_detail("", records.messages, path, ops)) from None
+            "without them",
+            detail=_detail("", records.messages, path, ops),
+        ) from None
     except Exception as exc:
         text = _hide(str(exc).splitlines()[0][:300] if str(exc) else "", path)
         ops = _unsupported_in_log(records.messages)
         extra = f"; TensorFlow ops with no ONNX conversion: {', '.join(sorted(ops))}" if ops else ""
-        raise ConversionError(f"tf2onnx failed on {source} ({route}): {type(exc).__name__}: {text}{extra}",
-                              detail=_detail(f"{type(exc).__name__}: {exc}", records.messages, path, ops)) from None
+        raise ConversionError(
+            f"tf2onnx failed on {source} ({route}): {type(exc).__name__}: {text}{extra}",
+            detail=_detail(f"{type(exc).__name__}: {exc}", records.messages, path, ops),
+        ) from None
     finally:
         logger.removeHandler(records)
 
@@ -165,9 +169,15 @@ def convert_frozen(fn, input_names: list[str], opset: int, path: str, careful: b
         tf.import_graph_def(frozen.graph_def, name="")
         frozen.graph_def = None
         g = tfonnx.process_tf_graph(
-            graph, opset=opset, input_names=frozen.inputs + list(deferred), output_names=frozen.outputs,
-            const_node_values=frozen.constants or None, custom_op_handlers=custom_op_handlers(),
-            continue_on_error=True, tensors_to_rename=frozen.renames)
+            graph,
+            opset=opset,
+            input_names=frozen.inputs + list(deferred),
+            output_names=frozen.outputs,
+            const_node_values=frozen.constants or None,
+            custom_op_handlers=custom_op_handlers(),
+            continue_on_error=True,
+            tensors_to_rename=frozen.renames,
+        )
     del graph
     if careful:
         g = optimizer.optimize_graph(g, catch_errors=True)
@@ -187,8 +197,15 @@ def convert_frozen(fn, input_names: list[str], opset: int, path: str, careful: b
         name = node.output[0]
         dims = tuple(tensor.dims)
         itemsize = onnx.helper.tensor_dtype_to_np_dtype(tensor.data_type).itemsize
-        streamed.append(onnx_stream.Streamed(name, dims, tensor.data_type, int(np.prod(dims, dtype=np.int64)) * itemsize,
-                                             functools.partial(lambda t: t, tensor)))
+        streamed.append(
+            onnx_stream.Streamed(
+                name,
+                dims,
+                tensor.data_type,
+                int(np.prod(dims, dtype=np.int64)) * itemsize,
+                functools.partial(lambda t: t, tensor),
+            )
+        )
         node.set_attr("value", onnx.TensorProto(name=name, dims=dims, data_type=tensor.data_type))
     proto = g.make_model(f"converted from {getattr(fn, '__name__', 'a tf.function')}")
     del g
@@ -201,14 +218,25 @@ def convert_frozen(fn, input_names: list[str], opset: int, path: str, careful: b
         if item is not None:  # a deferred weight: an initializer from here on
             del proto.graph.input[i]
             dtype = onnx.helper.np_dtype_to_tensor_dtype(np.dtype(item.dtype))
-            streamed.append(onnx_stream.Streamed(item.name, item.shape, dtype,
-                                                 int(np.prod(item.shape, dtype=np.int64)) * np.dtype(item.dtype).itemsize,
-                                                 item.read))
+            streamed.append(
+                onnx_stream.Streamed(
+                    item.name,
+                    item.shape,
+                    dtype,
+                    int(np.prod(item.shape, dtype=np.int64)) * np.dtype(item.dtype).itemsize,
+                    item.read,
+                )
+            )
     folded = fold_layout(proto, streamed)
     checked(proto)
     got = [i.name for i in proto.graph.input]
     if sorted(got) != sorted(input_names):
         raise ConversionError(f"tf2onnx wrote a graph with inputs {got}, expected {input_names}")
     written = onnx_stream.save(proto, streamed, path)
-    return {"deferred_weights": len(deferred), "weight_layout_ops_folded": folded,
-            "weight_bytes": frozen.weight_bytes, "optimizer_errors_caught": careful, **written}
+    return {
+        "deferred_weights": len(deferred),
+        "weight_layout_ops_folded": folded,
+        "weight_bytes": frozen.weight_bytes,
+        "optimizer_errors_caught": careful,
+        **written,
+    }

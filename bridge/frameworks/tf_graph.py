@@ -27,8 +27,14 @@ from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
 from bridge.errors import ConversionError
 
 _CALL_OPS = frozenset({"PartitionedCall", "StatefulPartitionedCall"})
-_NO_INLINE_ATTRS = ("_XlaMustCompile", "_XlaCompile", "_XlaScope", "_XlaSeparateCompiledGradients", "_noinline",
-                    "api_implements")
+_NO_INLINE_ATTRS = (
+    "_XlaMustCompile",
+    "_XlaCompile",
+    "_XlaScope",
+    "_XlaSeparateCompiledGradients",
+    "_noinline",
+    "api_implements",
+)
 # tf2onnx keeps constants up to this many bytes inside the graph (they carry shape information);
 # larger ones travel in const_node_values (tf2onnx.tf_utils.compress_graph_def uses the same bound).
 INLINE_CONST_BYTES = 1000
@@ -108,9 +114,12 @@ def freeze(concrete, input_names: list[str], defer_bytes: int | None = DEFER_BYT
     calls = [n for n in graph_def.node if n.op in _CALL_OPS]
     if calls:  # tf2onnx would leave them in the graph as they are, and no ONNX runtime could run it
         called = sorted({n.attr["f"].func.name for n in calls})
-        raise ConversionError(f"{len(calls)} function call(s) ({', '.join(sorted({n.op for n in calls}))}) survived "
-                              f"inlining, calling {', '.join(called[:5])}", hint="the model calls functions "
-                              "TensorFlow's inliner refuses (e.g. marked _noinline); rebuild it without them")
+        raise ConversionError(
+            f"{len(calls)} function call(s) ({', '.join(sorted({n.op for n in calls}))}) survived "
+            f"inlining, calling {', '.join(called[:5])}",
+            hint="the model calls functions "
+            "TensorFlow's inliner refuses (e.g. marked _noinline); rebuild it without them",
+        )
 
     captures = {p.op.name: v for p, v in zip(concrete.inputs[n_user:], concrete.captured_inputs)}
     frozen = FrozenGraph(graph_def, LazyConstants(), [], user_inputs, outputs, renames, 0)
@@ -218,7 +227,8 @@ class _Freezer:
         node.name, node.device = name, device
         node.attr["dtype"].type = dtype.as_datatype_enum
         shape_proto = tensor_shape_pb2.TensorShapeProto(
-            dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=d) for d in shape])
+            dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=d) for d in shape]
+        )
         if self.defer_bytes is not None and nbytes >= self.defer_bytes:
             node.op = "Placeholder"
             node.attr["shape"].shape.CopyFrom(shape_proto)
@@ -259,8 +269,7 @@ class _Freezer:
                 if node.op == "Identity" and node.attr["T"].type == types_pb2.DT_RESOURCE:
                     out.append(node)
                     stack.append(node.name)
-                elif node.op == "ReadVariableOp" or (node.op == "ResourceGather"
-                                                     and node.attr["batch_dims"].i == 0):
+                elif node.op == "ReadVariableOp" or (node.op == "ResourceGather" and node.attr["batch_dims"].i == 0):
                     out.append(node)
                 else:
                     raise NotFreezable(f"variable {name} is used by a {node.op} node ({node.name})")

@@ -27,22 +27,47 @@ import tempfile
 from dataclasses import replace
 
 from bridge.errors import UsageError
-from bridge.localize.engines import _check_optimizations, _ort_vs_reference, _OrtChunks
-from bridge.localize.model import FX_KEY, SCOPES_KEY, _Model, _Unavailable
-from bridge.localize.native import _onnx_vs_native
-from bridge.localize.repro import REPRO_FILES, _check_out_dir, _extract, _reproduces, _write_repro
+from bridge.localize.engines import OrtChunks, check_optimizations, ort_vs_reference
+from bridge.localize.model import FX_KEY, SCOPES_KEY, Model, Unavailable
+from bridge.localize.native import onnx_vs_native
+from bridge.localize.repro import REPRO_FILES, check_out_dir, extract_sub_model, reproduces, write_repro
 from bridge.localize.result import (
-    DIVERGED, NO_DIVERGENCE, ONNX_VS_NATIVE, ORT_VS_REFERENCE, UNAVAILABLE, LocalizeResult, _cap, _finding_json,
+    DIVERGED,
+    NO_DIVERGENCE,
+    ONNX_VS_NATIVE,
+    ORT_VS_REFERENCE,
+    UNAVAILABLE,
+    LocalizeResult,
+    _cap,
+    _finding_json,
     _result,
 )
-from bridge.policy import Policy
+from bridge.verdict.policy import Policy
 
-__all__ = ["DIVERGED", "FX_KEY", "NO_DIVERGENCE", "ONNX_VS_NATIVE", "ORT_VS_REFERENCE", "REPRO_FILES", "SCOPES_KEY",
-           "UNAVAILABLE", "LocalizeResult", "localize"]
+__all__ = [
+    "DIVERGED",
+    "FX_KEY",
+    "NO_DIVERGENCE",
+    "ONNX_VS_NATIVE",
+    "ORT_VS_REFERENCE",
+    "REPRO_FILES",
+    "SCOPES_KEY",
+    "UNAVAILABLE",
+    "LocalizeResult",
+    "localize",
+]
 
 
-def localize(model_path: str, feeds: dict, policy: Policy, out_dir: str | None, native=None,
-             chunk_size: int = 64, *, reference_ops=()) -> LocalizeResult:
+def localize(
+    model_path: str,
+    feeds: dict,
+    policy: Policy,
+    out_dir: str | None,
+    native=None,
+    chunk_size: int = 64,
+    *,
+    reference_ops=(),
+) -> LocalizeResult:
     """Find the first ONNX node whose output diverges; write a reproduction under ``out_dir``.
 
     ``feeds``: the model's inputs by name (numpy arrays); ``native``: a bridge TorchModel to match
@@ -53,46 +78,48 @@ def localize(model_path: str, feeds: dict, policy: Policy, out_dir: str | None, 
         raise UsageError(f"localize needs a bridge Policy, got {type(policy).__name__}")
     if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
         raise UsageError(f"chunk_size must be an integer >= 1, got {chunk_size!r}")
-    target = _check_out_dir(out_dir) if out_dir is not None else None
+    target = check_out_dir(out_dir) if out_dir is not None else None
     with tempfile.TemporaryDirectory(prefix="bridge-localize-") as tmp:
-        model = _Model(model_path, tmp)
+        model = Model(model_path, tmp)
         feeds = model.check_feeds(feeds)
         notes: list[str] = []
-        ort_side = _OrtChunks(model, feeds)
-        found1, compared1, ran1 = _ort_vs_reference(model, feeds, policy, chunk_size, ort_side, notes,
-                                                    tuple(reference_ops))
+        ort_side = OrtChunks(model, feeds)
+        found1, compared1, ran1 = ort_vs_reference(
+            model, feeds, policy, chunk_size, ort_side, notes, tuple(reference_ops)
+        )
         found2, compared2 = None, 0
         if native is not None:
-            found2, compared2 = _onnx_vs_native(model, feeds, policy, chunk_size, ort_side, native, notes)
+            found2, compared2 = onnx_vs_native(model, feeds, policy, chunk_size, ort_side, native, notes)
         findings = [f for f in (found1, found2) if f is not None]
         if not findings:
             status = NO_DIVERGENCE if compared1 + compared2 else UNAVAILABLE
             if status == NO_DIVERGENCE:
-                _check_optimizations(model, ort_side, policy, notes)
+                check_optimizations(model, ort_side, policy, notes)
             elif not ran1:
                 notes.append("nothing could be compared: ONNX Runtime did not run the graph")
             if target is not None:
                 notes.append("no reproduction written: nothing diverged")
-            return LocalizeResult(status, compared=compared1, compared_native=compared2,
-                                  notes=tuple(_cap(notes)))
+            return LocalizeResult(status, compared=compared1, compared_native=compared2, notes=tuple(_cap(notes)))
         # Both engine pairs may find one: the earlier node in the graph is the first divergence.
         findings.sort(key=lambda f: (f.node_index, f.engines != ORT_VS_REFERENCE))
         primary = findings[0]
         other = tuple(_finding_json(model, f) for f in findings[1:])
-        sub, reproduces = None, None
+        sub, reproduced = None, None
         try:
-            sub = _extract(model, primary)
-            reproduces = _reproduces(sub, primary, policy, model.output_names)
-        except _Unavailable as exc:
+            sub = extract_sub_model(model, primary)
+            reproduced = reproduces(sub, primary, policy, model.output_names)
+        except Unavailable as exc:
             notes.append(f"no reproduction: {exc}")
-        if reproduces is False:
+        if reproduced is False:
             notes.append(
                 "the sub-model alone does not reproduce the mismatch: the diverging node turns small differences "
-                "at its inputs (within tolerance) into a large one at its output" if primary.engines == ORT_VS_REFERENCE
+                "at its inputs (within tolerance) into a large one at its output"
+                if primary.engines == ORT_VS_REFERENCE
                 else "the sub-model alone does not reproduce the mismatch: on ONNX Runtime's inputs it matches the "
-                "native output, so the module's inputs (not matched natively) already differ")
-        result = _result(model, primary, compared1, compared2, other, notes, reproduces, None)
+                "native output, so the module's inputs (not matched natively) already differ"
+            )
+        result = _result(model, primary, compared1, compared2, other, notes, reproduced, None)
         if target is not None and sub is not None:
             result = replace(result, repro_dir=str(target.absolute()))
-            _write_repro(target, sub, primary, result, model)
+            write_repro(target, sub, primary, result, model)
         return result

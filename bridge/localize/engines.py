@@ -8,33 +8,26 @@ from dataclasses import replace
 
 import numpy as np
 
-from bridge.compare import FAIL, compare_one
-from bridge.localize.model import _first_line, _Model, _Unavailable
-from bridge.localize.result import ORT_VS_REFERENCE, _Finding
+from bridge.localize.model import Model, Unavailable, first_line
+from bridge.localize.result import ORT_VS_REFERENCE, Finding
+from bridge.verdict.compare import FAIL, compare_one
 
 
-class _OrtChunks:
-    def __init__(self, model: _Model, feeds: dict):
-        from bridge.frameworks import ort as ort_framework  # frameworks/ is where onnxruntime is imported
-
-        self.ort = ort_framework.ort
+class OrtChunks:
+    def __init__(self, model: Model, feeds: dict):
         self.model = model
         self.feeds = feeds
 
-    def options(self, optimize: bool = False):
-        so = self.ort.SessionOptions()
-        so.log_severity_level = 3
-        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        if not optimize:
-            so.graph_optimization_level = self.ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-        if self.model.external:
-            so.add_session_config_entry("session.model_external_initializers_file_folder_path",
-                                        self.model.weights_dir)
-        return so
+    def session(self, graph, optimize: bool = False):
+        from bridge.frameworks.ort import session  # frameworks/ is where onnxruntime is imported
+
+        return session(
+            graph, "cpu", optimize=optimize, external_dir=self.model.weights_dir if self.model.external else None
+        )
 
     def run(self, upto: int, names: list) -> dict:
         """ONNX Runtime on the graph cut after node ``upto``, returning ``names``. Raises
-        _Unavailable with ONNX Runtime's message when it cannot build or run that graph."""
+        Unavailable with ONNX Runtime's message when it cannot build or run that graph."""
         import onnx
 
         m = self.model
@@ -45,36 +38,35 @@ class _OrtChunks:
         sub.functions.extend(src.functions)
         g = sub.graph
         g.name = src.graph.name or "localize"
-        nodes = m.nodes[:upto + 1]
+        nodes = m.nodes[: upto + 1]
         g.node.extend(nodes)
         used = {x for i in range(upto + 1) for x in m.reads[i]}
-        g.input.extend(i for i in src.graph.input
-                       if i.name in used or (i.name not in m.inits and i.name not in m.sparse))
+        g.input.extend(
+            i for i in src.graph.input if i.name in used or (i.name not in m.inits and i.name not in m.sparse)
+        )
         g.initializer.extend(t for name, t in m.inits.items() if name in used)
         g.sparse_initializer.extend(t for name, t in m.sparse.items() if name in used)
         for name in names:
             g.output.add().name = name
         try:
-            session = self.ort.InferenceSession(sub.SerializeToString(), sess_options=self.options(),
-                                                providers=["CPUExecutionProvider"])
-            values = session.run(list(names), self.feeds)
+            values = self.session(sub.SerializeToString()).run(list(names), self.feeds)
         except Exception as exc:
-            raise _Unavailable(_first_line(exc)) from None
+            raise Unavailable(first_line(exc)) from None
         return dict(zip(names, values, strict=True))
 
     def run_full(self, optimize: bool) -> dict:
         try:
-            session = self.ort.InferenceSession(self.model.path, sess_options=self.options(optimize),
-                                                providers=["CPUExecutionProvider"])
+            session = self.session(self.model.path, optimize)
             names = [o.name for o in session.get_outputs()]
             return dict(zip(names, session.run(names, self.feeds), strict=True))
         except Exception as exc:
-            raise _Unavailable(_first_line(exc)) from None
+            raise Unavailable(first_line(exc)) from None
 
 
 # -- step 1: ONNX Runtime against the reference evaluator ------------------------------------------
 
-def _ort_vs_reference(model: _Model, feeds, policy, chunk_size, ort_side, notes, reference_ops):
+
+def ort_vs_reference(model: Model, feeds, policy, chunk_size, ort_side, notes, reference_ops):
     from onnx import helper
     from onnx.reference import ReferenceEvaluator
 
@@ -83,7 +75,7 @@ def _ort_vs_reference(model: _Model, feeds, policy, chunk_size, ort_side, notes,
         try:
             functions.append(ReferenceEvaluator(f, functions=list(functions), new_ops=list(reference_ops) or None))
         except Exception as exc:
-            notes.append(f"reference evaluator cannot load local function {f.domain}.{f.name}: {_first_line(exc)}")
+            notes.append(f"reference evaluator cannot load local function {f.domain}.{f.name}: {first_line(exc)}")
     # Top-1 agreement is a property of classifier outputs, not of intermediates.
     inner = replace(policy, min_top1_agreement=None)
     live: dict = dict(feeds)  # reference values still needed downstream
@@ -96,7 +88,7 @@ def _ort_vs_reference(model: _Model, feeds, policy, chunk_size, ort_side, notes,
         try:
             ort_values = ort_side.run(stop - 1, names) if names else {}
             ran_any = ran_any or bool(names)
-        except _Unavailable as exc:
+        except Unavailable as exc:
             notes.append(f"ONNX Runtime could not run the graph up to node {model.label(stop - 1)}: {exc}")
             ort_values = {}
         for i in range(start, stop):
@@ -109,11 +101,21 @@ def _ort_vs_reference(model: _Model, feeds, policy, chunk_size, ort_side, notes,
             ref_out = None
             if not any(x in missing for x in reads):
                 try:
-                    ref_out = _run_reference_node(node, reads, {x: live[x] for x in reads}, model.opsets,
-                                                  functions, reference_ops, helper, ReferenceEvaluator)
+                    ref_out = _run_reference_node(
+                        node,
+                        reads,
+                        {x: live[x] for x in reads},
+                        model.opsets,
+                        functions,
+                        reference_ops,
+                        helper,
+                        ReferenceEvaluator,
+                    )
                 except Exception as exc:
-                    entry = ref_failed.setdefault(node.op_type if not node.domain else f"{node.domain}.{node.op_type}",
-                                                  [model.names[i], 0, _first_line(exc)])
+                    entry = ref_failed.setdefault(
+                        node.op_type if not node.domain else f"{node.domain}.{node.op_type}",
+                        [model.names[i], 0, first_line(exc)],
+                    )
                     entry[1] += 1
             for name in outs:
                 cand = ort_values.get(name)
@@ -142,9 +144,22 @@ def _ort_vs_reference(model: _Model, feeds, policy, chunk_size, ort_side, notes,
                     _note_reference_failures(ref_failed, notes)
                     if skipped_nontensor:
                         notes.append(f"{skipped_nontensor} non-tensor values (sequences, maps) were not compared")
-                    return _Finding(ORT_VS_REFERENCE, i, name, result, list(expected), inputs, expected,
-                                    "the onnx reference evaluator", "the onnx reference evaluator",
-                                    allowed_nodes={i}), compared, True
+                    return (
+                        Finding(
+                            ORT_VS_REFERENCE,
+                            i,
+                            name,
+                            result,
+                            list(expected),
+                            inputs,
+                            expected,
+                            "the onnx reference evaluator",
+                            "the onnx reference evaluator",
+                            allowed_nodes={i},
+                        ),
+                        compared,
+                        True,
+                    )
             for x in reads:
                 if model.last_use.get(x) == i and x not in feeds:
                     live.pop(x, None)
@@ -162,8 +177,9 @@ def _run_reference_node(node, reads, values, opsets, functions, reference_ops, h
     NodeProto would run at the newest opset)."""
     outs = [o for o in node.output if o]
     graph = helper.make_graph([node], "node", [_bare_value(x) for x in reads], [_bare_value(o) for o in outs])
-    ev = ReferenceEvaluator(graph, opsets=dict(opsets), functions=functions or None,
-                            new_ops=list(reference_ops) or None)
+    ev = ReferenceEvaluator(
+        graph, opsets=dict(opsets), functions=functions or None, new_ops=list(reference_ops) or None
+    )
     got = ev.run(None, values)
     return {o: (np.asarray(v) if isinstance(v, (np.ndarray, np.generic)) else v) for o, v in zip(outs, got)}
 
@@ -179,8 +195,10 @@ def _bare_value(name: str):
 def _note_reference_failures(ref_failed: dict, notes: list) -> None:
     for op, (first, count, error) in ref_failed.items():
         more = f" and {count - 1} more" if count > 1 else ""
-        notes.append(f"reference evaluator could not run op {op} (node {first!r}{more}): {error.rstrip('.')}; "
-                     "ONNX Runtime's values stand in for its outputs downstream")
+        notes.append(
+            f"reference evaluator could not run op {op} (node {first!r}{more}): {error.rstrip('.')}; "
+            "ONNX Runtime's values stand in for its outputs downstream"
+        )
 
 
 def _chunks(sizes: list, chunk_size: int):
@@ -197,17 +215,20 @@ def _chunks(sizes: list, chunk_size: int):
 
 # -- after a clean pass: ONNX Runtime's optimizations --------------------------------------------------
 
-def _check_optimizations(model: _Model, ort_side: _OrtChunks, policy, notes) -> None:
+
+def check_optimizations(model: Model, ort_side: OrtChunks, policy, notes) -> None:
     try:
         plain = ort_side.run_full(optimize=False)
         fused = ort_side.run_full(optimize=True)
-    except _Unavailable:
+    except Unavailable:
         return
     for name, ref in plain.items():
         cand = fused.get(name)
         if isinstance(ref, np.ndarray) and isinstance(cand, np.ndarray):
             r = compare_one(name, ref, cand, policy)
             if r.status == FAIL:
-                notes.append(f"ONNX Runtime's graph optimizations change output {name!r} beyond tolerance "
-                             f"(max abs {r.max_abs:.3g}): the divergence is in a fused or rewritten kernel, "
-                             "which node-by-node localization (optimizations off) cannot see")
+                notes.append(
+                    f"ONNX Runtime's graph optimizations change output {name!r} beyond tolerance "
+                    f"(max abs {r.max_abs:.3g}): the divergence is in a fused or rewritten kernel, "
+                    "which node-by-node localization (optimizations off) cannot see"
+                )

@@ -17,11 +17,11 @@ FX_KEY = "pkg.torch.onnx.fx_node"
 _EXTERNALIZE_ABOVE = 64 * 2**20  # embedded weights above this go to a temp file once, not into every chunk
 
 
-class _Unavailable(Exception):
+class Unavailable(Exception):
     pass
 
 
-class _Model:
+class Model:
     """The ONNX file with its nodes in topological order, which values each node reads (subgraph
     captures included), and where the weights live."""
 
@@ -35,14 +35,20 @@ class _Model:
         try:
             proto = onnx.load(str(p), load_external_data=False)
         except Exception as exc:
-            raise InputError(f"cannot load {path} with onnx: {_first_line(exc)}") from None
+            raise InputError(f"cannot load {path} with onnx: {first_line(exc)}") from None
         self.path = str(p)
         self.weights_dir = str(p.resolve().parent)
         external = any(edh.uses_external_data(t) for t in proto.graph.initializer)
         if not external and proto.ByteSize() > _EXTERNALIZE_ABOVE:
             # Once, to a temp file: every chunk's session then copies the graph, not the weights.
-            onnx.save_model(proto, os.path.join(tmp, "model.onnx"), save_as_external_data=True,
-                            all_tensors_to_one_file=True, location="weights.bin", size_threshold=1024)
+            onnx.save_model(
+                proto,
+                os.path.join(tmp, "model.onnx"),
+                save_as_external_data=True,
+                all_tensors_to_one_file=True,
+                location="weights.bin",
+                size_threshold=1024,
+            )
             self.weights_dir = tmp
             external = True
         self.external = external
@@ -67,7 +73,7 @@ class _Model:
         self.reads: list[list[str]] = []  # per node: non-empty inputs, then outer-scope captures
         self.last_use: dict[str, int] = {}
         for i, node in enumerate(self.nodes):
-            reads = list(dict.fromkeys([x for x in node.input if x] + sorted(_captures(node))))
+            reads = list(dict.fromkeys([x for x in node.input if x] + sorted(captures(node))))
             self.reads.append(reads)
             for x in reads:
                 self.last_use[x] = i
@@ -79,7 +85,7 @@ class _Model:
     def _order(self, nodes) -> list:
         """Node indices in topological order (stable: ONNX files are usually sorted already)."""
         known = {i.name for i in self.proto.graph.input} | set(self.inits) | set(self.sparse) | {""}
-        reads = [[x for x in n.input if x] + sorted(_captures(n)) for n in nodes]
+        reads = [[x for x in n.input if x] + sorted(captures(n)) for n in nodes]
         if all(_available(r, known, n) for r, n in zip(reads, nodes)):
             return list(range(len(nodes)))
         known = {i.name for i in self.proto.graph.input} | set(self.inits) | set(self.sparse) | {""}
@@ -91,8 +97,9 @@ class _Model:
             for x in set(r):
                 if x not in known:
                     if x not in producer:
-                        raise InputError(f"node {nodes[i].name or i!r} ({nodes[i].op_type}) reads {x!r}, "
-                                         "which no node produces")
+                        raise InputError(
+                            f"node {nodes[i].name or i!r} ({nodes[i].op_type}) reads {x!r}, which no node produces"
+                        )
                     waiting[i] += 1
                     consumers.setdefault(producer[x], []).append(i)
         ready = [i for i in range(len(nodes)) if waiting[i] == 0]
@@ -116,8 +123,10 @@ class _Model:
         missing = [n for n in want if n not in feeds]
         extra = [n for n in feeds if n not in want]
         if missing or extra:
-            raise UsageError(f"feeds do not match the model's inputs {want}: "
-                             + "; ".join(x for x in (missing and f"missing {missing}", extra and f"unknown {extra}") if x))
+            raise UsageError(
+                f"feeds do not match the model's inputs {want}: "
+                + "; ".join(x for x in (missing and f"missing {missing}", extra and f"unknown {extra}") if x)
+            )
         from onnx import helper
 
         out = {}
@@ -135,8 +144,9 @@ class _Model:
                     raise UsageError(f"feed {inp.name!r} is {arr.dtype.name}, the model expects {want_dtype.name}")
                 if tt.HasField("shape"):
                     dims = tt.shape.dim
-                    if len(dims) != arr.ndim or any(d.HasField("dim_value") and d.dim_value != s
-                                                    for d, s in zip(dims, arr.shape)):
+                    if len(dims) != arr.ndim or any(
+                        d.HasField("dim_value") and d.dim_value != s for d, s in zip(dims, arr.shape)
+                    ):
                         shape = [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in dims]
                         raise UsageError(f"feed {inp.name!r} has shape {list(arr.shape)}, the model expects {shape}")
             out[inp.name] = arr
@@ -184,7 +194,7 @@ def _available(reads, known, node) -> bool:
     return ok
 
 
-def _captures(node) -> set:
+def captures(node) -> set:
     """Names a node's subgraphs read from the enclosing scope."""
     out: set = set()
     for attr in node.attribute:
@@ -195,16 +205,18 @@ def _captures(node) -> set:
 
 
 def _graph_captures(g) -> set:
-    defined = {i.name for i in g.input} | {t.name for t in g.initializer} | {t.values.name for t in g.sparse_initializer}
+    defined = (
+        {i.name for i in g.input} | {t.name for t in g.initializer} | {t.values.name for t in g.sparse_initializer}
+    )
     used: set = set()
     for node in g.node:
         used.update(x for x in node.input if x and x not in defined)
-        used |= {x for x in _captures(node) if x not in defined}
+        used |= {x for x in captures(node) if x not in defined}
         defined.update(o for o in node.output if o)
     used.update(o.name for o in g.output if o.name not in defined)
     return used
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
     text = str(exc).strip()
-    return (text.splitlines()[0][:300] if text else type(exc).__name__)
+    return text.splitlines()[0][:300] if text else type(exc).__name__

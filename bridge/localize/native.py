@@ -8,28 +8,32 @@ from dataclasses import replace
 
 import numpy as np
 
-from bridge.compare import FAIL, compare_one
 from bridge.errors import BridgeError
-from bridge.localize.model import FX_KEY, SCOPES_KEY, _first_line, _Model, _Unavailable
-from bridge.localize.result import ONNX_VS_NATIVE, _Finding
+from bridge.localize.model import FX_KEY, SCOPES_KEY, Model, Unavailable, first_line
+from bridge.localize.result import ONNX_VS_NATIVE, Finding
+from bridge.verdict.compare import FAIL, compare_one
 
 
-def _onnx_vs_native(model: _Model, feeds, policy, chunk_size, ort_side, native, notes):
+def onnx_vs_native(model: Model, feeds, policy, chunk_size, ort_side, native, notes):
     if getattr(native, "framework", None) != "torch" or not hasattr(native, "capture_modules"):
-        notes.append(f"native intermediates are matched for torch models only "
-                     f"(got {getattr(native, 'framework', type(native).__name__)}): onnx-vs-native skipped")
+        notes.append(
+            f"native intermediates are matched for torch models only "
+            f"(got {getattr(native, 'framework', type(native).__name__)}): onnx-vs-native skipped"
+        )
         return None, 0
     runs = _module_runs(model)
     if not runs:
-        notes.append(f"the ONNX file carries no {SCOPES_KEY} node metadata (not written by the torch.onnx "
-                     "dynamo exporter, or stripped by a later tool): native modules cannot be matched")
+        notes.append(
+            f"the ONNX file carries no {SCOPES_KEY} node metadata (not written by the torch.onnx "
+            "dynamo exporter, or stripped by a later tool): native modules cannot be matched"
+        )
         return None, 0
     try:
         trace = native.capture_modules(feeds, keep=set())
     except BridgeError:
         raise
     except Exception as exc:
-        notes.append(f"the native model failed while capturing module outputs: {_first_line(exc)}")
+        notes.append(f"the native model failed while capturing module outputs: {first_line(exc)}")
         return None, 0
     calls: dict = {}
     for name, *_ in trace:
@@ -56,21 +60,24 @@ def _onnx_vs_native(model: _Model, feeds, policy, chunk_size, ort_side, native, 
             continue
         pairs.append((name, call, value[0], value[1], module_runs[call]))
     if unmatched:
-        notes.append(f"native modules not matched to ONNX values: {', '.join(unmatched[:10])}"
-                     + (f" and {len(unmatched) - 10} more" if len(unmatched) > 10 else ""))
+        notes.append(
+            f"native modules not matched to ONNX values: {', '.join(unmatched[:10])}"
+            + (f" and {len(unmatched) - 10} more" if len(unmatched) > 10 else "")
+        )
     inner = replace(policy, min_top1_agreement=None)
     compared, mismatched = 0, []
     for start in range(0, len(pairs), chunk_size):
-        chunk = pairs[start:start + chunk_size]
+        chunk = pairs[start : start + chunk_size]
         names = list(dict.fromkeys(p[3] for p in chunk))
         try:
             onnx_values = ort_side.run(max(p[2] for p in chunk), names)
-        except _Unavailable as exc:
+        except Unavailable as exc:
             notes.append(f"ONNX Runtime could not run the graph for module outputs: {exc}")
             continue
         keep = {(p[0], p[1]) for p in chunk}
-        captured = {(n, c): (outs, ins) for n, c, outs, ins in native.capture_modules(feeds, keep=keep)
-                    if (n, c) in keep}
+        captured = {
+            (n, c): (outs, ins) for n, c, outs, ins in native.capture_modules(feeds, keep=keep) if (n, c) in keep
+        }
         for name, call, index, value, run in chunk:
             got = captured.get((name, call))
             cand = onnx_values[value]
@@ -79,8 +86,10 @@ def _onnx_vs_native(model: _Model, feeds, policy, chunk_size, ort_side, native, 
                 continue
             ref = got[0][0]
             if not isinstance(cand, np.ndarray) or ref.shape != cand.shape or ref.dtype != cand.dtype:
-                mismatched.append(f"{name or '<root>'} (native {ref.dtype.name}{list(ref.shape)}, ONNX value "
-                                  f"{value!r} {getattr(cand, 'dtype', type(cand).__name__)}{list(np.shape(cand))})")
+                mismatched.append(
+                    f"{name or '<root>'} (native {ref.dtype.name}{list(ref.shape)}, ONNX value "
+                    f"{value!r} {getattr(cand, 'dtype', type(cand).__name__)}{list(np.shape(cand))})"
+                )
                 continue
             result = compare_one(value, ref, cand, policy if value in model.output_names else inner)
             compared += 1
@@ -91,22 +100,35 @@ def _onnx_vs_native(model: _Model, feeds, policy, chunk_size, ort_side, native, 
                 try:
                     if computed:
                         inputs.update(ort_side.run(max(model.producer[x] for x in computed), computed))
-                except _Unavailable as exc:
+                except Unavailable as exc:
                     notes.append(f"ONNX Runtime could not compute the inputs of module {name or '<root>'}: {exc}")
                     inputs = None
                 _note_mismatched(mismatched, notes)
                 _check_module_input(model, name, run, computed, inputs, got[1], policy, notes)
-                return _Finding(ONNX_VS_NATIVE, index, value, result, [value], inputs, {value: ref},
-                                f"the native torch module {name or '<root>'} (call {call})", "ONNX Runtime",
-                                module=name, module_call=call, allowed_nodes=set(run)), compared
+                return Finding(
+                    ONNX_VS_NATIVE,
+                    index,
+                    value,
+                    result,
+                    [value],
+                    inputs,
+                    {value: ref},
+                    f"the native torch module {name or '<root>'} (call {call})",
+                    "ONNX Runtime",
+                    module=name,
+                    module_call=call,
+                    allowed_nodes=set(run),
+                ), compared
     _note_mismatched(mismatched, notes)
     return None, compared
 
 
 def _note_mismatched(mismatched: list, notes: list) -> None:
     if mismatched:
-        notes.append(f"module outputs not compared (shape or dtype differ from the matched ONNX value): "
-                     f"{', '.join(mismatched[:10])}" + (f" and {len(mismatched) - 10} more" if len(mismatched) > 10 else ""))
+        notes.append(
+            f"module outputs not compared (shape or dtype differ from the matched ONNX value): "
+            f"{', '.join(mismatched[:10])}" + (f" and {len(mismatched) - 10} more" if len(mismatched) > 10 else "")
+        )
 
 
 def _check_module_input(model, name, run, computed, inputs, native_inputs, policy, notes) -> None:
@@ -118,8 +140,9 @@ def _check_module_input(model, name, run, computed, inputs, native_inputs, polic
     # Only where an FX node of the module's run names the value among its arguments: an optimizer
     # may have fused the module with its neighbour (Conv into BatchNorm), and the value then stands
     # for something else than the module's input.
-    if not any(value in model.reads[i] and re.search(r"%" + re.escape(value) + r"\b", model.meta(i, FX_KEY) or "")
-               for i in run):
+    if not any(
+        value in model.reads[i] and re.search(r"%" + re.escape(value) + r"\b", model.meta(i, FX_KEY) or "") for i in run
+    ):
         return
     cand = inputs.get(value)
     if not isinstance(cand, np.ndarray) or cand.shape != ref.shape or cand.dtype != ref.dtype:
@@ -129,12 +152,14 @@ def _check_module_input(model, name, run, computed, inputs, native_inputs, polic
         i = model.producer[value]
         scopes = model.scopes(i) or []
         where = f" inside module {scopes[-2] or '<root>'}" if len(scopes) >= 2 else ""
-        notes.append(f"module {name or '<root>'}'s input {value!r} already differs from the native input "
-                     f"(max abs {r.max_abs:.3g}): the divergence starts before it, at or before node "
-                     f"{model.label(i)}{where}, in operations no matched module covers")
+        notes.append(
+            f"module {name or '<root>'}'s input {value!r} already differs from the native input "
+            f"(max abs {r.max_abs:.3g}): the divergence starts before it, at or before node "
+            f"{model.label(i)}{where}, in operations no matched module covers"
+        )
 
 
-def _module_runs(model: _Model) -> dict:
+def _module_runs(model: Model) -> dict:
     """Per module path: the contiguous runs of nodes inside its name scope, in graph order. Nodes
     without scope metadata (added by an optimizer) neither join nor break a run."""
     runs: dict = {}
@@ -155,7 +180,7 @@ def _module_runs(model: _Model) -> dict:
     return runs
 
 
-def _run_output(model: _Model, run: list, shape: tuple, dtype: str):
+def _run_output(model: Model, run: list, shape: tuple, dtype: str):
     """The value a module call returns: the last output in its run whose declared type fits."""
     from onnx import helper
 
@@ -177,7 +202,9 @@ def _run_output(model: _Model, run: list, shape: tuple, dtype: str):
                 continue
             if tt.HasField("shape"):
                 dims = tt.shape.dim
-                if len(dims) != len(shape) or any(d.HasField("dim_value") and d.dim_value != s for d, s in zip(dims, shape)):
+                if len(dims) != len(shape) or any(
+                    d.HasField("dim_value") and d.dim_value != s for d, s in zip(dims, shape)
+                ):
                     continue
             return i, o
     if fallback is not None and all(model.types.get(o) is None for i in run for o in model.nodes[i].output if o):
@@ -185,7 +212,7 @@ def _run_output(model: _Model, run: list, shape: tuple, dtype: str):
     return None
 
 
-def _frontier(model: _Model, output: str, allowed: set) -> list:
+def _frontier(model: Model, output: str, allowed: set) -> list:
     """The values a sub-model made of ``allowed`` nodes needs as inputs to compute ``output``."""
     inputs, seen, stack = [], set(), [output]
     while stack:

@@ -12,17 +12,17 @@ from pathlib import Path
 
 import numpy as np
 
-from bridge.compare import FAIL, compare_one
 from bridge.errors import UsageError
-from bridge.localize.model import _captures, _first_line, _Model, _Unavailable
-from bridge.localize.result import ONNX_VS_NATIVE, ORT_VS_REFERENCE, LocalizeResult, _Finding
-from bridge.policy import Policy, Tolerance
+from bridge.localize.model import Model, Unavailable, captures, first_line
+from bridge.localize.result import ONNX_VS_NATIVE, ORT_VS_REFERENCE, Finding, LocalizeResult
+from bridge.verdict.compare import FAIL, compare_one
+from bridge.verdict.policy import Policy, Tolerance
 
 REPRO_FILES = ("sub.onnx", "inputs.npz", "expected.npz", "README.txt", "localize.json")
 _REPRO_EXTRA = ("sub.onnx.data",)  # the sub-model's weights, when they pass protobuf's 2 GB limit
 
 
-def _extract(model: _Model, f: _Finding):
+def extract_sub_model(model: Model, f: Finding):
     """The sub-model: ``f.allowed_nodes`` between f.inputs and f.sub_outputs, cut with onnx.utils.Extractor.
     Types of its inputs and outputs are those of the actual values (concrete shapes)."""
     import onnx
@@ -30,28 +30,29 @@ def _extract(model: _Model, f: _Finding):
     from onnx import helper
 
     if f.inputs is None:
-        raise _Unavailable("the sub-model's input values could not be computed")
+        raise Unavailable("the sub-model's input values could not be computed")
     values = {**f.inputs, **f.expected}
     for name, arr in values.items():
         if not isinstance(arr, np.ndarray):
-            raise _Unavailable(f"value {name!r} is not a tensor")
+            raise Unavailable(f"value {name!r} is not a tensor")
     g = model.proto.graph
     added = 0
     try:
         for name, arr in values.items():
-            g.value_info.append(helper.make_tensor_value_info(
-                name, helper.np_dtype_to_tensor_dtype(arr.dtype), arr.shape))
+            g.value_info.append(
+                helper.make_tensor_value_info(name, helper.np_dtype_to_tensor_dtype(arr.dtype), arr.shape)
+            )
             added += 1
         sub = onnx.utils.Extractor(model.proto).extract_model(list(f.inputs), list(f.sub_outputs))
     except Exception as exc:
-        raise _Unavailable(f"onnx.utils.Extractor failed: {_first_line(exc)}") from None
+        raise Unavailable(f"onnx.utils.Extractor failed: {first_line(exc)}") from None
     finally:
         if added:
-            del g.value_info[len(g.value_info) - added:]
+            del g.value_info[len(g.value_info) - added :]
     # Extractor collects the initializers that node inputs name; subgraphs (If, Loop) may read more.
     present = {t.name for t in sub.graph.initializer}
     for n in sub.graph.node:
-        for x in sorted(_captures(n)):
+        for x in sorted(captures(n)):
             if x in model.inits and x not in present:
                 sub.graph.initializer.append(model.inits[x])
                 present.add(x)
@@ -64,24 +65,20 @@ def _extract(model: _Model, f: _Finding):
             edh.load_external_data_for_tensor(t, model.weights_dir)
     extracted = {model.producer.get(o) for n in sub.graph.node for o in n.output if o}
     if not extracted <= f.allowed_nodes:
-        raise _Unavailable("the extracted sub-model reaches beyond the diverging nodes")
+        raise Unavailable("the extracted sub-model reaches beyond the diverging nodes")
     sub.producer_name = "bridge.localize"
     return sub
 
 
-def _reproduces(sub, f: _Finding, policy: Policy, outputs: list) -> bool:
-    from bridge.frameworks import ort as ort_framework
+def reproduces(sub, f: Finding, policy: Policy, outputs: list) -> bool:
+    from bridge.frameworks.ort import session as ort_session
 
-    ort = ort_framework.ort
-    so = ort.SessionOptions()
-    so.log_severity_level = 3
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     try:
-        session = ort.InferenceSession(sub.SerializeToString(), sess_options=so, providers=["CPUExecutionProvider"])
+        session = ort_session(sub.SerializeToString(), "cpu", optimize=False)
         names = [o.name for o in session.get_outputs()]
         got = dict(zip(names, session.run(names, {k: np.ascontiguousarray(v) for k, v in f.inputs.items()})))
     except Exception as exc:
-        raise _Unavailable(f"ONNX Runtime cannot run the extracted sub-model: {_first_line(exc)}") from None
+        raise Unavailable(f"ONNX Runtime cannot run the extracted sub-model: {first_line(exc)}") from None
     inner = replace(policy, min_top1_agreement=None)
     for name, ref in f.expected.items():
         applied = policy if name in outputs else inner
@@ -90,19 +87,21 @@ def _reproduces(sub, f: _Finding, policy: Policy, outputs: list) -> bool:
     return False
 
 
-def _check_out_dir(out_dir) -> Path:
+def check_out_dir(out_dir) -> Path:
     p = Path(out_dir)
     if p.exists():
         if not p.is_dir():
             raise UsageError(f"reproduction folder {out_dir} exists and is not a directory")
         foreign = sorted(set(os.listdir(p)) - set(REPRO_FILES) - set(_REPRO_EXTRA))
         if foreign:
-            raise UsageError(f"reproduction folder {out_dir} exists and holds other files ({', '.join(foreign[:5])})",
-                             hint="give a new or empty folder; an earlier reproduction folder is replaced")
+            raise UsageError(
+                f"reproduction folder {out_dir} exists and holds other files ({', '.join(foreign[:5])})",
+                hint="give a new or empty folder; an earlier reproduction folder is replaced",
+            )
     return p
 
 
-def _write_repro(target: Path, sub, f: _Finding, result: LocalizeResult, model: _Model) -> None:
+def write_repro(target: Path, sub, f: Finding, result: LocalizeResult, model: Model) -> None:
     import json
 
     import onnx
@@ -118,8 +117,14 @@ def _write_repro(target: Path, sub, f: _Finding, result: LocalizeResult, model: 
         if sub.ByteSize() < 2**31 - 2**24:
             onnx.save_model(sub, str(tmp / "sub.onnx"))
         else:  # protobuf's 2 GB limit: the weights go next to it
-            onnx.save_model(sub, str(tmp / "sub.onnx"), save_as_external_data=True, all_tensors_to_one_file=True,
-                            location="sub.onnx.data", size_threshold=1024)
+            onnx.save_model(
+                sub,
+                str(tmp / "sub.onnx"),
+                save_as_external_data=True,
+                all_tensors_to_one_file=True,
+                location="sub.onnx.data",
+                size_threshold=1024,
+            )
         _savez(tmp / "inputs.npz", f.inputs)
         _savez(tmp / "expected.npz", f.expected)
         (tmp / "README.txt").write_text(_readme(f, result, model))
@@ -146,7 +151,7 @@ def _savez(path: Path, arrays: dict) -> None:
         np.savez(fh, **{k: np.ascontiguousarray(v) for k, v in arrays.items()})
 
 
-_CHECK = '''python - <<'EOF'
+_CHECK = """python - <<'EOF'
 import numpy as np, onnxruntime as ort
 so = ort.SessionOptions()
 so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
@@ -162,15 +167,18 @@ for k in e.files:
     err = np.abs(a - b)
     bad = ~(err <= {atol!r}{scaled} + {rtol!r} * np.abs(b))
     print(k, "max abs error", err.max(), "MISMATCH" if bad.any() else "ok")
-EOF'''
+EOF"""
 
 
-def _readme(f: _Finding, result: LocalizeResult, model: _Model) -> str:
+def _readme(f: Finding, result: LocalizeResult, model: Model) -> str:
     tol = f.comparison.tolerance or Tolerance(0.0, 0.0)
     scale = float(getattr(tol, "scale_atol", 0.0) or 0.0)  # an absolute part scaled to max|expected|
     i = f.node_index
-    what = (f"module {f.module or '<root>'} (call {f.module_call}), last node {model.label(i)}"
-            if f.engines == ONNX_VS_NATIVE else f"node {model.label(i)}")
+    what = (
+        f"module {f.module or '<root>'} (call {f.module_call}), last node {model.label(i)}"
+        if f.engines == ONNX_VS_NATIVE
+        else f"node {model.label(i)}"
+    )
     lines = [
         "bridge localize: minimal reproduction of the first divergence",
         "",
@@ -178,7 +186,8 @@ def _readme(f: _Finding, result: LocalizeResult, model: _Model) -> str:
         f"engines:    {f.engines}",
         f"diverging:  {what}, output {f.output!r}",
         f"comparison: {f.comparison.reason}",
-        f"tolerance:  atol={tol.atol:g}" + (f" + {scale:g}*max|expected|" if scale else "")
+        f"tolerance:  atol={tol.atol:g}"
+        + (f" + {scale:g}*max|expected|" if scale else "")
         + f" rtol={tol.rtol:g} (|onnx - expected| <= atol + rtol * |expected|)",
         f"reproduces: {'yes' if result.reproduces else 'no' if result.reproduces is False else 'unknown'} "
         "(sub.onnx in ONNX Runtime on inputs.npz against expected.npz)",
@@ -196,7 +205,10 @@ def _readme(f: _Finding, result: LocalizeResult, model: _Model) -> str:
         "",
     ]
     if f.engines == ORT_VS_REFERENCE:
-        lines += ["the expected values come from the onnx reference evaluator:",
-                  "  python -c 'import numpy as np; from onnx.reference import ReferenceEvaluator as R; "
-                  "x = np.load(\"inputs.npz\"); print(R(\"sub.onnx\").run(None, {k: x[k] for k in x.files}))'", ""]
+        lines += [
+            "the expected values come from the onnx reference evaluator:",
+            "  python -c 'import numpy as np; from onnx.reference import ReferenceEvaluator as R; "
+            'x = np.load("inputs.npz"); print(R("sub.onnx").run(None, {k: x[k] for k in x.files}))\'',
+            "",
+        ]
     return "\n".join(lines)

@@ -1,12 +1,12 @@
-"""The localization result (LocalizeResult) and the finding each comparison returns (_Finding), with
+"""The localization result (LocalizeResult) and the finding each comparison returns (Finding), with
 the helpers that turn a finding into the result and its JSON."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from bridge.compare import OutputResult, fields_json, json_float
-from bridge.policy import Tolerance
+from bridge.verdict.compare import OutputResult, fields_json, json_float
+from bridge.verdict.policy import Tolerance
 
 DIVERGED, NO_DIVERGENCE, UNAVAILABLE = "diverged", "no divergence found", "unavailable"
 ORT_VS_REFERENCE, ONNX_VS_NATIVE = "ort-vs-reference", "onnx-vs-native"
@@ -40,7 +40,7 @@ class LocalizeResult:
 
 
 @dataclass
-class _Finding:
+class Finding:
     engines: str
     node_index: int
     output: str
@@ -55,23 +55,46 @@ class _Finding:
     allowed_nodes: set = field(default_factory=set)  # nodes the sub-model may hold
 
 
-def _result(model, f: _Finding, compared1, compared2, other, notes, reproduces, repro_dir) -> LocalizeResult:
+def _result(model, f: Finding, compared1, compared2, other, notes, reproduces, repro_dir) -> LocalizeResult:
     c = f.comparison
     node = model.nodes[f.node_index]
     return LocalizeResult(
-        DIVERGED, engines=f.engines, node=model.names[f.node_index], node_index=f.node_index,
-        op_type=node.op_type if not node.domain else f"{node.domain}.{node.op_type}", output=f.output,
-        module=f.module, module_call=f.module_call, max_abs=c.max_abs, max_rel=c.max_rel, tolerance=c.tolerance,
-        reason=c.reason, compared=compared1, compared_native=compared2, reproduces=reproduces,
-        repro_dir=repro_dir, comparison=c, other=other, notes=tuple(_cap(notes)))
+        DIVERGED,
+        engines=f.engines,
+        node=model.names[f.node_index],
+        node_index=f.node_index,
+        op_type=node.op_type if not node.domain else f"{node.domain}.{node.op_type}",
+        output=f.output,
+        module=f.module,
+        module_call=f.module_call,
+        max_abs=c.max_abs,
+        max_rel=c.max_rel,
+        tolerance=c.tolerance,
+        reason=c.reason,
+        compared=compared1,
+        compared_native=compared2,
+        reproduces=reproduces,
+        repro_dir=repro_dir,
+        comparison=c,
+        other=other,
+        notes=tuple(_cap(notes)),
+    )
 
 
-def _finding_json(model, f: _Finding) -> dict:
+def _finding_json(model, f: Finding) -> dict:
     c = f.comparison
-    return {"engines": f.engines, "node": model.names[f.node_index], "node_index": f.node_index,
-            "op_type": model.nodes[f.node_index].op_type, "output": f.output, "module": f.module,
-            "module_call": f.module_call, "max_abs": json_float(c.max_abs), "max_rel": json_float(c.max_rel),
-            "reason": c.reason}
+    return {
+        "engines": f.engines,
+        "node": model.names[f.node_index],
+        "node_index": f.node_index,
+        "op_type": model.nodes[f.node_index].op_type,
+        "output": f.output,
+        "module": f.module,
+        "module_call": f.module_call,
+        "max_abs": json_float(c.max_abs),
+        "max_rel": json_float(c.max_rel),
+        "reason": c.reason,
+    }
 
 
 def _cap(notes: list) -> list:

@@ -11,8 +11,26 @@ import math
 from html import escape
 
 from bridge.report.markdown import (
-    LATENCY_HEADERS, NOTE, OUTPUT_HEADERS, as_dict, as_list, case_label, check_counts, latency_rows, mark, num,
-    output_groups, output_row, pair, percent, records, shape, status_of, to_float, versions, where,
+    LATENCY_HEADERS,
+    NOTE,
+    OUTPUT_HEADERS,
+    as_dict,
+    as_list,
+    case_label,
+    check_counts,
+    latency_rows,
+    mark,
+    num,
+    output_groups,
+    output_row,
+    pair,
+    percent,
+    records,
+    shape,
+    status_of,
+    to_float,
+    versions,
+    where,
 )
 
 CSS = """
@@ -61,8 +79,13 @@ def _status_class(status) -> str:
     return status if status in ("pass", "fail", "inconclusive") else "unknown"
 
 
-def table(headers: list[str], rows: list[list[str]], numeric: set[int] = frozenset(), status_col: int | None = None,
-          row_status: list | None = None) -> str:
+def table(
+    headers: list[str],
+    rows: list[list[str]],
+    numeric: set[int] = frozenset(),
+    status_col: int | None = None,
+    row_status: list | None = None,
+) -> str:
     """An HTML table of text cells (escaped here)."""
     out = ["<table><thead><tr>", *(f"<th>{e(h)}</th>" for h in headers), "</tr></thead><tbody>"]
     for i, row in enumerate(rows):
@@ -85,8 +108,10 @@ def value_html(v) -> str:
             return '<span class="muted">(none)</span>'
         recs = list(v.values())
         keys = list(recs[0].keys()) if isinstance(recs[0], dict) else None
-        if keys and all(isinstance(r, dict) and list(r.keys()) == keys
-                        and not any(isinstance(x, (dict, list)) for x in r.values()) for r in recs):
+        if keys and all(
+            isinstance(r, dict) and list(r.keys()) == keys and not any(isinstance(x, (dict, list)) for x in r.values())
+            for r in recs
+        ):
             return table(["", *keys], [[k, *(_scalar(r[c]) for c in keys)] for k, r in v.items()])
         rows = "".join(f"<tr><th>{e(k)}</th><td>{value_html(x)}</td></tr>" for k, x in v.items())
         return f"<table>{rows}</table>"
@@ -108,6 +133,7 @@ def _scalar(v) -> str:
 
 
 # --- plots ---------------------------------------------------------------------------------------
+
 
 def el(name: str, text=None, **attrs) -> str:
     """An SVG element: floats rounded to 0.1, ``cls`` becomes class, ``text_anchor`` text-anchor."""
@@ -132,16 +158,27 @@ def error_hist_svg(hist: dict, atol=None, title: str = "") -> str:
     width, height, base = left + w_bar * len(values) + 12, top + h_plot + 44, top + h_plot
     peak = max(values) or 1
     y = lambda v: base - h_plot * v / peak  # noqa: E731
-    out = [f'<svg class="plot error-hist" width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
-           f'role="img" aria-label="{e(title)}"><title>{e(title)}</title>']
+    out = [
+        f'<svg class="plot error-hist" width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
+        f'role="img" aria-label="{e(title)}"><title>{e(title)}</title>'
+    ]
     for v in sorted({0, peak // 2, peak}):
         yy = float(y(v))
         out.append(el("line", cls="grid", x1=left, x2=width - 8, y1=yy, y2=yy))
         out.append(el("text", str(v), x=left - 4, y=yy + 4, text_anchor="end"))
     for i, (lab, tip, v) in enumerate(zip(labels, tips, values)):
         x = left + i * w_bar
-        out.append(el("rect", f"<title>{e(tip)}: {v}</title>", cls="bar zeros" if i == 0 else "bar",
-                      x=x + 3, y=float(y(v)), width=w_bar - 6, height=float(base - y(v))))
+        out.append(
+            el(
+                "rect",
+                f"<title>{e(tip)}: {v}</title>",
+                cls="bar zeros" if i == 0 else "bar",
+                x=x + 3,
+                y=float(y(v)),
+                width=w_bar - 6,
+                height=float(base - y(v)),
+            )
+        )
         if v:
             out.append(el("text", str(v), x=x + w_bar / 2, y=float(y(v)) - 3, text_anchor="middle"))
         out.append(el("text", e(lab), cls="tick", x=x + w_bar / 2, y=base + 14, text_anchor="middle"))
@@ -153,8 +190,15 @@ def error_hist_svg(hist: dict, atol=None, title: str = "") -> str:
             x = float(left + w_bar + pos * n * w_bar)
             out.append(el("line", cls="limit", x1=x, x2=x, y1=top - 6, y2=base))
             out.append(el("text", e(f"atol {num(a, 'g')}"), x=x + 3, y=top - 8))
-    out.append(el("text", "|onnx - reference| per decade (elements)", x=left + (width - left) // 2, y=height - 8,
-                  text_anchor="middle"))
+    out.append(
+        el(
+            "text",
+            "|onnx - reference| per decade (elements)",
+            x=left + (width - left) // 2,
+            y=height - 8,
+            text_anchor="middle",
+        )
+    )
     return "".join(out) + "</svg>"
 
 
@@ -173,8 +217,7 @@ def quantile(xs: list[float], q: float) -> float:
 
 def _ticks(lo: float, hi: float, log: bool) -> list[float]:
     if log:
-        out = [m * 10.0 ** d for d in range(math.floor(math.log10(lo)), math.ceil(math.log10(hi)) + 1)
-               for m in (1, 2, 5)]
+        out = [m * 10.0**d for d in range(math.floor(math.log10(lo)), math.ceil(math.log10(hi)) + 1) for m in (1, 2, 5)]
         return [t for t in out if lo <= t * (1 + 1e-9) and t <= hi * (1 + 1e-9)]
     raw = (hi - lo) / 5 or 1.0
     step = 10 ** math.floor(math.log10(raw))
@@ -190,8 +233,11 @@ def _samples(s: dict) -> list[float]:
 
 def latency_svg(lat: dict, device: str = "") -> str:
     """One row per runner: samples as dots, box = p25..p75, thick line = median, whiskers = min..max."""
-    rows = [(str(name), xs, to_float(as_dict(s).get("p50_ms"))) for name, s in as_dict(lat.get("sides")).items()
-            if (xs := _samples(as_dict(s)))]
+    rows = [
+        (str(name), xs, to_float(as_dict(s).get("p50_ms")))
+        for name, s in as_dict(lat.get("sides")).items()
+        if (xs := _samples(as_dict(s)))
+    ]
     if not rows:
         return ""
     lo, hi = min(min(xs) for _, xs, _ in rows), max(max(xs) for _, xs, _ in rows)
@@ -210,8 +256,10 @@ def latency_svg(lat: dict, device: str = "") -> str:
         return left + plot_w * (v - lo) / (hi - lo)
 
     title = f"latency per runner{' on ' + device if device else ''} (ms{', log scale' if log else ''})"
-    out = [f'<svg class="plot latency" width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
-           f'role="img" aria-label="{e(title)}"><title>{e(title)}</title>']
+    out = [
+        f'<svg class="plot latency" width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
+        f'role="img" aria-label="{e(title)}"><title>{e(title)}</title>'
+    ]
     for t in _ticks(lo, hi, log):
         out.append(el("line", cls="grid", x1=x(t), x2=x(t), y1=top, y2=axis_y))
         out.append(el("text", e(format(t, "g")), x=x(t), y=axis_y + 14, text_anchor="middle"))
@@ -235,23 +283,35 @@ def latency_svg(lat: dict, device: str = "") -> str:
 
 # --- page ----------------------------------------------------------------------------------------
 
+
 def _meta(report: dict) -> str:
-    items = [("kind", report.get("kind")), ("target", report.get("target")), ("reference", report.get("source")),
-             ("framework", report.get("framework"))]
+    items = [
+        ("kind", report.get("kind")),
+        ("target", report.get("target")),
+        ("reference", report.get("source")),
+        ("framework", report.get("framework")),
+    ]
     exporter = report.get("exporter")
     if isinstance(exporter, dict):
-        failed = [str(a.get("exporter", a)) if isinstance(a, dict) else str(a)
-                  for a in as_list(exporter.get("failed_first"))]
-        items.append(("exporter", str(exporter.get("name") or "?")
-                      + (f" (after {', '.join(failed)} failed)" if failed else "")))
+        failed = [
+            str(a.get("exporter", a)) if isinstance(a, dict) else str(a) for a in as_list(exporter.get("failed_first"))
+        ]
+        items.append(
+            ("exporter", str(exporter.get("name") or "?") + (f" (after {', '.join(failed)} failed)" if failed else ""))
+        )
     items.append(("devices", ", ".join(map(str, as_list(report.get("devices"))))))
-    from bridge.results import check_label
+    from bridge.verdict.results import check_label
 
-    items.append(("compared", check_label(as_dict(report.get("check"))).strip(" ()")
-                  or ("ONNX Runtime against the native model" if report.get("source") else "")))
+    items.append(
+        (
+            "compared",
+            check_label(as_dict(report.get("check"))).strip(" ()")
+            or ("ONNX Runtime against the native model" if report.get("source") else ""),
+        )
+    )
     plan_inputs = records(as_dict(report.get("plan")).get("inputs"))
     if plan_inputs:
-        from bridge.semantics import describe
+        from bridge.verdict.semantics import describe
 
         try:
             items.append(("inputs", "; ".join(describe(r) for r in plan_inputs)))
@@ -269,15 +329,29 @@ def _meta(report: dict) -> str:
 
 def _verdicts(report: dict, groups: list[dict]) -> str:
     if not groups:
-        return f'<h2>Verdict per output</h2><p>No output was compared. {e(report.get("reason") or "")}</p>'
-    out = ["<h2>Verdict per output</h2>",
-           table(OUTPUT_HEADERS, [output_row(r) for r in groups], numeric={5, 6, 7, 8, 9}, status_col=1,
-                 row_status=[r.get("status") for r in groups]),
-           f'<p class="muted">{e(NOTE)}</p>']
+        return f"<h2>Verdict per output</h2><p>No output was compared. {e(report.get('reason') or '')}</p>"
+    out = [
+        "<h2>Verdict per output</h2>",
+        table(
+            OUTPUT_HEADERS,
+            [output_row(r) for r in groups],
+            numeric={5, 6, 7, 8, 9},
+            status_col=1,
+            row_status=[r.get("status") for r in groups],
+        ),
+        f'<p class="muted">{e(NOTE)}</p>',
+    ]
     bad = [r for r in groups if r.get("status") != "pass"]
     if bad:
-        out.append("<ul>" + "".join(f"<li><b>{e(r.get('name'))}</b> {e(mark(r.get('status')))} ({e(where(r))}): "
-                                    f"<code>{e(r.get('reason') or '')}</code></li>" for r in bad) + "</ul>")
+        out.append(
+            "<ul>"
+            + "".join(
+                f"<li><b>{e(r.get('name'))}</b> {e(mark(r.get('status')))} ({e(where(r))}): "
+                f"<code>{e(r.get('reason') or '')}</code></li>"
+                for r in bad
+            )
+            + "</ul>"
+        )
     return "".join(out)
 
 
@@ -287,15 +361,18 @@ def _histograms(groups: list[dict]) -> str:
         hist, tol = r.get("error_histogram"), r.get("tolerance")
         label = f"{r.get('name')} on {r.get('device') or '-'}"
         line = r.get("applied_atol") if r.get("applied_atol") is not None else as_dict(tol).get("atol")
-        svg = error_hist_svg(hist, line, f"error histogram: {label}") \
-            if isinstance(hist, dict) else ""
+        svg = error_hist_svg(hist, line, f"error histogram: {label}") if isinstance(hist, dict) else ""
         if not svg:
-            figs.append(f"<figure><figcaption>{e(label)}: no error histogram "
-                        f"({e(r.get('reason') or 'values were not compared')})</figcaption></figure>")
+            figs.append(
+                f"<figure><figcaption>{e(label)}: no error histogram "
+                f"({e(r.get('reason') or 'values were not compared')})</figcaption></figure>"
+            )
             continue
         n, m = r.get("hist_cases", 1), r.get("n_cases", 1)
-        cap = (f"{label}: {mark(r.get('status'))}; {n if n == m else f'{n} of {m}'} case(s) plotted; "
-               f"max abs {num(r.get('max_abs'))}; {percent(r.get('fail_fraction'))} of elements outside tolerance")
+        cap = (
+            f"{label}: {mark(r.get('status'))}; {n if n == m else f'{n} of {m}'} case(s) plotted; "
+            f"max abs {num(r.get('max_abs'))}; {percent(r.get('fail_fraction'))} of elements outside tolerance"
+        )
         figs.append(f"<figure>{svg}<figcaption>{e(cap)}</figcaption></figure>")
     return '<h2>Error distribution</h2><div class="plots">' + "".join(figs) + "</div>" if figs else ""
 
@@ -304,14 +381,27 @@ def _checks(report: dict, status: str) -> str:
     checks = records(report.get("checks"))
     if not checks:
         return ""
-    rows = [[c.get("name", "?"), c.get("case") or "-", c.get("device") or "-", mark(c.get("status")),
-             pair(c.get("ref_shape"), c.get("cand_shape"), shape), num(c.get("max_abs")), num(c.get("max_rel")),
-             percent(c.get("fail_fraction")), c.get("reason") or ""] for c in checks]
+    rows = [
+        [
+            c.get("name", "?"),
+            c.get("case") or "-",
+            c.get("device") or "-",
+            mark(c.get("status")),
+            pair(c.get("ref_shape"), c.get("cand_shape"), shape),
+            num(c.get("max_abs")),
+            num(c.get("max_rel")),
+            percent(c.get("fail_fraction")),
+            c.get("reason") or "",
+        ]
+        for c in checks
+    ]
     headers = ["output", "case", "device", "verdict", "shape", "max abs", "max rel", "failing", "reason"]
-    return (f"<h2>Checks</h2><details{' open' if status != 'pass' else ''}>"
-            f"<summary>{len(checks)} checks (output x case x device)</summary>"
-            + table(headers, rows, numeric={5, 6, 7}, status_col=3, row_status=[c.get("status") for c in checks])
-            + "</details>")
+    return (
+        f"<h2>Checks</h2><details{' open' if status != 'pass' else ''}>"
+        f"<summary>{len(checks)} checks (output x case x device)</summary>"
+        + table(headers, rows, numeric={5, 6, 7}, status_col=3, row_status=[c.get("status") for c in checks])
+        + "</details>"
+    )
 
 
 def _latency(report: dict) -> str:
@@ -319,8 +409,10 @@ def _latency(report: dict) -> str:
     for device, lat in as_dict(report.get("latency")).items():
         if not (isinstance(lat, dict) and lat.get("sides")):
             continue
-        extra = [f"{lat['threads']} threads" if lat.get("threads") else "",
-                 f"{lat['rounds']} rounds" if lat.get("rounds") else ""]
+        extra = [
+            f"{lat['threads']} threads" if lat.get("threads") else "",
+            f"{lat['rounds']} rounds" if lat.get("rounds") else "",
+        ]
         extra = ", ".join(x for x in extra if x)
         out.append(f"<h3>{e(device)}{e(f' ({extra})' if extra else '')}</h3>")
         out.append(table(LATENCY_HEADERS, latency_rows(lat), numeric={1, 2, 3, 4, 5, 6}))
@@ -328,8 +420,10 @@ def _latency(report: dict) -> str:
         for side, ratios in as_dict(lat.get("speedup_per_round")).items():
             fs = [f for f in map(to_float, as_list(ratios)) if f is not None]
             if fs:
-                out.append(f'<p class="muted">{e(side)} vs {e(lat.get("baseline"))}, speedup per round: '
-                           f'{e(", ".join(f"{f:.2f}x" for f in fs))}</p>')
+                out.append(
+                    f'<p class="muted">{e(side)} vs {e(lat.get("baseline"))}, speedup per round: '
+                    f"{e(', '.join(f'{f:.2f}x' for f in fs))}</p>"
+                )
         out.extend(f'<p class="muted">{e(note)}</p>' for note in as_list(lat.get("notes")))
     return "<h2>Latency</h2>" + "".join(out) if out else ""
 
@@ -357,8 +451,13 @@ def render_html(report: dict) -> str:
         f'<header class="banner {_status_class(status)}"><span class="verdict">{e(mark(status))}</span>'
         f'<span class="target">bridge {e(report.get("kind") or "report")} of {e(report.get("target") or "model")}'
         f"</span>{reason}</header>",
-        "<main>", _meta(report), _verdicts(report, groups), _histograms(groups), _checks(report, status),
-        _latency(report), _cases(report),
+        "<main>",
+        _meta(report),
+        _verdicts(report, groups),
+        _histograms(groups),
+        _checks(report, status),
+        _latency(report),
+        _cases(report),
     ]
     if report.get("policy"):
         body.append("<h2>Tolerance policy</h2>" + value_html(report["policy"]))
@@ -367,6 +466,8 @@ def render_html(report: dict) -> str:
     if as_list(report.get("notes")):
         body.append("<h2>Notes</h2><ul>" + "".join(f"<li>{e(n)}</li>" for n in report["notes"]) + "</ul>")
     body.append("</main>")
-    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-            f'<meta name="viewport" content="width=device-width, initial-scale=1"><title>{e(title)}</title>'
-            f"<style>{CSS}</style></head>\n<body>\n" + "\n".join(b for b in body if b) + "\n</body></html>\n")
+    return (
+        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f'<meta name="viewport" content="width=device-width, initial-scale=1"><title>{e(title)}</title>'
+        f"<style>{CSS}</style></head>\n<body>\n" + "\n".join(b for b in body if b) + "\n</body></html>\n"
+    )

@@ -14,7 +14,17 @@ import re
 import xml.etree.ElementTree as ET
 
 from bridge.report.markdown import (
-    as_dict, as_list, mark, needed, num, pair, percent, records, shape, status_of, tolerance,
+    as_dict,
+    as_list,
+    mark,
+    needed,
+    num,
+    pair,
+    percent,
+    records,
+    shape,
+    status_of,
+    tolerance,
 )
 
 # Characters XML 1.0 cannot carry, even escaped.
@@ -29,8 +39,10 @@ def failure_message(c: dict) -> str:
     """One line: the reason, then the numbers a reviewer needs to judge it."""
     bits = [f"{mark(c.get('status'))}: {c.get('reason') or 'no reason given'}"]
     if c.get("max_abs") is not None or c.get("max_rel") is not None:
-        bits.append(f"max abs error {num(c.get('max_abs'))}, max rel error {num(c.get('max_rel'))}, "
-                    f"{c.get('fail_count', '-')} of {c.get('size', '-')} elements failing")
+        bits.append(
+            f"max abs error {num(c.get('max_abs'))}, max rel error {num(c.get('max_rel'))}, "
+            f"{c.get('fail_count', '-')} of {c.get('size', '-')} elements failing"
+        )
     if c.get("tolerance"):
         bits.append(f"applied atol / rtol {tolerance(c['tolerance'], c.get('applied_atol'))}")
     if c.get("needed_atol") is not None or c.get("needed_rtol") is not None:
@@ -51,8 +63,10 @@ def failure_details(c: dict) -> str:
         f"smallest passing atol at that rtol / rtol at that atol: {needed(c)}",
     ]
     if c.get("worst_index") is not None:
-        lines.append(f"worst element {c['worst_index']}: reference {num(c.get('worst_ref'), '.7g')}, "
-                     f"ONNX {num(c.get('worst_cand'), '.7g')}")
+        lines.append(
+            f"worst element {c['worst_index']}: reference {num(c.get('worst_ref'), '.7g')}, "
+            f"ONNX {num(c.get('worst_cand'), '.7g')}"
+        )
     if c.get("top1_agreement") is not None:
         lines.append(f"top-1 agreement {percent(c['top1_agreement'])}")
     return "\n".join(lines)
@@ -72,8 +86,13 @@ def _testsuite(report: dict) -> ET.Element:
     checks = records(report.get("checks"))
     for c in checks:
         device, case, output = c.get("device") or "cpu", c.get("case") or "", c.get("name") or "?"
-        tc = ET.SubElement(suite, "testcase", classname=_x(f"{target}.{device}"),
-                           name=_x(f"{output}[{case}]" if case else output), time=_seconds(c.get("seconds")))
+        tc = ET.SubElement(
+            suite,
+            "testcase",
+            classname=_x(f"{target}.{device}"),
+            name=_x(f"{output}[{case}]" if case else output),
+            time=_seconds(c.get("seconds")),
+        )
         if c.get("status") != "pass":
             failures += 1
             f = ET.SubElement(tc, "failure", message=_x(failure_message(c)), type=_x(c.get("status") or "unknown"))
@@ -81,12 +100,17 @@ def _testsuite(report: dict) -> ET.Element:
 
     # The verdict must not look greener than the report: add it when no check carries it.
     if (status != "pass" and failures == 0) or not checks:
-        tc = ET.SubElement(suite, "testcase", classname=_x(target), name="verdict",
-                           time=_seconds(report.get("duration_s")))
+        tc = ET.SubElement(
+            suite, "testcase", classname=_x(target), name="verdict", time=_seconds(report.get("duration_s"))
+        )
         if status != "pass":
             failures += 1
-            f = ET.SubElement(tc, "failure", message=_x(f"{mark(status)}: {report.get('reason') or 'no reason given'}"),
-                              type=_x(status))
+            f = ET.SubElement(
+                tc,
+                "failure",
+                message=_x(f"{mark(status)}: {report.get('reason') or 'no reason given'}"),
+                type=_x(status),
+            )
             f.text = _x(report.get("reason") or "")
 
     notes = [str(n) for n in as_list(report.get("notes"))]

@@ -8,14 +8,20 @@ from __future__ import annotations
 
 import math
 
-MARK = {"pass": "PASS", "fail": "FAIL", "inconclusive": "INCONCLUSIVE"}
+from bridge.verdict.status import mark
 
-OUTPUT_HEADERS = ["output", "verdict", "device", "shape", "dtype", "max abs", "max rel", "failing",
-                  "atol / rtol applied", "smallest passing atol / rtol"]
-
-
-def mark(status) -> str:
-    return MARK.get(status, str(status or "unknown").upper()) if isinstance(status, str) else "UNKNOWN"
+OUTPUT_HEADERS = [
+    "output",
+    "verdict",
+    "device",
+    "shape",
+    "dtype",
+    "max abs",
+    "max rel",
+    "failing",
+    "atol / rtol applied",
+    "smallest passing atol / rtol",
+]
 
 
 def as_dict(x) -> dict:
@@ -93,7 +99,7 @@ def pair(ref, cand, fmt=str) -> str:
 
 
 def tolerance(tol, applied_atol=None) -> str:
-    from bridge.results import applied_tolerance
+    from bridge.verdict.results import applied_tolerance
 
     return applied_tolerance(tol, applied_atol)
 
@@ -107,22 +113,30 @@ def needed(r: dict) -> str:
 def output_row(r: dict) -> list[str]:
     """The cells of the verdict table, in OUTPUT_HEADERS order."""
     return [
-        str(r.get("name", "?")), mark(r.get("status")), str(r.get("device") or "-"),
-        pair(r.get("ref_shape"), r.get("cand_shape"), shape), pair(r.get("ref_dtype"), r.get("cand_dtype")),
-        num(r.get("max_abs")), num(r.get("max_rel")), percent(r.get("fail_fraction")),
-        tolerance(r.get("tolerance"), r.get("applied_atol")), needed(r),
+        str(r.get("name", "?")),
+        mark(r.get("status")),
+        str(r.get("device") or "-"),
+        pair(r.get("ref_shape"), r.get("cand_shape"), shape),
+        pair(r.get("ref_dtype"), r.get("cand_dtype")),
+        num(r.get("max_abs")),
+        num(r.get("max_rel")),
+        percent(r.get("fail_fraction")),
+        tolerance(r.get("tolerance"), r.get("applied_atol")),
+        needed(r),
     ]
 
 
 def output_groups(report: dict) -> list[dict]:
-    """One record per output and device, over every case swept, by the rule of ``bridge.results``.
+    """One record per output and device, over every case swept, by the rule of ``bridge.verdict.results``.
     Falls back to ``outputs`` when there are no checks."""
-    from bridge.results import group
+    from bridge.verdict.results import group
 
     checks = records(report.get("checks"))
     if not checks:
-        return [dict(r, n_cases=r.get("n_cases", 1), hist_cases=r.get("hist_cases", 1))
-                for r in records(report.get("outputs"))]
+        return [
+            dict(r, n_cases=r.get("n_cases", 1), hist_cases=r.get("hist_cases", 1))
+            for r in records(report.get("outputs"))
+        ]
     return group(checks)
 
 
@@ -182,8 +196,17 @@ def latency_rows(lat: dict) -> list[list[str]]:
             ratio = "baseline"
         else:
             ratio = f"{num(speedup.get(name), '.2f')}x" if speedup.get(name) is not None else "-"
-        rows.append([str(name), num(s.get("p50_ms"), ".3f"), num(s.get("p90_ms"), ".3f"),
-                     num(s.get("p99_ms"), ".3f"), num(s.get("min_ms"), ".3f"), str(s.get("runs", "-")), ratio])
+        rows.append(
+            [
+                str(name),
+                num(s.get("p50_ms"), ".3f"),
+                num(s.get("p90_ms"), ".3f"),
+                num(s.get("p99_ms"), ".3f"),
+                num(s.get("min_ms"), ".3f"),
+                str(s.get("runs", "-")),
+                ratio,
+            ]
+        )
     return rows
 
 
@@ -192,10 +215,12 @@ LATENCY_HEADERS = ["runner", "p50 ms", "p90 ms", "p99 ms", "min ms", "runs", "sp
 
 # --- markdown proper ---------------------------------------------------------------------------
 
-NOTE = ("Element test: |onnx - ref| <= atol + scale_atol * max|ref| + rtol * |ref| (the applied atol column shows "
-        "every term). Per output and device, over every case swept: the "
-        "largest errors, the share of failing elements, and the smallest tolerance that passes them all "
-        "(atol at the applied rtol, rtol at the applied atol, rounded up).")
+NOTE = (
+    "Element test: |onnx - ref| <= atol + scale_atol * max|ref| + rtol * |ref| (the applied atol column shows "
+    "every term). Per output and device, over every case swept: the "
+    "largest errors, the share of failing elements, and the smallest tolerance that passes them all "
+    "(atol at the applied rtol, rtol at the applied atol, rounded up)."
+)
 
 
 def cell(x) -> str:
@@ -226,8 +251,10 @@ def render_markdown(report: dict) -> str:
         meta.append(f"framework {cell(report['framework'])}")
     exporter = report.get("exporter")
     if isinstance(exporter, dict) and exporter.get("name"):
-        failed = [str(a.get("exporter", "?")) if isinstance(a, dict) else str(a)
-                  for a in as_list(exporter.get("failed_first"))]
+        failed = [
+            str(a.get("exporter", "?")) if isinstance(a, dict) else str(a)
+            for a in as_list(exporter.get("failed_first"))
+        ]
         after = f" (after {cell(', '.join(failed))} failed)" if failed else ""
         meta.append(f"exporter {cell(exporter['name'])}{after}")
     if report.get("devices"):
@@ -237,7 +264,7 @@ def render_markdown(report: dict) -> str:
         meta.append(f"{sum(counts.values())} checks: " + ", ".join(f"{n} {mark(s)}" for s, n in counts.items()))
     if meta:
         parts.append(" · ".join(meta))
-    from bridge.results import check_label
+    from bridge.verdict.results import check_label
 
     what = check_label(as_dict(report.get("check"))).strip(" ()")
     if what:
@@ -250,8 +277,13 @@ def render_markdown(report: dict) -> str:
         parts.append(md_table(OUTPUT_HEADERS, [output_row(r) for r in outputs]))
         bad = [r for r in outputs if r.get("status") != "pass"]
         if bad:
-            parts.append("\n".join(f"- **{cell(r.get('name', '?'))}** {mark(r.get('status'))}"
-                                   f" ({cell(where(r))}): {cell(r.get('reason') or '')}" for r in bad))
+            parts.append(
+                "\n".join(
+                    f"- **{cell(r.get('name', '?'))}** {mark(r.get('status'))}"
+                    f" ({cell(where(r))}): {cell(r.get('reason') or '')}"
+                    for r in bad
+                )
+            )
         parts.append(f"_{NOTE}_")
 
     for device, lat in as_dict(report.get("latency")).items():
@@ -262,7 +294,7 @@ def render_markdown(report: dict) -> str:
 
     plan_inputs = records(as_dict(report.get("plan")).get("inputs"))
     if plan_inputs:
-        from bridge.semantics import describe
+        from bridge.verdict.semantics import describe
 
         try:
             parts.append("**Inputs:** " + cell("; ".join(describe(r) for r in plan_inputs)))

@@ -6,7 +6,8 @@ import datetime as _dt
 import time
 from dataclasses import dataclass, field
 
-from bridge.compare import FAIL, INCONCLUSIVE, PASS, OutputResult, summarize
+from bridge.verdict.compare import OutputResult, summarize
+from bridge.verdict.status import FAIL, INCONCLUSIVE, PASS, verdict
 
 REPORT_SCHEMA_VERSION = 1
 
@@ -43,14 +44,7 @@ class Report:
     def status(self) -> str:
         if self.forced_status:
             return self.forced_status
-        statuses = {r.status for r in self.summary.values()}
-        if not statuses:
-            return INCONCLUSIVE
-        if FAIL in statuses:
-            return FAIL
-        if INCONCLUSIVE in statuses:
-            return INCONCLUSIVE
-        return PASS
+        return verdict(r.status for r in self.summary.values())
 
     @property
     def passed(self) -> bool:

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from bridge.report.model import Report
-from bridge.results import applied_tolerance, check_label
-
-_MARK = {"pass": "PASS", "fail": "FAIL", "inconclusive": "INCONCLUSIVE"}
+from bridge.verdict.results import applied_tolerance, check_label
+from bridge.verdict.status import mark
 
 
 def fmt(x, spec: str = ".2e") -> str:
@@ -43,34 +42,84 @@ def render(report: Report) -> str:
     if report.cases:
         parts.append(f"cases ({len(report.cases)}): " + ", ".join(case_text(c) for c in report.cases))
     if (report.plan or {}).get("inputs"):
-        from bridge.semantics import describe
+        from bridge.verdict.semantics import describe
 
         parts.append("inputs: " + "; ".join(describe(row) for row in report.plan["inputs"]))
     rows = []
     for r in report.summary.values():
         tol = r.tolerance
-        rows.append([
-            r.name, _MARK[r.status], r.device,
-            "x".join(map(str, r.ref_shape)) if r.ref_shape is not None else "-",
-            r.ref_dtype or r.cand_dtype or "-",
-            fmt(r.max_abs), fmt(r.max_rel), fmt(r.fail_fraction, ".2%") if r.fail_fraction is not None else "-",
-            applied_tolerance(tol.to_json(), r.applied_atol).replace(" / ", "/") if tol else "-",
-            f"{fmt(r.needed_atol, '.1e')}/{fmt(r.needed_rtol, '.1e')}",
-        ])
+        rows.append(
+            [
+                r.name,
+                mark(r.status),
+                r.device,
+                "x".join(map(str, r.ref_shape)) if r.ref_shape is not None else "-",
+                r.ref_dtype or r.cand_dtype or "-",
+                fmt(r.max_abs),
+                fmt(r.max_rel),
+                fmt(r.fail_fraction, ".2%") if r.fail_fraction is not None else "-",
+                applied_tolerance(tol.to_json(), r.applied_atol).replace(" / ", "/") if tol else "-",
+                f"{fmt(r.needed_atol, '.1e')}/{fmt(r.needed_rtol, '.1e')}",
+            ]
+        )
     if rows:
-        parts.append(table(["output", "verdict", "device", "shape", "dtype", "max abs", "max rel", "failing",
-                            "atol/rtol applied", "would pass at"], rows))
+        parts.append(
+            table(
+                [
+                    "output",
+                    "verdict",
+                    "device",
+                    "shape",
+                    "dtype",
+                    "max abs",
+                    "max rel",
+                    "failing",
+                    "atol/rtol applied",
+                    "would pass at",
+                ],
+                rows,
+            )
+        )
     for device, lat in report.latency.items():
         sides = lat["sides"]
-        lrows = [[name, device, f"{s['p50_ms']:.3f}", f"{s['p90_ms']:.3f}", f"{s['p99_ms']:.3f}",
-                  f"{s['min_ms']:.3f}", str(s["runs"]), fmt(s.get("first_run_ms"), ".1f"), fmt(s.get("setup_ms"), ".0f"),
-                  fmt(s.get("rss_growth_mb"), ".0f")] for name, s in sides.items()]
-        parts.append(table(["latency", "device", "p50 ms", "p90 ms", "p99 ms", "min ms", "runs", "first ms",
-                            "setup ms", "memory MiB"], lrows))
+        lrows = [
+            [
+                name,
+                device,
+                f"{s['p50_ms']:.3f}",
+                f"{s['p90_ms']:.3f}",
+                f"{s['p99_ms']:.3f}",
+                f"{s['min_ms']:.3f}",
+                str(s["runs"]),
+                fmt(s.get("first_run_ms"), ".1f"),
+                fmt(s.get("setup_ms"), ".0f"),
+                fmt(s.get("rss_growth_mb"), ".0f"),
+            ]
+            for name, s in sides.items()
+        ]
+        parts.append(
+            table(
+                [
+                    "latency",
+                    "device",
+                    "p50 ms",
+                    "p90 ms",
+                    "p99 ms",
+                    "min ms",
+                    "runs",
+                    "first ms",
+                    "setup ms",
+                    "memory MiB",
+                ],
+                lrows,
+            )
+        )
         for side, ratio in lat["speedup_vs_baseline_p50"].items():
             rounds = lat["speedup_per_round"][side]
-            parts.append(f"{side} vs {lat['baseline']}: {ratio:.2f}x at p50 "
-                         f"(per round {min(rounds):.2f}x..{max(rounds):.2f}x, threads={lat['threads']})")
+            parts.append(
+                f"{side} vs {lat['baseline']}: {ratio:.2f}x at p50 "
+                f"(per round {min(rounds):.2f}x..{max(rounds):.2f}x, threads={lat['threads']})"
+            )
         parts.extend(f"latency note [{device}]: {note}" for note in lat.get("notes") or [])
     for device, data in report.dataset.items():
         for name, m in data["outputs"].items():
@@ -84,14 +133,16 @@ def render(report: Report) -> str:
             where = f"node {loc.get('node')} ({loc.get('op_type')}), output {loc.get('output')}"
             if loc.get("module") is not None:
                 where += f", module {loc.get('module') or '(root)'}"
-            parts.append(f"first divergence [{loc.get('engines')}, case {loc.get('case')}]: {where}; "
-                         f"max abs {fmt(loc.get('max_abs'))}; reproduction in {loc.get('repro_dir')}")
+            parts.append(
+                f"first divergence [{loc.get('engines')}, case {loc.get('case')}]: {where}; "
+                f"max abs {fmt(loc.get('max_abs'))}; reproduction in {loc.get('repro_dir')}"
+            )
         else:
             parts.append(f"localize: {loc.get('status')}")
         for note in loc.get("notes") or []:
             parts.append(f"  localize note: {note}")
     for note in report.notes:
         parts.append(f"note: {note}")
-    verdict = _MARK[report.status]
+    verdict = mark(report.status)
     parts.append(f"verdict: {verdict}" + (f": {report.reason}" if report.reason else "") + check_label(report.check))
     return "\n".join(parts)

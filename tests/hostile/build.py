@@ -34,14 +34,16 @@ OPSET = 17
 
 # -- ONNX graphs --------------------------------------------------------------------------------------
 
+
 def vi(name, elem=TensorProto.FLOAT, shape=(4,)):
     return helper.make_tensor_value_info(name, elem, shape)
 
 
 def model(nodes, inputs, outputs, inits=(), opset=OPSET, extra_opsets=(), functions=(), ir_version=IR_VERSION):
     graph = helper.make_graph(list(nodes), "g", list(inputs), list(outputs), list(inits))
-    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset), *extra_opsets],
-                          functions=list(functions))
+    m = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", opset), *extra_opsets], functions=list(functions)
+    )
     m.ir_version = ir_version
     return m
 
@@ -74,11 +76,15 @@ def add_model(w):
 
 def linear_graph(weight: np.ndarray, bias: np.ndarray):
     """output = x @ weight.T + bias, x:[batch, in]: torch.nn.Linear as ONNX Gemm."""
-    return model([helper.make_node("Gemm", ["x", "W", "b"], ["output"], transB=1)],
-                 [vi("x", TensorProto.FLOAT, ("batch", weight.shape[1]))],
-                 [vi("output", TensorProto.FLOAT, ("batch", weight.shape[0]))],
-                 [numpy_helper.from_array(weight.astype(np.float32), "W"),
-                  numpy_helper.from_array(bias.astype(np.float32), "b")])
+    return model(
+        [helper.make_node("Gemm", ["x", "W", "b"], ["output"], transB=1)],
+        [vi("x", TensorProto.FLOAT, ("batch", weight.shape[1]))],
+        [vi("output", TensorProto.FLOAT, ("batch", weight.shape[0]))],
+        [
+            numpy_helper.from_array(weight.astype(np.float32), "W"),
+            numpy_helper.from_array(bias.astype(np.float32), "b"),
+        ],
+    )
 
 
 def endless_loop():
@@ -88,14 +94,22 @@ def endless_loop():
         "body",
         [vi("i", TensorProto.INT64, []), vi("cond_in", TensorProto.BOOL, []), vi("v_in", shape=(4,))],
         [vi("cond_out", TensorProto.BOOL, []), vi("v_out", shape=(4,))],
-        [helper.make_tensor("one", TensorProto.FLOAT, [], [1.0])])
-    return model([helper.make_node("Loop", ["trips", "cond", "x"], ["y"], body=body)], [vi("x")], [vi("y")],
-                 [helper.make_tensor("trips", TensorProto.INT64, [], [2**62]),
-                  helper.make_tensor("cond", TensorProto.BOOL, [], [True])])
+        [helper.make_tensor("one", TensorProto.FLOAT, [], [1.0])],
+    )
+    return model(
+        [helper.make_node("Loop", ["trips", "cond", "x"], ["y"], body=body)],
+        [vi("x")],
+        [vi("y")],
+        [
+            helper.make_tensor("trips", TensorProto.INT64, [], [2**62]),
+            helper.make_tensor("cond", TensorProto.BOOL, [], [True]),
+        ],
+    )
 
 
 def deep_if_bytes(depth: int = 40) -> bytes:
     """M02: `depth` nested If subgraphs, hand-encoded (protobuf's Python API refuses to build it)."""
+
     def varint(n):
         out = bytearray()
         while True:
@@ -141,36 +155,58 @@ def malformed_models() -> dict[str, bytes]:
     }
     future = model([helper.make_node("Relu", ["x"], ["y"])], [vi("x")], [vi("y")], opset=99, ir_version=99)
     out["future_opset_ir"] = future.SerializeToString()
-    out["cycle"] = model([helper.make_node("Add", ["x", "b"], ["a"]), helper.make_node("Relu", ["a"], ["b"])],
-                         [vi("x")], [vi("b")]).SerializeToString()
-    out["dangling_input"] = model([helper.make_node("Add", ["x", "ghost"], ["y"])], [vi("x")], [vi("y")]).SerializeToString()
-    out["duplicate_output"] = model([helper.make_node("Relu", ["x"], ["y"]), helper.make_node("Neg", ["x"], ["y"])],
-                                    [vi("x")], [vi("y")]).SerializeToString()
-    out["unproduced_output"] = model([helper.make_node("Relu", ["x"], ["y"])], [vi("x")],
-                                     [vi("y"), vi("nobody")]).SerializeToString()
+    out["cycle"] = model(
+        [helper.make_node("Add", ["x", "b"], ["a"]), helper.make_node("Relu", ["a"], ["b"])], [vi("x")], [vi("b")]
+    ).SerializeToString()
+    out["dangling_input"] = model(
+        [helper.make_node("Add", ["x", "ghost"], ["y"])], [vi("x")], [vi("y")]
+    ).SerializeToString()
+    out["duplicate_output"] = model(
+        [helper.make_node("Relu", ["x"], ["y"]), helper.make_node("Neg", ["x"], ["y"])], [vi("x")], [vi("y")]
+    ).SerializeToString()
+    out["unproduced_output"] = model(
+        [helper.make_node("Relu", ["x"], ["y"])], [vi("x")], [vi("y"), vi("nobody")]
+    ).SerializeToString()
     w = TensorProto(name="W", data_type=TensorProto.FLOAT, dims=[1000], raw_data=np.ones(2, np.float32).tobytes())
-    out["raw_data_size_mismatch"] = model([helper.make_node("Add", ["x", "W"], ["y"])], [vi("x", shape=(1000,))],
-                                          [vi("y", shape=(1000,))], [w]).SerializeToString()
+    out["raw_data_size_mismatch"] = model(
+        [helper.make_node("Add", ["x", "W"], ["y"])], [vi("x", shape=(1000,))], [vi("y", shape=(1000,))], [w]
+    ).SerializeToString()
     # huge declared initializer dims with no data at all: a reader that trusts dims allocates 2**62 floats
     huge = TensorProto(name="W", data_type=TensorProto.FLOAT, dims=[2**31, 2**31])
-    out["huge_initializer_dims"] = model([helper.make_node("Add", ["x", "W"], ["y"])], [vi("x")],
-                                         [vi("y")], [huge]).SerializeToString()
-    fn = helper.make_function("local", "F", ["a"], ["b"], [helper.make_node("F", ["a"], ["b"], domain="local")],
-                              [helper.make_opsetid("", OPSET), helper.make_opsetid("local", 1)])
-    out["recursive_function"] = model([helper.make_node("F", ["x"], ["y"], domain="local")], [vi("x")], [vi("y")],
-                                      extra_opsets=[helper.make_opsetid("local", 1)], functions=[fn]).SerializeToString()
+    out["huge_initializer_dims"] = model(
+        [helper.make_node("Add", ["x", "W"], ["y"])], [vi("x")], [vi("y")], [huge]
+    ).SerializeToString()
+    fn = helper.make_function(
+        "local",
+        "F",
+        ["a"],
+        ["b"],
+        [helper.make_node("F", ["a"], ["b"], domain="local")],
+        [helper.make_opsetid("", OPSET), helper.make_opsetid("local", 1)],
+    )
+    out["recursive_function"] = model(
+        [helper.make_node("F", ["x"], ["y"], domain="local")],
+        [vi("x")],
+        [vi("y")],
+        extra_opsets=[helper.make_opsetid("local", 1)],
+        functions=[fn],
+    ).SerializeToString()
     dup = add_model(numpy_helper.from_array(np.ones(4, np.float32), "W"))
     for key, value in (("k", "1"), ("k", "2")):
         p = dup.metadata_props.add()
         p.key, p.value = key, value
     out["duplicate_metadata_keys"] = dup.SerializeToString()
-    seq = model([helper.make_node("SequenceConstruct", ["x"], ["y"])], [vi("x")],
-                [helper.make_tensor_sequence_value_info("y", TensorProto.FLOAT, (4,))])
+    seq = model(
+        [helper.make_node("SequenceConstruct", ["x"], ["y"])],
+        [vi("x")],
+        [helper.make_tensor_sequence_value_info("y", TensorProto.FLOAT, (4,))],
+    )
     out["sequence_output"] = seq.SerializeToString()
     return out
 
 
 # -- bundles --------------------------------------------------------------------------------------------
+
 
 def sha256(path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
@@ -180,9 +216,17 @@ def spec(name, dtype, dims):
     return {"name": name, "dtype": dtype, "dims": list(dims)}
 
 
-def write_bundle(dest, onnx_model, golden: dict, inputs: list[dict], outputs: list[dict],
-                 cases: list[dict] | None = None, extra_files: dict | None = None,
-                 manifest_patch: dict | None = None, hash_files: bool = True) -> Path:
+def write_bundle(
+    dest,
+    onnx_model,
+    golden: dict,
+    inputs: list[dict],
+    outputs: list[dict],
+    cases: list[dict] | None = None,
+    extra_files: dict | None = None,
+    manifest_patch: dict | None = None,
+    hash_files: bool = True,
+) -> Path:
     """A bundle as an attacker (or a faithful exporter) would write it: model.onnx, golden.npz with
     '<case>/in|out/<name>' keys, any extra files, and a manifest listing every file with its sha256."""
     dest = Path(dest)
@@ -231,9 +275,11 @@ def rehash(dest) -> None:
     """Recompute the manifest's file list after a test changed the bundle (a consistent attacker)."""
     dest = Path(dest)
     manifest = json.loads((dest / "manifest.json").read_text())
-    manifest["files"] = {e.relative_to(dest).as_posix(): {"sha256": sha256(e), "bytes": e.stat().st_size}
-                         for e in sorted(dest.rglob("*"))
-                         if e.is_file() and not e.is_symlink() and e.name != "manifest.json"}
+    manifest["files"] = {
+        e.relative_to(dest).as_posix(): {"sha256": sha256(e), "bytes": e.stat().st_size}
+        for e in sorted(dest.rglob("*"))
+        if e.is_file() and not e.is_symlink() and e.name != "manifest.json"
+    }
     (dest / "manifest.json").write_text(json.dumps(manifest, indent=2))
 
 
@@ -254,12 +300,19 @@ def pair_bundle(dest, reference: dict[str, np.ndarray], candidate: dict[str, np.
     m = model(nodes, [vi("x", TensorProto.FLOAT, (1,))], outs, inits)
     golden = {"draw0/in/x": np.zeros(1, np.float32)}
     golden.update({f"draw0/out/{k}": np.asarray(v) for k, v in reference.items()})
-    return write_bundle(dest, m, golden, [spec("x", "float32", [1])],
-                        [spec(k, np.asarray(v).dtype.name, np.asarray(v).shape) for k, v in reference.items()], **kw)
+    return write_bundle(
+        dest,
+        m,
+        golden,
+        [spec("x", "float32", [1])],
+        [spec(k, np.asarray(v).dtype.name, np.asarray(v).shape) for k, v in reference.items()],
+        **kw,
+    )
 
 
-def graph_bundle(dest, m, feeds: dict[str, np.ndarray], reference: dict[str, np.ndarray],
-                 inputs: list[dict] | None = None, **kw) -> Path:
+def graph_bundle(
+    dest, m, feeds: dict[str, np.ndarray], reference: dict[str, np.ndarray], inputs: list[dict] | None = None, **kw
+) -> Path:
     """A bundle around graph ``m`` with one golden case: ``feeds`` in, ``reference`` claimed out."""
     golden = {f"draw0/in/{k}": v for k, v in feeds.items()}
     golden.update({f"draw0/out/{k}": np.asarray(v) for k, v in reference.items()})
@@ -311,6 +364,7 @@ def zip_bomb_keras(path, gib: float) -> Path:
 
 
 # -- torch (subprocess) ---------------------------------------------------------------------------------
+
 
 def build_torch(out: Path, marks: Path) -> None:
     import io
@@ -373,6 +427,7 @@ def build_torch(out: Path, marks: Path) -> None:
 
 # -- Keras and TensorFlow (subprocess) --------------------------------------------------------------------
 
+
 def build_keras(out: Path, marks: Path) -> None:
     import shutil
     import zipfile
@@ -386,8 +441,10 @@ def build_keras(out: Path, marks: Path) -> None:
 
     # S07/S08: a Python lambda (marshalled bytecode) that creates a marker file when it runs
     def lam_model(marker):
-        payload = eval(f"lambda t: (None if __import__('os').environ.get('HOSTILE_BUILD') "
-                       f"else open({str(marks / marker)!r}, 'w'), t)[1] * 2.0")
+        payload = eval(
+            f"lambda t: (None if __import__('os').environ.get('HOSTILE_BUILD') "
+            f"else open({str(marks / marker)!r}, 'w'), t)[1] * 2.0"
+        )
         x = keras.Input((4,), name="x")
         return keras.Model(x, keras.layers.Lambda(payload)(x))
 
@@ -402,16 +459,25 @@ def build_keras(out: Path, marks: Path) -> None:
 
     def rewrite(name, function):
         cfg = json.loads(files["config.json"])
-        layer = next(l for l in cfg["config"]["layers"] if l["class_name"] == "Lambda")
+        layer = next(item for item in cfg["config"]["layers"] if item["class_name"] == "Lambda")
         layer["config"]["function"] = function
         with zipfile.ZipFile(out / name, "w") as z:
             for n, b in files.items():
                 z.writestr(n, json.dumps(cfg).encode() if n == "config.json" else b)
 
-    rewrite("lambda_os_system.keras", {"module": "os", "class_name": "function", "config": "system",
-                                        "registered_name": "function"})
-    rewrite("lambda_gadget.keras", {"module": "keras.config", "class_name": "function",
-                                     "config": "enable_unsafe_deserialization", "registered_name": "function"})
+    rewrite(
+        "lambda_os_system.keras",
+        {"module": "os", "class_name": "function", "config": "system", "registered_name": "function"},
+    )
+    rewrite(
+        "lambda_gadget.keras",
+        {
+            "module": "keras.config",
+            "class_name": "function",
+            "config": "enable_unsafe_deserialization",
+            "registered_name": "function",
+        },
+    )
 
     # S11: a StringLookup whose vocabulary becomes a file path
     secret = marks.parent / "secret_vocab.txt"
@@ -481,8 +547,7 @@ def build_keras(out: Path, marks: Path) -> None:
     savedmodel("sm_writefile", lambda x: (tf.io.write_file(str(marks / "sm_writefile"), "pwned"), x * 2.0)[1])
 
     def savev2(x):
-        op = tf.raw_ops.SaveV2(prefix=str(marks / "sm_savev2"), tensor_names=["x"], shape_and_slices=[""],
-                               tensors=[x])
+        op = tf.raw_ops.SaveV2(prefix=str(marks / "sm_savev2"), tensor_names=["x"], shape_and_slices=[""], tensors=[x])
         with tf.control_dependencies([op]):
             return tf.identity(x * 2.0)
 

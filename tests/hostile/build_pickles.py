@@ -77,8 +77,9 @@ def call_reduce(module: str, name: str, arg: str, p: int) -> bytes:
     return global_op(module, name) + args_tuple([arg], p) + REDUCE
 
 
-def call_decoy_stack_global(module: str, name: str, arg: str,
-                            decoys=(("torch._utils", "_rebuild_tensor_v2"),)) -> bytes:
+def call_decoy_stack_global(
+    module: str, name: str, arg: str, decoys=(("torch._utils", "_rebuild_tensor_v2"),)
+) -> bytes:
     """Push module.name(arg) with STACK_GLOBAL, after pushing and popping allowed-looking names: a
     reader that takes the last two strings before STACK_GLOBAL sees the decoy."""
     out = string(module, 4) + string(name, 4)
@@ -134,6 +135,7 @@ def touch_code(marks: Path, case: str) -> str:
 
 # -- archives (torch, in this subprocess) ------------------------------------------------------------
 
+
 def rewrite_archive(src: Path, dst: Path, members: dict, add: dict | None = None) -> Path:
     """Copy the .pt2 ``src`` to ``dst``; members whose name (after the archive's root folder) is a key
     of ``members`` go through that function; ``add`` adds members under the same root."""
@@ -155,12 +157,14 @@ def edit_json(fn):
         doc = json.loads(data)
         fn(doc)
         return json.dumps(doc).encode()
+
     return apply
 
 
 def set_use_pickle(fqn: str):
     def fn(doc):
         doc["config"][fqn]["use_pickle"] = True
+
     return edit_json(fn)
 
 
@@ -208,42 +212,65 @@ def build(out: Path, marks: Path) -> None:
     magic = pickletools.genops(io.BytesIO(stream[:first_end]))
     magic_number = next(arg for op, arg, _ in magic if isinstance(arg, int) and arg > 2**32)
     proto0 = call_reduce("os", "system", touch_command(marks, "a"), 0) + POP + b"L%dL\n" % magic_number + STOP
-    rewrite_archive(good, out / "a_protocol0_pickled_weight.pt2", {
-        "data/weights/model_weights_config.json": set_use_pickle("lin.bias"),
-        "data/weights/weight_1": lambda _: proto0 + stream[first_end:],
-    })
+    rewrite_archive(
+        good,
+        out / "a_protocol0_pickled_weight.pt2",
+        {
+            "data/weights/model_weights_config.json": set_use_pickle("lin.bias"),
+            "data/weights/weight_1": lambda _: proto0 + stream[first_end:],
+        },
+    )
 
     # b: a pickled constant (torch.save zip) whose data.pkl hides os.system behind a decoy name
     payload_b = call_decoy_stack_global("os", "system", touch_command(marks, "b"))
-    rewrite_archive(good, out / "b_decoy_global_pickled_constant.pt2", {
-        "data/constants/model_constants_config.json": set_use_pickle("c"),
-        "data/constants/tensor_0": lambda _: replace_zip_member(
-            zipped(model.c), "data.pkl", lambda pkl: splice_in_front(pkl, payload_b)),
-    })
+    rewrite_archive(
+        good,
+        out / "b_decoy_global_pickled_constant.pt2",
+        {
+            "data/constants/model_constants_config.json": set_use_pickle("c"),
+            "data/constants/tensor_0": lambda _: replace_zip_member(
+                zipped(model.c), "data.pkl", lambda pkl: splice_in_front(pkl, payload_b)
+            ),
+        },
+    )
 
     # c: protocol-2 header, a call up to REDUCE, then bytes no unpickler can read
     junk = proto(2) + call_reduce("os", "system", touch_command(marks, "c"), 2) + b"\xff\xfe not a pickle"
-    rewrite_archive(good, out / "c_junk_after_reduce.pt2", {
-        "data/weights/model_weights_config.json": set_use_pickle("lin.weight"),
-        "data/weights/weight_0": lambda _: junk,
-    })
+    rewrite_archive(
+        good,
+        out / "c_junk_after_reduce.pt2",
+        {
+            "data/weights/model_weights_config.json": set_use_pickle("lin.weight"),
+            "data/weights/weight_0": lambda _: junk,
+        },
+    )
 
     # d: the legacy weights file torch still reads first when present; payload in its fourth pickle
     weights = legacy(dict(program.state_dict))
     spans = pickle_spans(weights)
     start, end = spans[3]
     fourth = splice_in_front(weights[start:end], call_reduce("builtins", "exec", touch_code(marks, "d"), 2))
-    rewrite_archive(good, out / "d_legacy_weights_file.pt2", {},
-                    add={"data/weights/model.pt": weights[:start] + fourth + weights[end:]})
+    rewrite_archive(
+        good,
+        out / "d_legacy_weights_file.pt2",
+        {},
+        add={"data/weights/model.pt": weights[:start] + fourth + weights[end:]},
+    )
 
     # e: the sample inputs, with the decoy of (b); t: the same with its own marker, for --trust-code
     for case, name in (("e", "e_decoy_global_sample_inputs.pt2"), ("trusted", "t_trusted_sample_inputs.pt2")):
-        payload = call_decoy_stack_global("builtins", "exec", touch_code(marks, case),
-                                          decoys=(("collections", "OrderedDict"), ("torch", "Size")))
-        rewrite_archive(good, out / name, {
-            "data/sample_inputs/model.pt": lambda blob, payload=payload: replace_zip_member(
-                blob, "data.pkl", lambda pkl: splice_in_front(pkl, payload)),
-        })
+        payload = call_decoy_stack_global(
+            "builtins", "exec", touch_code(marks, case), decoys=(("collections", "OrderedDict"), ("torch", "Size"))
+        )
+        rewrite_archive(
+            good,
+            out / name,
+            {
+                "data/sample_inputs/model.pt": lambda blob, payload=payload: replace_zip_member(
+                    blob, "data.pkl", lambda pkl: splice_in_front(pkl, payload)
+                ),
+            },
+        )
 
     build_program_strings(out, marks, good, out / "good_cond.pt2", torch)
 
@@ -260,12 +287,14 @@ def build_program_strings(out: Path, marks: Path, good: Path, cond: Path, torch)
         def fn(doc):
             text = json.dumps(doc["graph_module"]).replace(json.dumps(old), json.dumps(new))
             doc["graph_module"] = json.loads(text)
+
         return fn
 
     def sym_expr(doc):  # sympy.sympify evals the expression string at load
         expr = f"__import__('builtins').exec({touch_code(marks, 'sympy')!r}) or 2"
         doc["graph_module"]["graph"]["tensor_values"]["x"]["sizes"][0] = {
-            "as_expr": {"expr_str": expr, "hint": {"as_int": 2}}}
+            "as_expr": {"expr_str": expr, "hint": {"as_int": 2}}
+        }
 
     def guards(doc):  # ExportedProgram.module() pastes guards_code into a generated function
         doc["guards_code"] = [f"exec(bytes([{code('guards')}])) is None"]
@@ -277,18 +306,29 @@ def build_program_strings(out: Path, marks: Path, good: Path, cond: Path, torch)
         sig["in_spec"] = json.dumps(spec)
 
     rewrite_archive(good, out / "p_sympy_expression.pt2", model_json(sym_expr))
-    rewrite_archive(good, out / "p_placeholder_name.pt2",
-                    model_json(rename("x", f"x=exec(bytes([{code('placeholder')}]))")))
-    rewrite_archive(cond, out / "p_getattr_target.pt2", model_json(rename(
-        "true_graph_0", f'false_graph_0"),exec(bytes([{code("getattr")}])),getattr(self,"false_graph_0')))
+    rewrite_archive(
+        good, out / "p_placeholder_name.pt2", model_json(rename("x", f"x=exec(bytes([{code('placeholder')}]))"))
+    )
+    rewrite_archive(
+        cond,
+        out / "p_getattr_target.pt2",
+        model_json(
+            rename("true_graph_0", f'false_graph_0"),exec(bytes([{code("getattr")}])),getattr(self,"false_graph_0')
+        ),
+    )
     state_name = f'lin.w"),exec(bytes([{code("state")}])),getattr(self,"lin'
 
     def rename_weight(doc):
         doc["config"][state_name] = doc["config"].pop("lin.weight")
 
-    rewrite_archive(good, out / "p_state_name.pt2", {
-        **model_json(rename("lin.weight", state_name)),
-        "data/weights/model_weights_config.json": edit_json(rename_weight)})
+    rewrite_archive(
+        good,
+        out / "p_state_name.pt2",
+        {
+            **model_json(rename("lin.weight", state_name)),
+            "data/weights/model_weights_config.json": edit_json(rename_weight),
+        },
+    )
     rewrite_archive(good, out / "p_guards_code.pt2", model_json(guards))
     rewrite_archive(good, out / "p_treespec_import.pt2", model_json(treespec_import))
 
@@ -297,23 +337,28 @@ def build_program_strings(out: Path, marks: Path, good: Path, cond: Path, torch)
             return (exec, (touch_code(marks, "opaque"),))
 
     def opaque(doc):
-        doc["config"]["c"] = {"path_name": "opaque_obj_0", "is_param": False, "use_pickle": True,
-                              "tensor_meta": None}
+        doc["config"]["c"] = {"path_name": "opaque_obj_0", "is_param": False, "use_pickle": True, "tensor_meta": None}
 
     def custom(doc):
-        doc["config"]["c"] = {"path_name": "custom_obj_0", "is_param": False, "use_pickle": True,
-                              "tensor_meta": None}
+        doc["config"]["c"] = {"path_name": "custom_obj_0", "is_param": False, "use_pickle": True, "tensor_meta": None}
 
     import pickle
 
-    rewrite_archive(good, out / "p_opaque_object.pt2",
-                    {"data/constants/model_constants_config.json": edit_json(opaque)},
-                    add={"data/constants/opaque_obj_0": pickle.dumps(Evil(), protocol=2)})
-    rewrite_archive(good, out / "p_torchbind_object.pt2",
-                    {"data/constants/model_constants_config.json": edit_json(custom)},
-                    add={"data/constants/custom_obj_0": b"PK not a torchbind archive"})
-    rewrite_archive(good, out / "p_aoti_package.pt2", {},
-                    add={"data/aotinductor/model/model.wrapper.so": b"\x7fELF not a library"})
+    rewrite_archive(
+        good,
+        out / "p_opaque_object.pt2",
+        {"data/constants/model_constants_config.json": edit_json(opaque)},
+        add={"data/constants/opaque_obj_0": pickle.dumps(Evil(), protocol=2)},
+    )
+    rewrite_archive(
+        good,
+        out / "p_torchbind_object.pt2",
+        {"data/constants/model_constants_config.json": edit_json(custom)},
+        add={"data/constants/custom_obj_0": b"PK not a torchbind archive"},
+    )
+    rewrite_archive(
+        good, out / "p_aoti_package.pt2", {}, add={"data/aotinductor/model/model.wrapper.so": b"\x7fELF not a library"}
+    )
 
 
 if __name__ == "__main__":

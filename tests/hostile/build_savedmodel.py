@@ -75,19 +75,27 @@ def build(out: Path, marks: Path) -> None:
     def debug_identity(marker):
         def body(x):
             return tf.raw_ops.DebugIdentity(input=x * 2.0, tensor_name="y:0", debug_urls=[f"file://{marks / marker}"])
+
         return body
 
     def decode_proto(x):
         sizes, _ = tf.raw_ops.DecodeProtoV2(
-            bytes=tf.constant([b""]), message_type="bridge.Nothing", field_names=[], output_types=[],
-            descriptor_source=str(marks / "sm_decodeproto.desc"))
+            bytes=tf.constant([b""]),
+            message_type="bridge.Nothing",
+            field_names=[],
+            output_types=[],
+            descriptor_source=str(marks / "sm_decodeproto.desc"),
+        )
         return x + tf.cast(tf.reduce_sum(sizes), tf.float32)
 
     def encode_proto(x):
-        blob = tf.raw_ops.EncodeProto(sizes=tf.ones([1, 1], tf.int32), values=[tf.zeros([1, 1], tf.int32)],
-                                      field_names=["a"],
-                                      message_type="bridge.Nothing",
-                                      descriptor_source=str(marks / "sm_encodeproto.desc"))
+        blob = tf.raw_ops.EncodeProto(
+            sizes=tf.ones([1, 1], tf.int32),
+            values=[tf.zeros([1, 1], tf.int32)],
+            field_names=["a"],
+            message_type="bridge.Nothing",
+            descriptor_source=str(marks / "sm_encodeproto.desc"),
+        )
         return x + tf.cast(tf.strings.length(blob[0]), tf.float32)
 
     serving_model("sm_debugidentity", debug_identity("sm_debugidentity"))
@@ -104,8 +112,9 @@ def build(out: Path, marks: Path) -> None:
                 return tf.raw_ops.VarHandleOp(dtype=tf.float32, shape=[], shared_name=f"payload_{marker}")
 
             def _initialize(self):
-                save = tf.raw_ops.SaveV2(prefix=str(marks / marker), tensor_names=["t"], shape_and_slices=[""],
-                                         tensors=[tf.constant(1.0)])
+                save = tf.raw_ops.SaveV2(
+                    prefix=str(marks / marker), tensor_names=["t"], shape_and_slices=[""], tensors=[tf.constant(1.0)]
+                )
                 with tf.control_dependencies([save]):
                     return tf.raw_ops.AssignVariableOp(resource=self.resource_handle, value=tf.constant(1.0))
 
@@ -141,7 +150,8 @@ def build(out: Path, marks: Path) -> None:
     class Table(tf.Module):
         def __init__(self):
             self.table = tf.lookup.StaticHashTable(
-                tf.lookup.KeyValueTensorInitializer(tf.constant([0, 1], tf.int64), tf.constant([1.0, 2.0])), 0.0)
+                tf.lookup.KeyValueTensorInitializer(tf.constant([0, 1], tf.int64), tf.constant([1.0, 2.0])), 0.0
+            )
 
         @tf.function(input_signature=[spec])
         def serve(self, x):
@@ -166,13 +176,19 @@ def build(out: Path, marks: Path) -> None:
     def attr_debug_urls(mg):
         fn = _function(mg, "__inference_serve")
         node = next(n for n in fn.node_def if n.op == "Identity")
-        node.attr["_debug_urls"].CopyFrom(attr_value_pb2.AttrValue(
-            list=attr_value_pb2.AttrValue.ListValue(s=[f"file://{marks / 'pb_attr_debug_urls'}".encode()])))
+        node.attr["_debug_urls"].CopyFrom(
+            attr_value_pb2.AttrValue(
+                list=attr_value_pb2.AttrValue.ListValue(s=[f"file://{marks / 'pb_attr_debug_urls'}".encode()])
+            )
+        )
 
     def init_runs_saver(mg):
         save_node = mg.saver_def.save_tensor_name.split(":")[0]
-        init = next(n for n in mg.graph_def.node if n.name == mg.signature_def["__saved_model_init_op"].outputs[
-            "__saved_model_init_op"].name.split(":")[0])
+        init = next(
+            n
+            for n in mg.graph_def.node
+            if n.name == mg.signature_def["__saved_model_init_op"].outputs["__saved_model_init_op"].name.split(":")[0]
+        )
         init.input.append(f"^{save_node}")
 
     _edited(out / "sm_clean", out / "pb_top_debugidentity", top_debugidentity)
@@ -191,8 +207,9 @@ def build(out: Path, marks: Path) -> None:
         tf.lookup.StaticHashTable(tf.lookup.KeyValueTensorInitializer(["a"], [1]), -1)
         with tf1.Session() as sess:
             sess.run(tf1.global_variables_initializer())
-            tf1.saved_model.simple_save(sess, str(out / "tf1_clean"), inputs={"x": x}, outputs={"y": y},
-                                        legacy_init_op=tf1.tables_initializer())
+            tf1.saved_model.simple_save(
+                sess, str(out / "tf1_clean"), inputs={"x": x}, outputs={"y": y}, legacy_init_op=tf1.tables_initializer()
+            )
 
     def restore_foreign(mg):
         restore = next(n for n in mg.graph_def.node if n.op == "RestoreV2")

@@ -75,7 +75,9 @@ def error_line(res: subprocess.CompletedProcess) -> str:
 
 def assert_exit(res: subprocess.CompletedProcess, code: int, category: str | None = None, *fragments: str) -> str:
     """Exit code, then the one-line message with its category and the fragments it must contain."""
-    assert res.returncode == code, f"exit {res.returncode}, expected {code}\nstdout:\n{res.stdout[-2000:]}\nstderr:\n{res.stderr[-2000:]}"
+    assert res.returncode == code, (
+        f"exit {res.returncode}, expected {code}\nstdout:\n{res.stdout[-2000:]}\nstderr:\n{res.stderr[-2000:]}"
+    )
     line = error_line(res)
     if category is not None:
         assert line.startswith(f"bridge: {category}: "), line
@@ -86,7 +88,9 @@ def assert_exit(res: subprocess.CompletedProcess, code: int, category: str | Non
 
 def assert_verdict(res: subprocess.CompletedProcess, code: int, *fragments: str) -> None:
     """A verdict (exit 0, 1 or 3) comes with a report on stdout and nothing on stderr."""
-    assert res.returncode == code, f"exit {res.returncode}, expected {code}\nstdout:\n{res.stdout[-3000:]}\nstderr:\n{res.stderr[-2000:]}"
+    assert res.returncode == code, (
+        f"exit {res.returncode}, expected {code}\nstdout:\n{res.stdout[-3000:]}\nstderr:\n{res.stderr[-2000:]}"
+    )
     assert "Traceback" not in res.stderr, res.stderr
     verdict = {0: "verdict: PASS", 1: "verdict: FAIL", 3: "verdict: INCONCLUSIVE"}[code]
     assert verdict in res.stdout, res.stdout

@@ -16,11 +16,20 @@ import sys
 
 import numpy as np
 import pytest
-
 from conftest import ROOT, needs_torch
+
 from hostile.build import DELETE, pair_bundle, pickled_golden
-from hostile.common import (TORCH_FACTORIES, Call, assert_empty, assert_exit, assert_no_marker, assert_verdict,
-                            case_dirs, run_many, snapshot)
+from hostile.common import (
+    TORCH_FACTORIES,
+    Call,
+    assert_empty,
+    assert_exit,
+    assert_no_marker,
+    assert_verdict,
+    case_dirs,
+    run_many,
+    snapshot,
+)
 
 SOURCE = f"{TORCH_FACTORIES}:linear"  # never loaded below: the destination is refused first
 Y = np.array([1.0, 2.0, 3.0], np.float32)
@@ -31,6 +40,7 @@ def _good_bundle(path):
 
 
 # -- output paths ------------------------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def outputs(tmp_path_factory):
@@ -70,10 +80,21 @@ def outputs(tmp_path_factory):
     return base, cases, before, run_many(calls)
 
 
-@pytest.mark.parametrize("name", ["A01_symlink_to_directory", "A01_symlink_to_file", "A01_dangling_symlink",
-                                  "A10_existing_non_bundle_directory", "A10_existing_file",
-                                  "A10_the_source_file_itself", "A10_root_directory", "A10_dot_in_a_nonempty_cwd",
-                                  "A10_existing_bundle_without_force", "A10_parent_is_a_file"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "A01_symlink_to_directory",
+        "A01_symlink_to_file",
+        "A01_dangling_symlink",
+        "A10_existing_non_bundle_directory",
+        "A10_existing_file",
+        "A10_the_source_file_itself",
+        "A10_root_directory",
+        "A10_dot_in_a_nonempty_cwd",
+        "A10_existing_bundle_without_force",
+        "A10_parent_is_a_file",
+    ],
+)
 def test_dangerous_output_paths_are_refused(outputs, name):
     base, cases, before, results = outputs
     _, _, fragment = cases[name]
@@ -82,6 +103,7 @@ def test_dangerous_output_paths_are_refused(outputs, name):
 
 
 # -- report paths ------------------------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def reports(tmp_path_factory):
@@ -144,6 +166,7 @@ def test_report_cannot_overwrite_the_bundle_it_verifies(reports):
 
 # -- tampered bundles ------------------------------------------------------------------------------------------
 
+
 def _flip_golden(b):
     data = bytearray((b / "golden.npz").read_bytes())
     data[len(data) // 2] ^= 0x40
@@ -177,6 +200,7 @@ def _patch(**kv):
             else:
                 m[k] = v
         (b / "manifest.json").write_text(json.dumps(m))
+
     return apply
 
 
@@ -201,8 +225,9 @@ TAMPER = {  # case -> (change, fragment of the one line)
 }
 MALFORMED_MANIFEST = {  # well-formed JSON, wrong shapes: every one must be a bad bundle (exit 2)
     "files_is_a_list": _patch(files=["model.onnx", "golden.npz"]),
-    "files_entry_is_a_string": lambda b: _patch(files={k: "0" * 64 for k in json.loads(
-        (b / "manifest.json").read_text())["files"]})(b),
+    "files_entry_is_a_string": lambda b: _patch(
+        files={k: "0" * 64 for k in json.loads((b / "manifest.json").read_text())["files"]}
+    )(b),
     "input_without_dtype": _patch(inputs=[{"name": "x", "dims": [1]}]),
     "cases_is_null": _patch(cases=None),
     "model_is_a_string": _patch(model="model.onnx"),
@@ -255,7 +280,11 @@ def tampered(tmp_path_factory):
     os.symlink(real, base / "A06_bundle_is_a_symlink" / "bundle")
     cwd = base / "A06_bundle_is_a_symlink" / "cwd"
     cwd.mkdir()
-    layout["A06_bundle_is_a_symlink"] = (base / "A06_bundle_is_a_symlink", cwd, snapshot(base / "A06_bundle_is_a_symlink"))
+    layout["A06_bundle_is_a_symlink"] = (
+        base / "A06_bundle_is_a_symlink",
+        cwd,
+        snapshot(base / "A06_bundle_is_a_symlink"),
+    )
     calls["A06_bundle_is_a_symlink"] = Call(("verify", base / "A06_bundle_is_a_symlink" / "bundle"), cwd)
     return layout, marks, run_many(calls)
 
@@ -298,6 +327,7 @@ def test_malformed_manifest_is_a_bad_bundle(tampered, name):
 
 # -- a write that fails part-way ----------------------------------------------------------------------------
 
+
 def _limit_file_size():
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, 100_000))
@@ -310,8 +340,15 @@ def disk_full(tmp_path_factory):
     base = tmp_path_factory.mktemp("disk_full")
     out, cwd = case_dirs(base, "A02")
     env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONDONTWRITEBYTECODE": "1"}
-    res = subprocess.run([sys.executable, "-m", "bridge", "export", f"{TORCH_FACTORIES}:wide", "-o", str(out / "bundle")],
-                         cwd=cwd, env=env, capture_output=True, text=True, timeout=300, preexec_fn=_limit_file_size)
+    res = subprocess.run(
+        [sys.executable, "-m", "bridge", "export", f"{TORCH_FACTORIES}:wide", "-o", str(out / "bundle")],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        preexec_fn=_limit_file_size,
+    )
     return out, cwd, res
 
 
@@ -332,6 +369,7 @@ def test_A02_failed_write_is_not_blamed_on_the_model(disk_full):
 
 # -- concurrent writers ------------------------------------------------------------------------------------
 
+
 @needs_torch
 @pytest.mark.slow
 def test_A05_concurrent_exports_to_one_destination(tmp_path):
@@ -342,8 +380,9 @@ def test_A05_concurrent_exports_to_one_destination(tmp_path):
     calls = {}
     for i, factory in enumerate(("linear", "dict_out")):
         (tmp_path / f"cwd{i}").mkdir()
-        calls[f"w{i}"] = Call(("export", f"{TORCH_FACTORIES}:{factory}", "-o", out / "bundle", "--force"),
-                              tmp_path / f"cwd{i}")
+        calls[f"w{i}"] = Call(
+            ("export", f"{TORCH_FACTORIES}:{factory}", "-o", out / "bundle", "--force"), tmp_path / f"cwd{i}"
+        )
     results = run_many(calls, workers=2)
     for res in results.values():
         if res.returncode == 0:
@@ -354,4 +393,3 @@ def test_A05_concurrent_exports_to_one_destination(tmp_path):
     assert sorted(p.name for p in out.iterdir()) == ["bundle"]
     (tmp_path / "cwd_v").mkdir()
     assert_verdict(run_many({"v": Call(("verify", out / "bundle"), tmp_path / "cwd_v")})["v"], 0)
-

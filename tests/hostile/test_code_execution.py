@@ -15,11 +15,22 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import ROOT, needs_tf, needs_torch
+
 from hostile.build import identity, linear_graph, object_array_npz, pair_bundle, write_model, zip_bomb_keras
-from hostile.common import (TORCH_FACTORIES, Call, assert_empty, assert_exit, assert_no_marker, assert_verdict,
-                            build, case_dirs, run_many, shared_build, snapshot)
+from hostile.common import (
+    TORCH_FACTORIES,
+    Call,
+    assert_empty,
+    assert_exit,
+    assert_no_marker,
+    assert_verdict,
+    build,
+    case_dirs,
+    run_many,
+    shared_build,
+    snapshot,
+)
 
 LINEAR = f"{TORCH_FACTORIES}:linear"
 NO_WO = {"TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "1"}
@@ -60,8 +71,9 @@ def torch_runs(tmp_path_factory):
     with np.load(files / "good_linear.npz") as z:
         linear_onnx = write_model(linear_graph(z["weight"], z["bias"]), base / "linear.onnx")
     out, cwd = dirs["S06_weights_dir_modules"] = case_dirs(base, "S06_weights_dir_modules")
-    calls["S06_weights_dir_modules"] = Call(("verify", linear_onnx, "--source", LINEAR, "--weights", trap / "good.pt"),
-                                            cwd, NO_WO)
+    calls["S06_weights_dir_modules"] = Call(
+        ("verify", linear_onnx, "--source", LINEAR, "--weights", trap / "good.pt"), cwd, NO_WO
+    )
     # S17: real samples as an .npz holding a pickled object array
     npz = object_array_npz(base / "inputs.npz", marks / "npz_pickle")
     onnx_path = write_model(identity(), base / "identity.onnx")
@@ -169,13 +181,14 @@ def keras_runs(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def keras_slow_runs(tmp_path_factory):
-    return _keras_fixture(tmp_path_factory, "keras_slow", {**{k: v[0] for k, v in KERAS_SLOW.items()},
-                                                          **KERAS_CONTROL})
+    return _keras_fixture(tmp_path_factory, "keras_slow", {**{k: v[0] for k, v in KERAS_SLOW.items()}, **KERAS_CONTROL})
 
 
 def _keras_params():
-    return [pytest.param(n, marks=pytest.mark.xfail(strict=True, reason=KERAS_GAPS[n])) if n in KERAS_GAPS else n
-            for n in sorted(KERAS)]
+    return [
+        pytest.param(n, marks=pytest.mark.xfail(strict=True, reason=KERAS_GAPS[n])) if n in KERAS_GAPS else n
+        for n in sorted(KERAS)
+    ]
 
 
 @needs_tf
@@ -256,7 +269,9 @@ def test_S16_endless_savedmodel_times_out(tmp_path):
     files = tmp_path / "files"
     build("tf_loop", files)
     out, cwd = case_dirs(tmp_path, "loop")
-    res = run_many({"loop": Call(("export", files / "sm_endless", "-o", out / "bundle", "--timeout", "40"), cwd)})["loop"]
+    res = run_many({"loop": Call(("export", files / "sm_endless", "-o", out / "bundle", "--timeout", "40"), cwd)})[
+        "loop"
+    ]
     assert_exit(res, 7, "crashed", "still running after 40 s")
     assert_empty(out, cwd)
 
@@ -270,14 +285,16 @@ CONSOLE_SCRIPT = Path(sys.executable).parent / "bridge"
 def test_working_directory_modules_do_not_run(tmp_path):
     """`bridge verify` run from a directory an attacker controls (an unpacked download) must not import
     Python modules from it. The console script itself does not put the directory on sys.path."""
-    bundle = pair_bundle(tmp_path / "bundle", {"y": np.array([1.0, 2.0], np.float32)},
-                         {"y": np.array([1.0, 2.0], np.float32)})
+    bundle = pair_bundle(
+        tmp_path / "bundle", {"y": np.array([1.0, 2.0], np.float32)}, {"y": np.array([1.0, 2.0], np.float32)}
+    )
     cwd = tmp_path / "download"
     (cwd / "multiprocessing").mkdir(parents=True)
     marker = tmp_path / "cwd_module_ran"
     (cwd / "multiprocessing" / "__init__.py").write_text(f"open({str(marker)!r}, 'w').close()\n")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}  # PYTHONPATH does not add the working directory
-    res = subprocess.run([str(CONSOLE_SCRIPT), "verify", str(bundle)], cwd=cwd, env=env, capture_output=True,
-                         text=True, timeout=120)
+    res = subprocess.run(
+        [str(CONSOLE_SCRIPT), "verify", str(bundle)], cwd=cwd, env=env, capture_output=True, text=True, timeout=120
+    )
     assert not marker.exists(), "a module from the working directory ran"
     assert_verdict(res, 0)

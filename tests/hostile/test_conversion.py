@@ -10,12 +10,21 @@ import os
 
 import numpy as np
 import pytest
+from conftest import needs_tf, needs_torch
 from onnx import TensorProto, helper
 
-from conftest import needs_tf, needs_torch
 from hostile.build import model, pair_bundle, spec, vi, write_bundle, write_model
-from hostile.common import (TORCH_FACTORIES, Call, assert_empty, assert_exit, assert_verdict, case_dirs, run_many,
-                            shared_build, snapshot)
+from hostile.common import (
+    TORCH_FACTORIES,
+    Call,
+    assert_empty,
+    assert_exit,
+    assert_verdict,
+    case_dirs,
+    run_many,
+    shared_build,
+    snapshot,
+)
 
 TORCH_CASES = {  # case -> (factory, extra args)
     "C01_batchnorm_forced_into_training": ("forced_train_bn", ()),
@@ -27,9 +36,15 @@ TORCH_CASES = {  # case -> (factory, extra args)
 def _int32_graph():
     """ids:int32[batch,2] -> float64(ids) * 0.5, like torch_factories.int32_scale."""
     half = helper.make_tensor("half", TensorProto.DOUBLE, [], [0.5])
-    return model([helper.make_node("Cast", ["ids"], ["d"], to=TensorProto.DOUBLE),
-                  helper.make_node("Mul", ["d", "half"], ["output"])],
-                 [vi("ids", TensorProto.INT32, ("batch", 2))], [vi("output", TensorProto.DOUBLE, ("batch", 2))], [half])
+    return model(
+        [
+            helper.make_node("Cast", ["ids"], ["d"], to=TensorProto.DOUBLE),
+            helper.make_node("Mul", ["d", "half"], ["output"]),
+        ],
+        [vi("ids", TensorProto.INT32, ("batch", 2))],
+        [vi("output", TensorProto.DOUBLE, ("batch", 2))],
+        [half],
+    )
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +59,8 @@ def conversions(tmp_path_factory):
     onnx_path = write_model(_int32_graph(), base / "int32.onnx")
     np.savez(base / "samples.npz", ids=np.array([[2**40 + 3, 5]], np.int64))
     calls["C05_int64_samples_for_int32_input"] = Call(
-        ("verify", onnx_path, "--source", f"{TORCH_FACTORIES}:int32_scale", "--inputs", base / "samples.npz"), cwd)
+        ("verify", onnx_path, "--source", f"{TORCH_FACTORIES}:int32_scale", "--inputs", base / "samples.npz"), cwd
+    )
     results = run_many(calls)
     # a failing export's bundle, verified again on a machine with only ONNX Runtime
     for name in ("C02_declared_dynamic_axis_baked",):
@@ -128,9 +144,14 @@ def test_C02_bundle_declaring_a_dynamic_axis_the_graph_fixed(tmp_path):
     value matches."""
     x = np.arange(8, dtype=np.float32).reshape(2, 4)
     m = model([helper.make_node("Identity", ["x"], ["y"])], [vi("x", shape=(2, 4))], [vi("y", shape=(2, 4))])
-    bundle = write_bundle(tmp_path / "bundle", m, {"draw0/in/x": x, "draw0/out/y": x},
-                          [spec("x", "float32", ["batch", 4])], [spec("y", "float32", ["batch", 4])],
-                          cases=[{"label": "draw0", "seed": 0, "sizes": {"batch": 2}}])
+    bundle = write_bundle(
+        tmp_path / "bundle",
+        m,
+        {"draw0/in/x": x, "draw0/out/y": x},
+        [spec("x", "float32", ["batch", 4])],
+        [spec("y", "float32", ["batch", 4])],
+        cases=[{"label": "draw0", "seed": 0, "sizes": {"batch": 2}}],
+    )
     (tmp_path / "cwd").mkdir()
     res = run_many({"v": Call(("verify", bundle), tmp_path / "cwd")})["v"]
     assert_verdict(res, 1, "baked into a constant")
@@ -139,8 +160,9 @@ def test_C02_bundle_declaring_a_dynamic_axis_the_graph_fixed(tmp_path):
 
 @pytest.mark.skipif(os.path.exists("/dev/nvidia0"), reason="a GPU is present")
 def test_C07_cuda_requested_without_a_gpu(tmp_path):
-    bundle = pair_bundle(tmp_path / "bundle", {"y": np.array([1.0, 2.0], np.float32)},
-                         {"y": np.array([1.0, 2.0], np.float32)})
+    bundle = pair_bundle(
+        tmp_path / "bundle", {"y": np.array([1.0, 2.0], np.float32)}, {"y": np.array([1.0, 2.0], np.float32)}
+    )
     (tmp_path / "cwd").mkdir()
     res = run_many({"v": Call(("verify", bundle, "--device", "cuda"), tmp_path / "cwd")})["v"]
     assert_exit(res, 4, "environment", "cuda")

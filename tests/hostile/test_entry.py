@@ -8,15 +8,31 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import ROOT
+
 from hostile.build import pair_bundle
 from hostile.common import assert_verdict
 
 # Modules the CLI, the worker start-up or the verify path import: each one planted in the working
 # directory as a module that leaves a marker when imported.
-TRAPS = ("argparse", "json", "tempfile", "traceback", "pathlib", "dataclasses", "multiprocessing", "numpy",
-         "onnx", "onnxruntime", "hashlib", "shutil", "signal", "zipfile", "textwrap", "gettext")
+TRAPS = (
+    "argparse",
+    "json",
+    "tempfile",
+    "traceback",
+    "pathlib",
+    "dataclasses",
+    "multiprocessing",
+    "numpy",
+    "onnx",
+    "onnxruntime",
+    "hashlib",
+    "shutil",
+    "signal",
+    "zipfile",
+    "textwrap",
+    "gettext",
+)
 
 
 def _plant(cwd: Path, marks: Path) -> None:
@@ -32,8 +48,9 @@ def _plant(cwd: Path, marks: Path) -> None:
 @pytest.fixture(scope="module")
 def download(tmp_path_factory):
     base = tmp_path_factory.mktemp("entry")
-    bundle = pair_bundle(base / "bundle", {"y": np.array([1.0, 2.0], np.float32)},
-                         {"y": np.array([1.0, 2.0], np.float32)})
+    bundle = pair_bundle(
+        base / "bundle", {"y": np.array([1.0, 2.0], np.float32)}, {"y": np.array([1.0, 2.0], np.float32)}
+    )
     cwd, marks = base / "download", base / "marks"
     cwd.mkdir()
     marks.mkdir()
@@ -51,8 +68,9 @@ def _env() -> dict:
 def test_python_dash_m_ignores_modules_in_the_working_directory(download, argv):
     bundle, cwd, marks = download
     args = [a.format(bundle=bundle) for a in argv]
-    res = subprocess.run([sys.executable, "-m", "bridge", *args], cwd=cwd, env=_env(), capture_output=True,
-                         text=True, timeout=300)
+    res = subprocess.run(
+        [sys.executable, "-m", "bridge", *args], cwd=cwd, env=_env(), capture_output=True, text=True, timeout=300
+    )
     ran = sorted(p.name for p in marks.iterdir())
     assert ran == [], f"modules from the working directory ran: {ran}\n{res.stderr[-2000:]}"
     if argv[0] == "--help":

@@ -81,7 +81,9 @@ def external(tmp_path_factory):
         bundle = root / "bundle"
         bundle.mkdir()
         setup(bundle, outside)
-        write_model(add_model(ext_tensor("W", loc if location is None else _rebase(loc), **keys)), bundle / "model.onnx")
+        write_model(
+            add_model(ext_tensor("W", loc if location is None else _rebase(loc), **keys)), bundle / "model.onnx"
+        )
         np.savez(bundle / "golden.npz", **_golden(SECRET))
         _manifest(bundle)
         # bare-file route
@@ -103,7 +105,7 @@ def _rebase(location: str) -> str:
     if location.startswith("../"):
         return "../outside/" + location[3:]
     if location.startswith("sub/../../"):
-        return "sub/../../outside/" + location[len("sub/../../"):]
+        return "sub/../../outside/" + location[len("sub/../../") :]
     return location
 
 
@@ -111,9 +113,16 @@ def _manifest(bundle):
     """A consistent manifest: every regular file in the bundle listed with its hash."""
     import json
 
-    manifest = {"schema_version": 1, "model": {"file": "model.onnx"}, "source": {}, "exporter": {},
-                "inputs": [spec("x", "float32", [4])], "outputs": [spec("y", "float32", [4])],
-                "cases": [{"label": "draw0", "seed": 0, "sizes": {}}], "files": {}}
+    manifest = {
+        "schema_version": 1,
+        "model": {"file": "model.onnx"},
+        "source": {},
+        "exporter": {},
+        "inputs": [spec("x", "float32", [4])],
+        "outputs": [spec("y", "float32", [4])],
+        "cases": [{"label": "draw0", "seed": 0, "sizes": {}}],
+        "files": {},
+    }
     (bundle / "manifest.json").write_text(json.dumps(manifest))
     rehash(bundle)
 

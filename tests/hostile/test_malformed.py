@@ -10,21 +10,30 @@ import time
 
 import numpy as np
 import pytest
+from conftest import needs_torch
 from onnx import TensorProto, helper, numpy_helper
 
-from conftest import needs_torch
-from hostile.build import (endless_loop, graph_bundle, malformed_models, model, spec, vi, write_bundle,
-                           write_model)
+from hostile.build import endless_loop, graph_bundle, malformed_models, model, spec, vi, write_bundle, write_model
 from hostile.common import TORCH_FACTORIES, Call, assert_empty, assert_exit, assert_verdict, run_many, snapshot
 
 X = np.array([0.5, -1.0, 2.0, 3.0], np.float32)
 
 # what the one line must mention, per malformed file (lower case); "" = the category is enough
 FRAGMENTS = {
-    "garbage": "onnx", "truncated": "onnx", "empty": "onnx", "deep_nesting": "onnx",
-    "future_opset_ir": "ir_version", "cycle": "", "dangling_input": "", "duplicate_output": "",
-    "unproduced_output": "", "raw_data_size_mismatch": "", "huge_initializer_dims": "",
-    "recursive_function": "", "duplicate_metadata_keys": "metadata", "sequence_output": "not a tensor",
+    "garbage": "onnx",
+    "truncated": "onnx",
+    "empty": "onnx",
+    "deep_nesting": "onnx",
+    "future_opset_ir": "ir_version",
+    "cycle": "",
+    "dangling_input": "",
+    "duplicate_output": "",
+    "unproduced_output": "",
+    "raw_data_size_mismatch": "",
+    "huge_initializer_dims": "",
+    "recursive_function": "",
+    "duplicate_metadata_keys": "metadata",
+    "sequence_output": "not a tensor",
 }
 
 
@@ -38,8 +47,13 @@ def malformed(tmp_path_factory):
         bare = root / "bare"
         bare.mkdir(parents=True)
         write_model(data, bare / "model.onnx")
-        bundle = write_bundle(root / "bundle", data, {"draw0/in/x": X, "draw0/out/y": X},
-                              [spec("x", "float32", [4])], [spec("y", "float32", [4])])
+        bundle = write_bundle(
+            root / "bundle",
+            data,
+            {"draw0/in/x": X, "draw0/out/y": X},
+            [spec("x", "float32", [4])],
+            [spec("y", "float32", [4])],
+        )
         cwd = root / "cwd"
         cwd.mkdir()
         layout[name] = (root, cwd, snapshot(root))
@@ -65,26 +79,42 @@ def _custom_domain():
 
 def _alloc_bomb():
     shape = numpy_helper.from_array(np.array([2**20, 2**20, 2**10], np.int64), "shape")
-    return model([helper.make_node("ConstantOfShape", ["shape"], ["big"]),
-                  helper.make_node("ReduceSum", ["big"], ["s"], keepdims=0),
-                  helper.make_node("Add", ["x", "s"], ["y"])], [vi("x")], [vi("y")], [shape])
+    return model(
+        [
+            helper.make_node("ConstantOfShape", ["shape"], ["big"]),
+            helper.make_node("ReduceSum", ["big"], ["s"], keepdims=0),
+            helper.make_node("Add", ["x", "s"], ["y"]),
+        ],
+        [vi("x")],
+        [vi("y")],
+        [shape],
+    )
 
 
 def _expand_bomb():
-    return model([helper.make_node("Expand", ["x", "s"], ["big"]),
-                  helper.make_node("ReduceSum", ["big"], ["y"], keepdims=0)],
-                 [vi("x", shape=(1,)), vi("s", TensorProto.INT64, (3,))], [vi("y", shape=())])
+    return model(
+        [helper.make_node("Expand", ["x", "s"], ["big"]), helper.make_node("ReduceSum", ["big"], ["y"], keepdims=0)],
+        [vi("x", shape=(1,)), vi("s", TensorProto.INT64, (3,))],
+        [vi("y", shape=())],
+    )
 
 
 def _random():
-    return model([helper.make_node("RandomUniformLike", ["x"], ["r"]), helper.make_node("Add", ["x", "r"], ["y"])],
-                 [vi("x")], [vi("y")])
+    return model(
+        [helper.make_node("RandomUniformLike", ["x"], ["r"]), helper.make_node("Add", ["x", "r"], ["y"])],
+        [vi("x")],
+        [vi("y")],
+    )
 
 
 def _array_feature_extractor():
     n = helper.make_node("ArrayFeatureExtractor", ["x", "idx"], ["y"], domain="ai.onnx.ml")
-    return model([n], [vi("x", TensorProto.INT64, (10, 1)), vi("idx", TensorProto.INT64, (1,))],
-                 [vi("y", TensorProto.INT64, (10, 1))], extra_opsets=[helper.make_opsetid("ai.onnx.ml", 3)])
+    return model(
+        [n],
+        [vi("x", TensorProto.INT64, (10, 1)), vi("idx", TensorProto.INT64, (1,))],
+        [vi("y", TensorProto.INT64, (10, 1))],
+        extra_opsets=[helper.make_opsetid("ai.onnx.ml", 3)],
+    )
 
 
 @pytest.fixture(scope="module")
@@ -95,20 +125,38 @@ def runtime_cases(tmp_path_factory):
         "M04_custom_domain": (graph_bundle(base / "custom", _custom_domain(), {"x": X}, {"y": X}), ()),
         # M07: 2**50 floats from a constant shape, and 2**52 from a runtime shape
         "M07_constant_of_shape": (graph_bundle(base / "cos", _alloc_bomb(), {"x": X}, {"y": X}), ()),
-        "M07_expand": (graph_bundle(base / "expand", _expand_bomb(),
-                                    {"x": np.ones(1, np.float32), "s": np.array([2**20, 2**20, 2**12], np.int64)},
-                                    {"y": np.array(1.0, np.float32)}), ()),
+        "M07_expand": (
+            graph_bundle(
+                base / "expand",
+                _expand_bomb(),
+                {"x": np.ones(1, np.float32), "s": np.array([2**20, 2**20, 2**12], np.int64)},
+                {"y": np.array(1.0, np.float32)},
+            ),
+            (),
+        ),
         # M08: a Loop with 2**62 iterations
-        "M08_endless_loop": (write_bundle(base / "loop", endless_loop(), {"draw0/in/x": X, "draw0/out/y": X},
-                                          [spec("x", "float32", [4])], [spec("y", "float32", [4])]),
-                             ("--timeout", "4")),
+        "M08_endless_loop": (
+            write_bundle(
+                base / "loop",
+                endless_loop(),
+                {"draw0/in/x": X, "draw0/out/y": X},
+                [spec("x", "float32", [4])],
+                [spec("y", "float32", [4])],
+            ),
+            ("--timeout", "4"),
+        ),
         # M11: a random op in the graph; the golden outputs come from another draw
         "M11_random_op": (graph_bundle(base / "random", _random(), {"x": X}, {"y": X + 0.5}), ()),
         # M13: ArrayFeatureExtractor with a negative index (an out-of-bounds read in old ORT)
-        "M13_array_feature_extractor": (graph_bundle(
-            base / "afe", _array_feature_extractor(),
-            {"x": np.arange(10, dtype=np.int64).reshape(10, 1), "idx": np.array([-10], np.int64)},
-            {"y": np.zeros((10, 1), np.int64)}), ()),
+        "M13_array_feature_extractor": (
+            graph_bundle(
+                base / "afe",
+                _array_feature_extractor(),
+                {"x": np.arange(10, dtype=np.int64).reshape(10, 1), "idx": np.array([-10], np.int64)},
+                {"y": np.zeros((10, 1), np.int64)},
+            ),
+            (),
+        ),
     }
     calls, layout = {}, {}
     for name, (bundle, extra) in cases.items():
@@ -148,7 +196,9 @@ def test_M07_allocation_bombs_fail_without_passing(runtime_cases, name):
 
 def test_M08_endless_loop_is_stopped_by_timeout(runtime_cases):
     layout, results, elapsed = runtime_cases
-    line = assert_exit(results["M08_endless_loop"], 7, "crashed", "running ONNX Runtime (cpu)", "still running after 4 s")
+    line = assert_exit(
+        results["M08_endless_loop"], 7, "crashed", "running ONNX Runtime (cpu)", "still running after 4 s"
+    )
     assert "--timeout" in results["M08_endless_loop"].stderr  # the hint names the knob
     assert elapsed < 120, line
     _clean(layout, "M08_endless_loop")
@@ -176,7 +226,8 @@ def test_huge_declared_input_dims(tmp_path):
     path = write_model(m, tmp_path / "huge.onnx")
     cwd = tmp_path / "cwd"
     cwd.mkdir()
-    res = run_many({"huge": Call(("verify", path, "--source", f"{TORCH_FACTORIES}:linear", "--memory-limit", "2"),
-                                 cwd)})["huge"]
+    res = run_many(
+        {"huge": Call(("verify", path, "--source", f"{TORCH_FACTORIES}:linear", "--memory-limit", "2"), cwd)}
+    )["huge"]
     assert_verdict(res, 1, "baked into a constant", "1099511627776")
     assert_empty(cwd)

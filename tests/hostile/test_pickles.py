@@ -22,11 +22,27 @@ import zipfile
 from pathlib import Path
 
 import pytest
-
 from conftest import ROOT, needs_torch
-from hostile.build_pickles import (MARK, MEMOIZE, NEWOBJ, OBJ, POP, POP_MARK, REDUCE, STACK_GLOBAL, STOP, TUPLE,
-                                   global_op, inst_op, pickle_spans, proto, replace_zip_member,
-                                   splice_in_front, string)
+
+from hostile.build_pickles import (
+    MARK,
+    MEMOIZE,
+    NEWOBJ,
+    OBJ,
+    POP,
+    POP_MARK,
+    REDUCE,
+    STACK_GLOBAL,
+    STOP,
+    TUPLE,
+    global_op,
+    inst_op,
+    pickle_spans,
+    proto,
+    replace_zip_member,
+    splice_in_front,
+    string,
+)
 from hostile.common import Call, assert_empty, assert_exit, assert_no_marker, assert_verdict, case_dirs, run_many
 
 HERE = Path(__file__).resolve().parent
@@ -34,12 +50,14 @@ BUILDER = HERE / "build_pickles.py"
 
 PICKLE_CASES = {  # case -> (file, global named in the refusal, archive member named in the refusal)
     "a_protocol0_pickled_weight": ("a_protocol0_pickled_weight.pt2", "os.system", "data/weights/weight_1"),
-    "b_decoy_global_pickled_constant": ("b_decoy_global_pickled_constant.pt2", "os.system",
-                                        "data/constants/tensor_0"),
+    "b_decoy_global_pickled_constant": ("b_decoy_global_pickled_constant.pt2", "os.system", "data/constants/tensor_0"),
     "c_junk_after_reduce": ("c_junk_after_reduce.pt2", "os.system", "data/weights/weight_0"),
     "d_legacy_weights_file": ("d_legacy_weights_file.pt2", "builtins.exec", "data/weights/model.pt"),
-    "e_decoy_global_sample_inputs": ("e_decoy_global_sample_inputs.pt2", "builtins.exec",
-                                     "data/sample_inputs/model.pt"),
+    "e_decoy_global_sample_inputs": (
+        "e_decoy_global_sample_inputs.pt2",
+        "builtins.exec",
+        "data/sample_inputs/model.pt",
+    ),
 }
 PROGRAM_CASES = {  # case -> fragment of the refusal (None: loads, and the program's code is not run)
     "p_sympy_expression": "symbolic expression",
@@ -61,8 +79,14 @@ def built(tmp_path_factory):
     files, marks = base / "files", base / "marks"
     marks.mkdir()
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    res = subprocess.run([sys.executable, str(BUILDER), str(files), str(marks)], cwd=base, env=env,
-                         capture_output=True, text=True, timeout=300)
+    res = subprocess.run(
+        [sys.executable, str(BUILDER), str(files), str(marks)],
+        cwd=base,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     assert list(marks.iterdir()) == [], "a payload ran while it was built"
     return base, files, marks
@@ -78,8 +102,9 @@ def cli_runs(built):
         env = {"TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "1"} if name.startswith("b_") else {}
         calls[name] = Call(("export", files / pt2, "-o", out / "bundle"), cwd, env)
     out, cwd = dirs["trusted"] = case_dirs(base, "trusted")
-    calls["trusted"] = Call(("export", files / "t_trusted_sample_inputs.pt2", "-o", out / "bundle", "--trust-code"),
-                            cwd)
+    calls["trusted"] = Call(
+        ("export", files / "t_trusted_sample_inputs.pt2", "-o", out / "bundle", "--trust-code"), cwd
+    )
     out, cwd = dirs["legit"] = case_dirs(base, "legit")
     calls["legit"] = Call(("export", files / "good.pt2", "-o", out / "bundle"), cwd)
     return dirs, run_many(calls)
@@ -91,8 +116,14 @@ def checked(built):
     base, files, marks = built
     report = base / "check.json"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests")])}
-    res = subprocess.run([sys.executable, __file__, "check", str(files), str(marks), str(report), str(EXAMPLES)],
-                         cwd=base, env=env, capture_output=True, text=True, timeout=600)
+    res = subprocess.run(
+        [sys.executable, __file__, "check", str(files), str(marks), str(report), str(EXAMPLES)],
+        cwd=base,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-4000:]
     return json.loads(report.read_text()), marks
 
@@ -170,14 +201,32 @@ def test_generated_pickles_never_run(checked):
 # -- the subprocess: generated pickles and program cases ----------------------------------------------
 
 PAYLOADS = [  # (module, name, kind)
-    ("os", "system", "shell"), ("posix", "system", "shell"), ("builtins", "exec", "python"),
-    ("builtins", "eval", "python"), ("subprocess", "check_call", "argv"), ("__main__", "Touch", "class"),
+    ("os", "system", "shell"),
+    ("posix", "system", "shell"),
+    ("builtins", "exec", "python"),
+    ("builtins", "eval", "python"),
+    ("subprocess", "check_call", "argv"),
+    ("__main__", "Touch", "class"),
 ]
-DECOYS = [("torch._utils", "_rebuild_tensor_v2"), ("collections", "OrderedDict"), ("torch", "Size"),
-          ("torch", "FloatStorage")]
-ENTRIES = ["pickle.loads", "pickle.load", "pickle.Unpickler", "pickle._loads", "_pickle.loads",
-           "bound loads", "bound Unpickler",  # bound at import time, before any patch: the audit hook
-           "torch.load", "torch.load(pickle_module)", "torch.serialization.load", "bound torch.load"]
+DECOYS = [
+    ("torch._utils", "_rebuild_tensor_v2"),
+    ("collections", "OrderedDict"),
+    ("torch", "Size"),
+    ("torch", "FloatStorage"),
+]
+ENTRIES = [
+    "pickle.loads",
+    "pickle.load",
+    "pickle.Unpickler",
+    "pickle._loads",
+    "_pickle.loads",
+    "bound loads",
+    "bound Unpickler",  # bound at import time, before any patch: the audit hook
+    "torch.load",
+    "torch.load(pickle_module)",
+    "torch.serialization.load",
+    "bound torch.load",
+]
 TORCH_ENTRIES = ENTRIES[7:]
 _BOUND_LOADS, _BOUND_UNPICKLER = pickle.loads, pickle.Unpickler
 _BOUND_TORCH_LOAD: list = []  # torch.load as bound before any patch, set in the subprocess
@@ -211,8 +260,19 @@ def callable_ref(module: str, name: str, p: int, how: str, decoys: list, memo_in
     # memo: store both names (PUT, or MEMOIZE from protocol 4 on), drop them, push decoys, fetch them back
     first, second = (0, 1) if p >= 4 else (memo_index, memo_index + 1)
     store = (lambda i: MEMOIZE) if p >= 4 else (lambda i: memo_ops(i, p, False))
-    return (string(module, p) + store(first) + POP + string(name, p) + store(second) + POP + decoy_ops + marked
-            + memo_ops(first, p, True) + memo_ops(second, p, True) + STACK_GLOBAL)
+    return (
+        string(module, p)
+        + store(first)
+        + POP
+        + string(name, p)
+        + store(second)
+        + POP
+        + decoy_ops
+        + marked
+        + memo_ops(first, p, True)
+        + memo_ops(second, p, True)
+        + STACK_GLOBAL
+    )
 
 
 def call_ops(payload, p: int, style: str, how: str, decoys: list, tag: str) -> bytes:
@@ -255,9 +315,16 @@ def strategies():
         container = draw(st.sampled_from(["raw", "raw", "zip", "legacy"]))
         entry = draw(st.sampled_from(ENTRIES if container == "raw" else TORCH_ENTRIES))
         where = draw(st.integers(0, 4))
-        return {"tag": tag, "ops": ops, "stream": stream, "container": container, "entry": entry, "where": where,
-                "desc": f"p{p} {payload[0]}.{payload[1]} {style}/{how} decoys={len(decoys)} tail={tail} "
-                        f"before={before} {container}@{where} via {entry}"}
+        return {
+            "tag": tag,
+            "ops": ops,
+            "stream": stream,
+            "container": container,
+            "entry": entry,
+            "where": where,
+            "desc": f"p{p} {payload[0]}.{payload[1]} {style}/{how} decoys={len(decoys)} tail={tail} "
+            f"before={before} {container}@{where} via {entry}",
+        }
 
     @st.composite
     def archive(draw):
@@ -266,11 +333,19 @@ def strategies():
         decoys = draw(st.lists(st.sampled_from(DECOYS), max_size=2))
         p = draw(st.integers(2, 5))
         tag = "a" + str(draw(st.integers(0, 10**9)))
-        place = draw(st.sampled_from(["weight_legacy", "weight_zip", "constant_zip", "sample_inputs",
-                                      "legacy_weights_file", "opaque"]))
+        place = draw(
+            st.sampled_from(
+                ["weight_legacy", "weight_zip", "constant_zip", "sample_inputs", "legacy_weights_file", "opaque"]
+            )
+        )
         ops = call_ops(payload, p, "reduce", how, decoys, tag)
-        return {"tag": tag, "ops": ops, "place": place, "p": p,
-                "desc": f"p{p} {payload[0]}.{payload[1]} {how} decoys={len(decoys)} in {place}"}
+        return {
+            "tag": tag,
+            "ops": ops,
+            "place": place,
+            "p": p,
+            "desc": f"p{p} {payload[0]}.{payload[1]} {how} decoys={len(decoys)} in {place}",
+        }
 
     return evil(), archive()
 
@@ -304,8 +379,9 @@ def _containers(torch):
 
 def _wrap(case, legacy: bytes, zipped: bytes) -> bytes:
     if case["container"] == "zip":
-        return replace_zip_member(zipped, "data.pkl", lambda pkl: splice_in_front(pkl, case["ops"])
-                                  if case["where"] % 2 else case["stream"])
+        return replace_zip_member(
+            zipped, "data.pkl", lambda pkl: splice_in_front(pkl, case["ops"]) if case["where"] % 2 else case["stream"]
+        )
     if case["container"] == "legacy":
         spans = pickle_spans(legacy)
         start, end = spans[min(case["where"], len(spans) - 1)]
@@ -355,18 +431,36 @@ def _archive(case, good: Path, dest: Path, legacy_state: bytes, torch) -> Path:
         data = buf.getvalue()
         start, end = pickle_spans(data)[3]
         blob = data[:start] + splice_in_front(data[start:end], ops) + data[end:]
-        return rewrite_archive(good, dest, {"data/weights/model_weights_config.json": set_use_pickle("lin.bias"),
-                                            "data/weights/weight_1": lambda _: blob})
+        return rewrite_archive(
+            good,
+            dest,
+            {
+                "data/weights/model_weights_config.json": set_use_pickle("lin.bias"),
+                "data/weights/weight_1": lambda _: blob,
+            },
+        )
     if place == "weight_zip":
         torch.save(torch.nn.Parameter(torch.zeros(4)), buf)
         blob = replace_zip_member(buf.getvalue(), "data.pkl", lambda pkl: splice_in_front(pkl, ops))
-        return rewrite_archive(good, dest, {"data/weights/model_weights_config.json": set_use_pickle("lin.bias"),
-                                            "data/weights/weight_1": lambda _: blob})
+        return rewrite_archive(
+            good,
+            dest,
+            {
+                "data/weights/model_weights_config.json": set_use_pickle("lin.bias"),
+                "data/weights/weight_1": lambda _: blob,
+            },
+        )
     if place == "constant_zip":
         torch.save(torch.arange(4.0), buf)
         blob = replace_zip_member(buf.getvalue(), "data.pkl", lambda pkl: splice_in_front(pkl, ops))
-        return rewrite_archive(good, dest, {"data/constants/model_constants_config.json": set_use_pickle("c"),
-                                            "data/constants/tensor_0": lambda _: blob})
+        return rewrite_archive(
+            good,
+            dest,
+            {
+                "data/constants/model_constants_config.json": set_use_pickle("c"),
+                "data/constants/tensor_0": lambda _: blob,
+            },
+        )
     if place == "sample_inputs":
         torch.save(sample, buf)
         blob = replace_zip_member(buf.getvalue(), "data.pkl", lambda pkl: splice_in_front(pkl, ops))
@@ -377,12 +471,15 @@ def _archive(case, good: Path, dest: Path, legacy_state: bytes, torch) -> Path:
         return rewrite_archive(good, dest, {}, add={"data/weights/model.pt": blob})
 
     def opaque(doc):
-        doc["config"]["c"] = {"path_name": "opaque_obj_0", "is_param": False, "use_pickle": True,
-                              "tensor_meta": None}
+        doc["config"]["c"] = {"path_name": "opaque_obj_0", "is_param": False, "use_pickle": True, "tensor_meta": None}
 
     raw = proto(case["p"]) + ops + STOP
-    return rewrite_archive(good, dest, {"data/constants/model_constants_config.json": edit_json(opaque)},
-                           add={"data/constants/opaque_obj_0": raw})
+    return rewrite_archive(
+        good,
+        dest,
+        {"data/constants/model_constants_config.json": edit_json(opaque)},
+        add={"data/constants/opaque_obj_0": raw},
+    )
 
 
 def _run_property(files: Path, work: Path, examples: int) -> dict:
@@ -495,8 +592,12 @@ def _run_programs(files: Path, marks: Path) -> dict:
             outcome, message = "refused", str(exc)
         except Exception as exc:
             outcome, message = "failed", f"{type(exc).__name__}: {exc}"[:500]
-        results[name] = {"outcome": outcome, "message": message, "markers": sorted(set(os.listdir(marks)) - before),
-                         "imported_this": "this" in sys.modules or "Zen of Python" in out.getvalue()}
+        results[name] = {
+            "outcome": outcome,
+            "message": message,
+            "markers": sorted(set(os.listdir(marks)) - before),
+            "imported_this": "this" in sys.modules or "Zen of Python" in out.getvalue(),
+        }
     return results
 
 

@@ -14,10 +14,18 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import ROOT, needs_tf
-from hostile.common import (Call, assert_empty, assert_exit, assert_no_marker, assert_verdict, case_dirs,
-                            run_many, snapshot)
+
+from hostile.common import (
+    Call,
+    assert_empty,
+    assert_exit,
+    assert_no_marker,
+    assert_verdict,
+    case_dirs,
+    run_many,
+    snapshot,
+)
 
 BUILD = Path(__file__).resolve().parent / "build_savedmodel.py"
 
@@ -92,8 +100,14 @@ def built(tmp_path_factory):
     base = tmp_path_factory.mktemp("savedmodel_ops")
     files, marks = base / "files", base / "marks"
     marks.mkdir()
-    res = subprocess.run([sys.executable, str(BUILD), str(files), str(marks)], cwd=base, env=_env(),
-                         capture_output=True, text=True, timeout=300)
+    res = subprocess.run(
+        [sys.executable, str(BUILD), str(files), str(marks)],
+        cwd=base,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     assert list(marks.iterdir()) == [], "a payload ran while it was built"
     return base, files, marks
@@ -104,8 +118,14 @@ def runs(built):
     """The CLI calls and the check subprocess, run side by side."""
     base, files, marks = built
     before = snapshot(files)
-    check = subprocess.Popen([sys.executable, "-c", CHECK, str(files), str(marks)], cwd=base, env=_env(),
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    check = subprocess.Popen(
+        [sys.executable, "-c", CHECK, str(files), str(marks)],
+        cwd=base,
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     calls, dirs = {}, {}
     for name, (model, _, _) in {**REFUSED, "control": (CONTROL, None, None)}.items():
         out, cwd = dirs[name] = case_dirs(base / "cli", name)
@@ -117,6 +137,7 @@ def runs(built):
 
 
 # -- through the CLI ---------------------------------------------------------------------------------------
+
 
 @needs_tf
 @pytest.mark.parametrize("name", sorted(REFUSED))
@@ -142,6 +163,7 @@ def test_clean_savedmodel_exports(runs):
 
 
 # -- the check function ------------------------------------------------------------------------------------
+
 
 @needs_tf
 @pytest.mark.parametrize("model", sorted(FINDINGS))

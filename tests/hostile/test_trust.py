@@ -15,11 +15,20 @@ import time
 
 import numpy as np
 import pytest
-
 from conftest import ROOT
+
 from hostile.build import graph_bundle, linear_graph, pair_bundle, rehash, spec
-from hostile.common import (TORCH_FACTORIES, Call, assert_empty, assert_exit, assert_verdict, case_dirs, run_many,
-                            shared_build, snapshot)
+from hostile.common import (
+    TORCH_FACTORIES,
+    Call,
+    assert_empty,
+    assert_exit,
+    assert_verdict,
+    case_dirs,
+    run_many,
+    shared_build,
+    snapshot,
+)
 
 LINEAR = f"{TORCH_FACTORIES}:linear"
 
@@ -30,9 +39,14 @@ def _trojan(dest, weights, policy):
     w, b = weights["weight"], weights["bias"] + 1.0
     feeds = {"x": np.random.default_rng(0).standard_normal((2, 4)).astype(np.float32)}
     out = {"output": feeds["x"] @ w.T + b}
-    bundle = graph_bundle(dest, linear_graph(w, b), feeds, out,
-                          inputs=[spec("x", "float32", ["batch", 4])],
-                          cases=[{"label": "draw0", "seed": 0, "sizes": {"batch": 2}}])
+    bundle = graph_bundle(
+        dest,
+        linear_graph(w, b),
+        feeds,
+        out,
+        inputs=[spec("x", "float32", ["batch", 4])],
+        cases=[{"label": "draw0", "seed": 0, "sizes": {"batch": 2}}],
+    )
     manifest = json.loads((bundle / "manifest.json").read_text())
     manifest["outputs"] = [spec("output", "float32", ["batch", 4])]
     manifest["policy"] = policy
@@ -48,7 +62,9 @@ def trojan_runs(tmp_path_factory):
     with np.load(files / "good_linear.npz") as z:
         weights = {k: z[k] for k in z.files}
     lax = _trojan(base / "lax", weights, {"atol": 0, "rtol": 1e6})
-    honest = _trojan(base / "honest", {"weight": weights["weight"], "bias": weights["bias"] - 1.0}, {"atol": 0, "rtol": 1e6})
+    honest = _trojan(
+        base / "honest", {"weight": weights["weight"], "bias": weights["bias"] - 1.0}, {"atol": 0, "rtol": 1e6}
+    )
     calls = {}
     for name, args in {
         "lax_with_source": ("verify", lax, "--source", LINEAR),
@@ -86,6 +102,7 @@ def test_an_honest_bundle_passes_whatever_its_stored_policy(trojan_runs):
 
 
 # -- manifests checked against the graph and the golden arrays -----------------------------------------------
+
 
 def _bundle(dest, **manifest_changes):
     b = pair_bundle(dest, {"y": np.array([1.0, 2.0], np.float32)}, {"y": np.array([1.0, 2.0], np.float32)})
@@ -145,6 +162,7 @@ def test_manifest_symlinked_to_a_device_is_refused_at_once(manifest_runs):
 
 # -- report paths never replace an input -------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def input_files(tmp_path_factory):
     base = tmp_path_factory.mktemp("report_inputs")
@@ -158,8 +176,13 @@ def input_files(tmp_path_factory):
     return base, bundle
 
 
-REPORT_TARGETS = {"source": "factory.py", "weights": "weights.pt", "inputs": "samples.npz",
-                  "labels": "labels.npy", "policy": "policy.toml"}
+REPORT_TARGETS = {
+    "source": "factory.py",
+    "weights": "weights.pt",
+    "inputs": "samples.npz",
+    "labels": "labels.npy",
+    "policy": "policy.toml",
+}
 
 
 @pytest.mark.parametrize("how", ["same_path", "symlink", "hard_link"])
@@ -175,8 +198,20 @@ def test_report_path_never_replaces_an_input(input_files, which, how, tmp_path):
         report = tmp_path / "report.json"
         os.link(victim, report)
     before = victim.read_bytes()
-    args = ["verify", bundle, "--source", f"{base / 'factory.py'}:linear", "--weights", base / "weights.pt",
-            "--inputs", base / "samples.npz", "--labels", base / "labels.npy", "--policy", base / "policy.toml"]
+    args = [
+        "verify",
+        bundle,
+        "--source",
+        f"{base / 'factory.py'}:linear",
+        "--weights",
+        base / "weights.pt",
+        "--inputs",
+        base / "samples.npz",
+        "--labels",
+        base / "labels.npy",
+        "--policy",
+        base / "policy.toml",
+    ]
     flag = {"same_path": "--json", "symlink": "--markdown", "hard_link": "--junit"}[how]
     res = run_many({"r": Call((*args, flag, report), tmp_path)})["r"]
     assert_exit(res, 2, "usage", "is the input file")
@@ -193,6 +228,7 @@ def test_special_report_paths_are_refused_up_front(input_files, path, tmp_path):
 
 
 # -- hostile sizes, names, special files --------------------------------------------------------------------------
+
 
 def test_hostile_specs_and_special_files_end_in_exit_2(input_files, tmp_path):
     base, bundle = input_files
@@ -219,8 +255,14 @@ def test_sigterm_ends_with_a_message_and_no_staging(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen([sys.executable, "-m", "bridge", "export", f"{TORCH_FACTORIES}:wide", "-o", str(out / "b")],
-                            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bridge", "export", f"{TORCH_FACTORIES}:wide", "-o", str(out / "b")],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 120
     while not any(p.name.startswith(".b.staging-") for p in out.iterdir()) and time.monotonic() < deadline:
         time.sleep(0.05)  # the worker has created its staging directory

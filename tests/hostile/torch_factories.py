@@ -9,6 +9,7 @@ def _inputs(*specs, ranges=None):
         fn.bridge_inputs = list(specs)
         fn.bridge_input_ranges = dict(ranges or {})
         return fn
+
     return deco
 
 

@@ -5,10 +5,10 @@ import time
 
 import numpy as np
 import onnx
+from conftest import FIXTURES, run_cli
 from onnx import TensorProto, helper
 
-from bridge.bundle import Staging
-from conftest import FIXTURES, run_cli
+from bridge.artifact.bundle import Staging
 
 HOSTILE = FIXTURES / "hostile.py"
 
@@ -50,26 +50,42 @@ def endless_loop_bundle(dest):
     body = helper.make_graph(
         [helper.make_node("Identity", ["cond_in"], ["cond_out"]), helper.make_node("Add", ["v_in", "one"], ["v_out"])],
         "body",
-        [helper.make_tensor_value_info("i", TensorProto.INT64, []),
-         helper.make_tensor_value_info("cond_in", TensorProto.BOOL, []),
-         helper.make_tensor_value_info("v_in", TensorProto.FLOAT, ["batch", 4])],
-        [helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
-         helper.make_tensor_value_info("v_out", TensorProto.FLOAT, ["batch", 4])],
-        [helper.make_tensor("one", TensorProto.FLOAT, [], [1.0])])
+        [
+            helper.make_tensor_value_info("i", TensorProto.INT64, []),
+            helper.make_tensor_value_info("cond_in", TensorProto.BOOL, []),
+            helper.make_tensor_value_info("v_in", TensorProto.FLOAT, ["batch", 4]),
+        ],
+        [
+            helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
+            helper.make_tensor_value_info("v_out", TensorProto.FLOAT, ["batch", 4]),
+        ],
+        [helper.make_tensor("one", TensorProto.FLOAT, [], [1.0])],
+    )
     graph = helper.make_graph(
-        [helper.make_node("Loop", ["trips", "cond", "x"], ["y"], body=body)], "endless",
+        [helper.make_node("Loop", ["trips", "cond", "x"], ["y"], body=body)],
+        "endless",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 4])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 4])],
-        [helper.make_tensor("trips", TensorProto.INT64, [], [2**62]),
-         helper.make_tensor("cond", TensorProto.BOOL, [], [True])])
+        [
+            helper.make_tensor("trips", TensorProto.INT64, [], [2**62]),
+            helper.make_tensor("cond", TensorProto.BOOL, [], [True]),
+        ],
+    )
     with Staging(dest) as st:
-        onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8), st.dir / "model.onnx")
+        onnx.save(
+            helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8), st.dir / "model.onnx"
+        )
         x = np.ones((2, 4), np.float32)
         st.write_golden({"draw0/in/x": x, "draw0/out/y": x})
-        st.write_manifest({"schema_version": 1, "model": {"file": "model.onnx"},
-                           "inputs": [{"name": "x", "dtype": "float32", "dims": ["batch", 4]}],
-                           "outputs": [{"name": "y", "dtype": "float32", "dims": ["batch", 4]}],
-                           "cases": [{"label": "draw0", "seed": 0, "sizes": {"batch": 2}}]})
+        st.write_manifest(
+            {
+                "schema_version": 1,
+                "model": {"file": "model.onnx"},
+                "inputs": [{"name": "x", "dtype": "float32", "dims": ["batch", 4]}],
+                "outputs": [{"name": "y", "dtype": "float32", "dims": ["batch", 4]}],
+                "cases": [{"label": "draw0", "seed": 0, "sizes": {"batch": 2}}],
+            }
+        )
         st.publish(False)
 
 

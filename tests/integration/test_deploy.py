@@ -10,6 +10,7 @@ from conftest import FIXTURES, ROOT, needs_torch, run_cli
 
 BLOCKED = ("torch", "tensorflow", "keras", "tf2onnx", "safetensors", "torchvision", "onnxscript")
 
+
 def sitecustomize(blocked=BLOCKED) -> str:
     """Importing a blocked package fails as it does where the package is not installed."""
     return f"""
@@ -32,14 +33,22 @@ def verify_without_frameworks(*args, site, blocked=BLOCKED):
     site.mkdir(exist_ok=True)
     (site / "sitecustomize.py").write_text(sitecustomize(blocked))
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), str(ROOT)])}
-    return subprocess.run([sys.executable, "-m", "bridge", "verify", *map(str, args)], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "bridge", "verify", *map(str, args)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 @needs_torch
 def test_bundle_reverifies_with_only_onnxruntime(workdir, tmp_path):
     built = workdir / "deploy_src"
-    res = run_cli("export", f"{FIXTURES / 'torch_models.py'}:tuple_outputs", "-o", built, "--input", "x:float32[batch,4]")
+    res = run_cli(
+        "export", f"{FIXTURES / 'torch_models.py'}:tuple_outputs", "-o", built, "--input", "x:float32[batch,4]"
+    )
     assert res.returncode == 0, res.stdout + res.stderr
     bundle = tmp_path / "shipped"
     shutil.copytree(built, bundle)
@@ -77,10 +86,22 @@ def test_cli_process_never_imports_a_framework(workdir, tmp_path):
     """The contained worker does the framework work; the CLI process only renders plain data."""
     built = workdir / "deploy_src"
     if not built.exists():
-        assert run_cli("export", f"{FIXTURES / 'torch_models.py'}:tuple_outputs", "-o", built,
-                       "--input", "x:float32[batch,4]").returncode == 0
-    code = (f"import sys\nexec({SITECUSTOMIZE!r})\nfrom bridge.cli import main\n"
-            f"sys.exit(main(['verify', {str(built)!r}, '--source', {str(FIXTURES / 'torch_models.py') + ':tuple_outputs'!r}]))")
-    res = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
-                         capture_output=True, text=True, timeout=300)
+        assert (
+            run_cli(
+                "export", f"{FIXTURES / 'torch_models.py'}:tuple_outputs", "-o", built, "--input", "x:float32[batch,4]"
+            ).returncode
+            == 0
+        )
+    code = (
+        f"import sys\nexec({SITECUSTOMIZE!r})\nfrom bridge.commands import main\n"
+        f"sys.exit(main(['verify', {str(built)!r}, '--source', {str(FIXTURES / 'torch_models.py') + ':tuple_outputs'!r}]))"
+    )
+    res = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert res.returncode == 0, res.stdout + res.stderr

@@ -3,7 +3,6 @@
 import os
 
 import pytest
-
 from conftest import FIXTURES, needs_torch, run_cli
 
 
@@ -51,8 +50,9 @@ def test_existing_non_bundle_directory_is_not_touched(tmp_path):
     dest = tmp_path / "dest"
     dest.mkdir()
     (dest / "keep.txt").write_text("mine")
-    res = run_cli("export", f"{FIXTURES / 'torch_models.py'}:zeros", "-o", dest, "--input", "x:float32[batch,4]",
-                  "--force")
+    res = run_cli(
+        "export", f"{FIXTURES / 'torch_models.py'}:zeros", "-o", dest, "--input", "x:float32[batch,4]", "--force"
+    )
     assert res.returncode == 2 and "not a bundle" in _one_line_error(res)
     assert (dest / "keep.txt").read_text() == "mine"
 

@@ -6,17 +6,23 @@ import subprocess
 import sys
 import time
 
-from bridge.bundle import open_bundle
 from conftest import FIXTURES, ROOT, needs_torch
+
+from bridge.artifact.bundle import open_bundle
 
 SRC = f"{FIXTURES / 'torch_models.py'}:tuple_outputs"
 
 
 def start_export(dest):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.Popen([sys.executable, "-m", "bridge", "export", SRC, "-o", str(dest), "--force",
-                             "--input", "x:float32[batch,4]"], cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "bridge", "export", SRC, "-o", str(dest), "--force", "--input", "x:float32[batch,4]"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
 
 
 @needs_torch

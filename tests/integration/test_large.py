@@ -5,7 +5,6 @@ import json
 import resource
 
 import pytest
-
 from conftest import FIXTURES, needs_torch, run_cli
 
 pytestmark = [pytest.mark.slow, needs_torch]

@@ -5,11 +5,9 @@ calibrated on its training digits, checked on the held-out ones, failed against 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import ROOT, needs_torch, run_cli, run_py
 
 pytestmark = [needs_torch, pytest.mark.torch]
@@ -69,8 +67,9 @@ def test_calibrate_needs_int8(tmp_path):
     samples = tmp_path / "s.npz"
     np.savez(samples, x=np.zeros((4, 16), np.float32))
     with pytest.raises(UsageError):
-        bridge.export(_classifier(0), tmp_path / "b", inputs=["x:float32[batch,16]"], precision="fp16",
-                      calibrate=str(samples))
+        bridge.export(
+            _classifier(0), tmp_path / "b", inputs=["x:float32[batch,16]"], precision="fp16", calibrate=str(samples)
+        )
 
 
 # -- the reference digits CNN through the command line --------------------------------------------
@@ -88,23 +87,35 @@ def digits(workdir) -> dict:
         res = run_cli_module("models.train", "torch_cnn", weights)
         assert res.returncode == 0, res.stderr[-2000:]
     data = workdir / "digits"
-    code = ("import numpy as np, pathlib; from models.data import digits_data; "
-            f"d = pathlib.Path({str(data)!r}); d.mkdir(exist_ok=True); xtr, ytr, xte, yte = digits_data(0); "
-            "np.savez(d / 'train.npz', x=np.ascontiguousarray(xtr[:, None], dtype=np.float32)); "
-            "np.savez(d / 'held_out.npz', x=np.ascontiguousarray(xte[:, None], dtype=np.float32)); "
-            "np.save(d / 'labels.npy', yte.astype(np.int64))")
+    code = (
+        "import numpy as np, pathlib; from models.data import digits_data; "
+        f"d = pathlib.Path({str(data)!r}); d.mkdir(exist_ok=True); xtr, ytr, xte, yte = digits_data(0); "
+        "np.savez(d / 'train.npz', x=np.ascontiguousarray(xtr[:, None], dtype=np.float32)); "
+        "np.savez(d / 'held_out.npz', x=np.ascontiguousarray(xte[:, None], dtype=np.float32)); "
+        "np.save(d / 'labels.npy', yte.astype(np.int64))"
+    )
     res = run_py(code, cwd=ROOT)
     assert res.returncode == 0, res.stderr
-    return {"weights": weights, "train": data / "train.npz", "held_out": data / "held_out.npz",
-            "labels": data / "labels.npy"}
+    return {
+        "weights": weights,
+        "train": data / "train.npz",
+        "held_out": data / "held_out.npz",
+        "labels": data / "labels.npy",
+    }
 
 
 def run_cli_module(module: str, *args):
     import subprocess
     import sys
 
-    return subprocess.run([sys.executable, "-m", module, *map(str, args)], cwd=ROOT, capture_output=True, text=True,
-                          env={**__import__("os").environ, "PYTHONPATH": str(ROOT)}, timeout=900)
+    return subprocess.run(
+        [sys.executable, "-m", module, *map(str, args)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**__import__("os").environ, "PYTHONPATH": str(ROOT)},
+        timeout=900,
+    )
 
 
 @pytest.mark.slow
@@ -112,8 +123,20 @@ def run_cli_module(module: str, *args):
 def test_digits_cnn_reduced_bundle_end_to_end(precision, digits, workdir):
     out = workdir / f"digits.{precision}"
     calibrate = ["--calibrate", digits["train"]] if precision == "int8" else []
-    res = run_cli("export", CNN, "--weights", digits["weights"], "--precision", precision, *calibrate, "-o", out,
-                  "--json", workdir / f"{precision}.export.json", cwd=ROOT)
+    res = run_cli(
+        "export",
+        CNN,
+        "--weights",
+        digits["weights"],
+        "--precision",
+        precision,
+        *calibrate,
+        "-o",
+        out,
+        "--json",
+        workdir / f"{precision}.export.json",
+        cwd=ROOT,
+    )
     assert res.returncode == 0, res.stdout + res.stderr
     exported = json.loads((workdir / f"{precision}.export.json").read_text())
     manifest = json.loads((out / "manifest.json").read_text())

@@ -10,8 +10,9 @@ SRC = f"{FIXTURES / 'torch_models.py'}:tuple_outputs"
 SOAK = """
 import json, sys
 from bridge.bench import rss_mb
-from bridge.verifying import VerifyOptions, run_verify
-opts = VerifyOptions(target=sys.argv[1], source=sys.argv[2], threads=1)
+from bridge.request import API, build
+from bridge.verifying import run_verify
+opts = build("verify", {"target": sys.argv[1], "source": sys.argv[2], "threads": 1}, API)
 marks = {}
 for i in range(200):
     report = run_verify(opts)
@@ -28,7 +29,9 @@ def test_200_verifications_do_not_leak(workdir, tmp_path):
     assert run_cli("export", SRC, "-o", bundle, "--input", "x:float32[batch,4]").returncode == 0
     script = tmp_path / "soak.py"
     script.write_text(SOAK)
-    res = run_py(f"import runpy, sys; sys.argv = ['soak', {str(bundle)!r}, {SRC!r}]; runpy.run_path({str(script)!r}, run_name='__main__')")
+    res = run_py(
+        f"import runpy, sys; sys.argv = ['soak', {str(bundle)!r}, {SRC!r}]; runpy.run_path({str(script)!r}, run_name='__main__')"
+    )
     assert res.returncode == 0, res.stderr[-3000:]
     marks = json.loads(res.stdout.strip().splitlines()[-1])
     early, late = marks["19"], marks["199"]

@@ -3,7 +3,6 @@
 import json
 
 import pytest
-
 from conftest import FIXTURES, needs_tf, run_cli, run_py, without_stages
 
 pytestmark = [needs_tf, pytest.mark.tensorflow]
@@ -20,11 +19,11 @@ os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
 sys.path.insert(0, {str(FIXTURES)!r})
 import keras_models, tensorflow as tf
 m = keras_models.two_in_two_out()
-m.save({str(workdir / 'two.keras')!r})
+m.save({str(workdir / "two.keras")!r})
 s = keras_models.single()
-s.save({str(workdir / 'single.h5')!r})
-s.export({str(workdir / 'single_saved')!r})
-keras_models.with_lambda().save({str(workdir / 'lambda.keras')!r})
+s.save({str(workdir / "single.h5")!r})
+s.export({str(workdir / "single_saved")!r})
+keras_models.with_lambda().save({str(workdir / "lambda.keras")!r})
 """
     res = run_py(code)
     assert res.returncode == 0, res.stderr[-2000:]

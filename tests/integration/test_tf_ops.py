@@ -5,7 +5,6 @@ import json
 import textwrap
 
 import pytest
-
 from conftest import ROOT, needs_tf, run_cli
 
 pytestmark = [needs_tf, pytest.mark.tensorflow]
@@ -81,13 +80,17 @@ def test_unsupported_op_is_named_and_no_staging_path(models, workdir):
 def test_unsupported_ops_parsed_from_tf2onnx_log():
     from bridge.frameworks.tf_convert import _hide, _unsupported_in_log
 
-    log = ["Tensorflow op [a: Erfc] is not supported",
-           "Unsupported ops: Counter({'StatefulPartitionedCall': 18, 'Erfc': 18})"]
+    log = [
+        "Tensorflow op [a: Erfc] is not supported",
+        "Unsupported ops: Counter({'StatefulPartitionedCall': 18, 'Erfc': 18})",
+    ]
     assert _unsupported_in_log(log) == {"StatefulPartitionedCall": 18, "Erfc": 18}
     assert _unsupported_in_log(["nothing to see"]) == {}
     path = "/data/.out.staging-12-abc/.attempt-0/model.onnx"
-    assert _hide(f"{path} fails; see /data/.out.staging-12-abc/x and '/data/.out.staging-12-abc/.attempt-1/y'",
-                 path) == "model.onnx fails; see x and 'y'"
+    assert (
+        _hide(f"{path} fails; see /data/.out.staging-12-abc/x and '/data/.out.staging-12-abc/.attempt-1/y'", path)
+        == "model.onnx fails; see x and 'y'"
+    )
 
 
 def test_streamed_writer_round_trips(tmp_path):
@@ -100,19 +103,28 @@ def test_streamed_writer_round_trips(tmp_path):
 
     w = np.arange(24, dtype=np.float32).reshape(2, 3, 4)
     graph = helper.make_graph(
-        [helper.make_node("Transpose", ["w"], ["wt"], perm=[2, 0, 1]),
-         helper.make_node("Reshape", ["wt", "shape"], ["wr"]), helper.make_node("Add", ["x", "wr"], ["y"])],
-        "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4, 2, 3])],
+        [
+            helper.make_node("Transpose", ["w"], ["wt"], perm=[2, 0, 1]),
+            helper.make_node("Reshape", ["wt", "shape"], ["wr"]),
+            helper.make_node("Add", ["x", "wr"], ["y"]),
+        ],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4, 2, 3])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4, 2, 3])],
-        [numpy_helper.from_array(np.int64([4, 2, -1]), "shape")])
+        [numpy_helper.from_array(np.int64([4, 2, -1]), "shape")],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     streamed = [Streamed("w", w.shape, TensorProto.FLOAT, w.nbytes, lambda: w)]
     assert fold_layout(model, streamed) == 2 and [s.name for s in streamed] == ["wr"]
     assert [n.op_type for n in model.graph.node] == ["Add"] and not model.graph.initializer
     for external in (False, True):
         path = tmp_path / f"m{external}.onnx"
-        save(model if not external else onnx.ModelProto.FromString(model.SerializeToString()), streamed, str(path),
-             external=external)
+        save(
+            model if not external else onnx.ModelProto.FromString(model.SerializeToString()),
+            streamed,
+            str(path),
+            external=external,
+        )
         loaded = onnx.load(str(path))
         onnx.checker.check_model(loaded, full_check=True)
         inits = {t.name: numpy_helper.to_array(t) for t in loaded.graph.initializer}
@@ -125,8 +137,19 @@ def test_streamed_writer_round_trips(tmp_path):
 def test_keras_applications_export_and_verify(workdir, factory, weight_mb):
     source = f"{ROOT / 'tools' / 'zoo_keras_big.py'}:{factory}"
     out = workdir / factory
-    res = run_cli("export", source, "-o", out, "--threads", "2", "--memory-limit", "8",
-                  "--json", workdir / f"{factory}.json", timeout=1800)
+    res = run_cli(
+        "export",
+        source,
+        "-o",
+        out,
+        "--threads",
+        "2",
+        "--memory-limit",
+        "8",
+        "--json",
+        workdir / f"{factory}.json",
+        timeout=1800,
+    )
     assert res.returncode == 0, res.stdout + res.stderr
     report = json.loads((workdir / f"{factory}.json").read_text())
     assert report["exporter"]["name"].startswith("tf2onnx.process_tf_graph")

@@ -5,9 +5,8 @@ import json
 import numpy as np
 import onnx
 import pytest
-from onnx import numpy_helper
-
 from conftest import FIXTURES, needs_torch, run_cli, run_py, without_stages
+from onnx import numpy_helper
 
 pytestmark = [needs_torch, pytest.mark.torch]
 
@@ -109,19 +108,32 @@ from safetensors.torch import save_file
 m = torch_models.tuple_outputs()
 with torch.no_grad():
     m.a.weight.mul_(3.0)
-torch.save(m.state_dict(), {str(workdir / 'w.pt')!r})
-save_file(m.state_dict(), {str(workdir / 'w.safetensors')!r})
+torch.save(m.state_dict(), {str(workdir / "w.pt")!r})
+save_file(m.state_dict(), {str(workdir / "w.safetensors")!r})
 """
     assert run_py(code).returncode == 0
     env = {"PYTHONPATH": str(FIXTURES)}
     for weights in ("w.pt", "w.safetensors"):
         out = workdir / f"weighted_{weights.split('.')[1]}"
-        res = run_cli("export", "torch_models:tuple_outputs", "--weights", workdir / weights, "-o", out,
-                      "--input", "x:float32[batch,4]", env=env)
+        res = run_cli(
+            "export",
+            "torch_models:tuple_outputs",
+            "--weights",
+            workdir / weights,
+            "-o",
+            out,
+            "--input",
+            "x:float32[batch,4]",
+            env=env,
+        )
         assert res.returncode == 0, res.stdout + res.stderr
         # the same weights pass, the factory's own weights fail: --weights really was applied
-        assert run_cli("verify", out, "--source", "torch_models:tuple_outputs", "--weights", workdir / weights,
-                       env=env).returncode == 0
+        assert (
+            run_cli(
+                "verify", out, "--source", "torch_models:tuple_outputs", "--weights", workdir / weights, env=env
+            ).returncode
+            == 0
+        )
         assert run_cli("verify", out, "--source", "torch_models:tuple_outputs", env=env).returncode == 1
 
 
@@ -132,12 +144,20 @@ import os, torch
 class Evil:
     def __reduce__(self):
         return (os.system, ("touch {marker}",))
-torch.save({{"a.weight": Evil()}}, {str(workdir / 'evil.pt')!r})
+torch.save({{"a.weight": Evil()}}, {str(workdir / "evil.pt")!r})
 """
     assert run_py(code).returncode == 0
-    res = run_cli("export", f"{FIXTURES / 'torch_models.py'}:tuple_outputs", "--weights", workdir / "evil.pt",
-                  "-o", workdir / "evil_bundle", "--input", "x:float32[batch,4]",
-                  env={"TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "1"})
+    res = run_cli(
+        "export",
+        f"{FIXTURES / 'torch_models.py'}:tuple_outputs",
+        "--weights",
+        workdir / "evil.pt",
+        "-o",
+        workdir / "evil_bundle",
+        "--input",
+        "x:float32[batch,4]",
+        env={"TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "1"},
+    )
     assert res.returncode == 6, res.stdout + res.stderr
     assert not marker.exists()
     assert not (workdir / "evil_bundle").exists()
@@ -152,7 +172,7 @@ import torch_models
 m = torch_models.tuple_outputs().eval()
 batch = torch.export.Dim("batch")
 ep = torch.export.export(m, (torch.randn(3, 4),), dynamic_shapes=({{0: batch}},))
-torch.export.save(ep, {str(workdir / 'prog.pt2')!r})
+torch.export.save(ep, {str(workdir / "prog.pt2")!r})
 """
     res = run_py(code)
     assert res.returncode == 0, res.stderr
@@ -165,16 +185,23 @@ torch.export.save(ep, {str(workdir / 'prog.pt2')!r})
 
 
 def test_nondeterministic_reference_is_named(workdir):
-    res = run_cli("export", f"{FIXTURES / 'torch_models.py'}:always_dropout", "-o", workdir / "nd",
-                  "--input", "x:float32[batch,4]")
+    res = run_cli(
+        "export",
+        f"{FIXTURES / 'torch_models.py'}:always_dropout",
+        "-o",
+        workdir / "nd",
+        "--input",
+        "x:float32[batch,4]",
+    )
     assert res.returncode == 3, res.stdout + res.stderr
     assert "nondeterministic reference" in res.stdout
     assert not (workdir / "nd").exists()
 
 
 def test_all_zero_model_is_inconclusive(workdir):
-    res = run_cli("export", f"{FIXTURES / 'torch_models.py'}:zeros", "-o", workdir / "z",
-                  "--input", "x:float32[batch,4]")
+    res = run_cli(
+        "export", f"{FIXTURES / 'torch_models.py'}:zeros", "-o", workdir / "z", "--input", "x:float32[batch,4]"
+    )
     assert res.returncode == 3, res.stdout + res.stderr
     assert "vacuous" in res.stdout and "all zeros" in res.stdout
     # an inconclusive export is not published where a script would ship it, but kept aside, named so

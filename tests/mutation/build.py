@@ -49,6 +49,7 @@ OPSET = 17
 
 # -- graph edits (pure onnx) ------------------------------------------------------------------------------
 
+
 def _rename(graph, mapping: dict, outputs: bool = False) -> None:
     """Rename value uses (and, with outputs=True, node outputs) everywhere, subgraphs included."""
     for node in graph.node:
@@ -101,8 +102,10 @@ def on_output(m: onnx.ModelProto, name: str, build) -> None:
 
 def batch_of(ref: str, tag: str) -> list:
     """Nodes computing ``mut_<tag>_batch1d`` (int64[1]) = the size of axis 0 of value ``ref``."""
-    return [helper.make_node("Shape", [ref], [f"mut_{tag}_shape"]),
-            helper.make_node("Slice", [f"mut_{tag}_shape", "mut_zero_1d", "mut_one_1d"], [f"mut_{tag}_batch1d"])]
+    return [
+        helper.make_node("Shape", [ref], [f"mut_{tag}_shape"]),
+        helper.make_node("Slice", [f"mut_{tag}_shape", "mut_zero_1d", "mut_one_1d"], [f"mut_{tag}_batch1d"]),
+    ]
 
 
 def _index_consts() -> list:
@@ -112,48 +115,80 @@ def _index_consts() -> list:
 def wrong_at_top_id(m, name: str, top: int, use_instead: int = 0) -> None:
     """Id ``top`` (the last of the declared range) is looked up as ``use_instead``; every other id is right."""
     dt = _np_dtype(_elem(m.graph, name))
-    on_input(m, name, lambda src, dst: (
-        [helper.make_node("Equal", [src, "mut_top_id"], ["mut_is_top"]),
-         helper.make_node("Where", ["mut_is_top", "mut_other_id", src], [dst])],
-        [_const("mut_top_id", top, dt), _const("mut_other_id", use_instead, dt)]))
+    on_input(
+        m,
+        name,
+        lambda src, dst: (
+            [
+                helper.make_node("Equal", [src, "mut_top_id"], ["mut_is_top"]),
+                helper.make_node("Where", ["mut_is_top", "mut_other_id", src], [dst]),
+            ],
+            [_const("mut_top_id", top, dt), _const("mut_other_id", use_instead, dt)],
+        ),
+    )
 
 
 def wrong_near_top(m, name: str, above: float) -> None:
     """Values above ``above`` (near the top of the declared range) enter the graph negated."""
     dt = _np_dtype(_elem(m.graph, name))
-    on_input(m, name, lambda src, dst: (
-        [helper.make_node("Greater", [src, "mut_above"], ["mut_is_high"]),
-         helper.make_node("Neg", [src], ["mut_negated"]),
-         helper.make_node("Where", ["mut_is_high", "mut_negated", src], [dst])],
-        [_const("mut_above", above, dt)]))
+    on_input(
+        m,
+        name,
+        lambda src, dst: (
+            [
+                helper.make_node("Greater", [src, "mut_above"], ["mut_is_high"]),
+                helper.make_node("Neg", [src], ["mut_negated"]),
+                helper.make_node("Where", ["mut_is_high", "mut_negated", src], [dst]),
+            ],
+            [_const("mut_above", above, dt)],
+        ),
+    )
 
 
 def wrong_from_batch(m, output: str, batch_input: str, threshold: int) -> None:
     """Output ``output`` is shifted by 1 when the batch (axis 0 of ``batch_input``) is >= threshold."""
     dt = _np_dtype(_elem(m.graph, output))
-    on_output(m, output, lambda src, dst: (
-        batch_of(batch_input, "b8") + [
-            helper.make_node("GreaterOrEqual", ["mut_b8_batch1d", "mut_threshold"], ["mut_big_batch"]),
-            helper.make_node("Add", [src, "mut_one_value"], ["mut_shifted"]),
-            helper.make_node("Where", ["mut_big_batch", "mut_shifted", src], [dst])],
-        _index_consts() + [_const("mut_threshold", [threshold], np.int64), _const("mut_one_value", 1, dt)]))
+    on_output(
+        m,
+        output,
+        lambda src, dst: (
+            batch_of(batch_input, "b8")
+            + [
+                helper.make_node("GreaterOrEqual", ["mut_b8_batch1d", "mut_threshold"], ["mut_big_batch"]),
+                helper.make_node("Add", [src, "mut_one_value"], ["mut_shifted"]),
+                helper.make_node("Where", ["mut_big_batch", "mut_shifted", src], [dst]),
+            ],
+            _index_consts() + [_const("mut_threshold", [threshold], np.int64), _const("mut_one_value", 1, dt)],
+        ),
+    )
 
 
 def slice_output_by_batch(m, output: str, batch_input: str, axis: int = 1) -> None:
     """Output ``output`` keeps only the first `batch` entries along ``axis`` (the sequence axis):
     right only while batch >= seq."""
-    on_output(m, output, lambda src, dst: (
-        batch_of(batch_input, "sl") + [
-            helper.make_node("Slice", [src, "mut_zero_1d", "mut_sl_batch1d", "mut_axis_1d"], [dst])],
-        _index_consts() + [_const("mut_axis_1d", [axis], np.int64)]))
+    on_output(
+        m,
+        output,
+        lambda src, dst: (
+            batch_of(batch_input, "sl")
+            + [helper.make_node("Slice", [src, "mut_zero_1d", "mut_sl_batch1d", "mut_axis_1d"], [dst])],
+            _index_consts() + [_const("mut_axis_1d", [axis], np.int64)],
+        ),
+    )
 
 
 def read_batch_steps(m, name: str, axis: int = 1) -> None:
     """The graph reads only the first `batch` time steps of input ``name`` (axis 1): right only
     while batch >= seq."""
-    on_input(m, name, lambda src, dst: (
-        batch_of(src, "rs") + [helper.make_node("Slice", [src, "mut_zero_1d", "mut_rs_batch1d", "mut_axis_1d"], [dst])],
-        _index_consts() + [_const("mut_axis_1d", [axis], np.int64)]))
+    on_input(
+        m,
+        name,
+        lambda src, dst: (
+            batch_of(src, "rs")
+            + [helper.make_node("Slice", [src, "mut_zero_1d", "mut_rs_batch1d", "mut_axis_1d"], [dst])],
+            _index_consts() + [_const("mut_axis_1d", [axis], np.int64)],
+        ),
+    )
 
 
 def trade_input_names(m, a: str, b: str) -> None:
@@ -174,8 +209,14 @@ def trade_output_names(m, p: str, q: str) -> None:
 
 def add_unit_axis(m, output: str, axis: int = 1) -> None:
     """Output ``output`` gains a size-1 axis: the same values, shape [batch, 1, ...]."""
-    on_output(m, output, lambda src, dst: (
-        [helper.make_node("Unsqueeze", [src, "mut_unit_axis"], [dst])], [_const("mut_unit_axis", [axis], np.int64)]))
+    on_output(
+        m,
+        output,
+        lambda src, dst: (
+            [helper.make_node("Unsqueeze", [src, "mut_unit_axis"], [dst])],
+            [_const("mut_unit_axis", [axis], np.int64)],
+        ),
+    )
     for v in m.graph.output:
         if v.name == output:
             shape = v.type.tensor_type.shape
@@ -203,8 +244,11 @@ def perturb_weight(m, feeds: dict | None = None, scale: float = 1e-2, seed: int 
     """Add ``scale * |w|`` noise to one weight read by a MatMul, Gemm or Conv (else any float
     initializer). With ``feeds``, the one whose noise moves the outputs most on them (ONNX Runtime),
     so that the corruption is plainly beyond any tolerance; else the largest. Returns its name."""
-    floats = {i.name: i for i in m.graph.initializer
-              if i.data_type in (TensorProto.FLOAT, TensorProto.DOUBLE, TensorProto.FLOAT16) and len(i.dims) >= 1}
+    floats = {
+        i.name: i
+        for i in m.graph.initializer
+        if i.data_type in (TensorProto.FLOAT, TensorProto.DOUBLE, TensorProto.FLOAT16) and len(i.dims) >= 1
+    }
     read = {n for node in m.graph.node if node.op_type in ("MatMul", "Gemm", "Conv") for n in node.input[1:]}
     pool = [floats[n] for n in floats if n in read] or list(floats.values())
     if not pool:
@@ -230,8 +274,7 @@ def perturb_weight(m, feeds: dict | None = None, scale: float = 1e-2, seed: int 
             trial = onnx.ModelProto()
             trial.CopyFrom(m)
             next(i for i in trial.graph.initializer if i.name == t.name).CopyFrom(noisy(t))
-            return max(float(np.abs(a - b).max() / max(np.abs(b).max(), 1e-12))
-                       for a, b in zip(outputs(trial), clean))
+            return max(float(np.abs(a - b).max() / max(np.abs(b).max(), 1e-12)) for a, b in zip(outputs(trial), clean))
 
         target = max(pool, key=moved)
     target.CopyFrom(noisy(target))
@@ -279,9 +322,13 @@ def mutate_file(base_bundle: Path, dest: Path, edit) -> Path:
 def _export(source: str, dest: Path, ranges=(), inputs=()) -> Path:
     """A correct bundle, exported and verified by bridge's own export path."""
     from bridge.exporting import run_export
-    from bridge.options import ExportOptions
+    from bridge.request import API, build
 
-    report = run_export(ExportOptions(source=source, output=str(dest), ranges=list(ranges), inputs=list(inputs)))
+    report = run_export(
+        build(
+            "export", {"source": source, "output": str(dest), "input_ranges": list(ranges), "inputs": list(inputs)}, API
+        )
+    )
     if report.status != "pass" or not (dest / "manifest.json").is_file():
         raise RuntimeError(f"export of {source} did not give a passing bundle: {report.status}: {report.reason}")
     return dest
@@ -294,6 +341,7 @@ def _verify(target: Path, source: str | None = None, *extra) -> list[str]:
 
 
 # -- torch (subprocess) -------------------------------------------------------------------------------------
+
 
 class Plan(dict):
     """Mutant id -> the verify arguments that check it, or {"build_error": why} when its base could
@@ -335,48 +383,75 @@ def build_torch(out: Path) -> dict:
         model.eval()
         axes = {"x": {0: "batch"}, "output": {0: "batch"}} if dynamic else None
         with _quiet():
-            torch.onnx.export(model, (torch.rand(*shape),), str(path), dynamo=False, input_names=["x"],
-                              output_names=["output"], dynamic_axes=axes, opset_version=OPSET)
+            torch.onnx.export(
+                model,
+                (torch.rand(*shape),),
+                str(path),
+                dynamo=False,
+                input_names=["x"],
+                output_names=["output"],
+                dynamic_axes=axes,
+                opset_version=OPSET,
+            )
         return path
 
     plan = Plan()
     m = mutate_bundle
-    with plan.group("control_mix_torch", "control_golden_torch", "range_top_id_torch", "range_top_float_torch",
-                    "dyn_wrong_at_batch8_torch", "names_swap_inputs_torch", "names_swap_inputs_golden_torch",
-                    "corrupt_weights_torch", "corrupt_weights_golden_torch", "swapped_outputs_torch",
-                    "wrong_output_shape_torch"):
+    with plan.group(
+        "control_mix_torch",
+        "control_golden_torch",
+        "range_top_id_torch",
+        "range_top_float_torch",
+        "dyn_wrong_at_batch8_torch",
+        "names_swap_inputs_torch",
+        "names_swap_inputs_golden_torch",
+        "corrupt_weights_torch",
+        "corrupt_weights_golden_torch",
+        "swapped_outputs_torch",
+        "wrong_output_shape_torch",
+    ):
         mix = _export(src("mix"), out / "mix")
         plan["control_mix_torch"] = _verify(mix, src("mix"))
         plan["control_golden_torch"] = _verify(mix)
-        plan["range_top_id_torch"] = _verify(m(mix, out / "range_top_id", lambda g: wrong_at_top_id(g, "ids", 499)),
-                                             src("mix"))
+        plan["range_top_id_torch"] = _verify(
+            m(mix, out / "range_top_id", lambda g: wrong_at_top_id(g, "ids", 499)), src("mix")
+        )
         plan["range_top_float_torch"] = _verify(
-            m(mix, out / "range_top_float", lambda g: wrong_near_top(g, "a", 0.999)), src("mix"))
+            m(mix, out / "range_top_float", lambda g: wrong_near_top(g, "a", 0.999)), src("mix")
+        )
         plan["dyn_wrong_at_batch8_torch"] = _verify(
-            m(mix, out / "batch8", lambda g: wrong_from_batch(g, "p", "a", 8)), src("mix"))
+            m(mix, out / "batch8", lambda g: wrong_from_batch(g, "p", "a", 8)), src("mix")
+        )
         plan["names_swap_inputs_torch"] = _verify(
-            mutate_file(mix, out / "names_swap.onnx", lambda g: trade_input_names(g, "a", "b")), src("mix"))
+            mutate_file(mix, out / "names_swap.onnx", lambda g: trade_input_names(g, "a", "b")), src("mix")
+        )
         plan["names_swap_inputs_golden_torch"] = _verify(
-            m(mix, out / "names_swap_bundle", lambda g: trade_input_names(g, "a", "b")))
+            m(mix, out / "names_swap_bundle", lambda g: trade_input_names(g, "a", "b"))
+        )
         bad = m(mix, out / "corrupt", corrupt(mix))
         plan["corrupt_weights_torch"] = _verify(bad, src("mix"))
         plan["corrupt_weights_golden_torch"] = _verify(bad)
         plan["swapped_outputs_torch"] = _verify(
-            m(mix, out / "swapped_outputs", lambda g: trade_output_names(g, "p", "q")), src("mix"))
-        plan["wrong_output_shape_torch"] = _verify(m(mix, out / "wrong_shape", lambda g: add_unit_axis(g, "p")),
-                                                   src("mix"))
+            m(mix, out / "swapped_outputs", lambda g: trade_output_names(g, "p", "q")), src("mix")
+        )
+        plan["wrong_output_shape_torch"] = _verify(
+            m(mix, out / "wrong_shape", lambda g: add_unit_axis(g, "p")), src("mix")
+        )
 
     with plan.group("control_recur_torch", "dyn_slice_by_batch_torch", "dyn_recurrence_batch_steps_torch"):
         recur = _export(src("recur"), out / "recur")
         plan["control_recur_torch"] = _verify(recur, src("recur"))
         plan["dyn_slice_by_batch_torch"] = _verify(
-            m(recur, out / "slice_by_batch", lambda g: slice_output_by_batch(g, "steps", "x")), src("recur"))
+            m(recur, out / "slice_by_batch", lambda g: slice_output_by_batch(g, "steps", "x")), src("recur")
+        )
         plan["dyn_recurrence_batch_steps_torch"] = _verify(
-            m(recur, out / "batch_steps", lambda g: read_batch_steps(g, "x")), src("recur"))
+            m(recur, out / "batch_steps", lambda g: read_batch_steps(g, "x")), src("recur")
+        )
 
     with plan.group("control_pt2", "corrupt_weights_pt2"):
-        program = torch.export.export(ft.mlp().eval(), (torch.rand(2, 4),),
-                                      dynamic_shapes=({0: torch.export.Dim("batch")},))
+        program = torch.export.export(
+            ft.mlp().eval(), (torch.rand(2, 4),), dynamic_shapes=({0: torch.export.Dim("batch")},)
+        )
         torch.export.save(program, str(out / "mlp.pt2"))
         pt2 = _export(str(out / "mlp.pt2"), out / "mlp_pt2")
         plan["control_pt2"] = _verify(pt2, str(out / "mlp.pt2"))
@@ -384,20 +459,24 @@ def build_torch(out: Path) -> dict:
 
     with plan.group("declared_batch_baked_torch"):
         plan["declared_batch_baked_torch"] = _verify(
-            onnx_file(ft.linear4(), out / "linear4_batch1.onnx", (1, 4), dynamic=False), src("linear4"))
+            onnx_file(ft.linear4(), out / "linear4_batch1.onnx", (1, 4), dynamic=False), src("linear4")
+        )
     with plan.group("declared_range_log_control_torch"):
         plan["declared_range_log_control_torch"] = _verify(onnx_file(ft.log(), out / "log.onnx", (2, 4)), src("log"))
     for name, width in (("softmax1000", 16), ("onehot", 4), ("position_constant", 4), ("tiny_change", 4)):
         with plan.group(f"vacuous_{name}_torch"):
             plan[f"vacuous_{name}_torch"] = _verify(
-                onnx_file(getattr(ft, name)(), out / f"{name}.onnx", (2, width)), src(name))
+                onnx_file(getattr(ft, name)(), out / f"{name}.onnx", (2, width)), src(name)
+            )
     with plan.group("train_mode_dropout_torch"):
-        plan["train_mode_dropout_torch"] = _verify(onnx_file(ft.dropout_train(), out / "dropout.onnx", (2, 4)),
-                                                   src("dropout_train"))
+        plan["train_mode_dropout_torch"] = _verify(
+            onnx_file(ft.dropout_train(), out / "dropout.onnx", (2, 4)), src("dropout_train")
+        )
     return plan
 
 
 # -- Keras (subprocess) --------------------------------------------------------------------------------------
+
 
 def build_keras(out: Path) -> dict:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -411,22 +490,34 @@ def build_keras(out: Path) -> dict:
     model = fk.mix()
     keras_file = out / "mix.keras"
     saved = out / "mix_savedmodel"
-    with plan.group("control_mix_keras", "control_golden_keras", "range_top_id_keras", "range_top_float_keras",
-                    "dyn_wrong_at_batch8_keras", "names_swap_inputs_keras", "declared_batch_baked_keras",
-                    "corrupt_weights_keras_file", "corrupt_weights_golden_keras"):
+    with plan.group(
+        "control_mix_keras",
+        "control_golden_keras",
+        "range_top_id_keras",
+        "range_top_float_keras",
+        "dyn_wrong_at_batch8_keras",
+        "names_swap_inputs_keras",
+        "declared_batch_baked_keras",
+        "corrupt_weights_keras_file",
+        "corrupt_weights_golden_keras",
+    ):
         model.save(keras_file)
         mix = _export(str(keras_file), out / "mix_keras", ranges)
         src = str(keras_file)
         plan["control_mix_keras"] = _verify(mix, src)
         plan["control_golden_keras"] = _verify(mix)
         plan["range_top_id_keras"] = _verify(
-            m(mix, out / "range_top_id", lambda g: wrong_at_top_id(g, "ids", 499)), src)
+            m(mix, out / "range_top_id", lambda g: wrong_at_top_id(g, "ids", 499)), src
+        )
         plan["range_top_float_keras"] = _verify(
-            m(mix, out / "range_top_float", lambda g: wrong_near_top(g, "a", 0.999)), src)
+            m(mix, out / "range_top_float", lambda g: wrong_near_top(g, "a", 0.999)), src
+        )
         plan["dyn_wrong_at_batch8_keras"] = _verify(
-            m(mix, out / "batch8", lambda g: wrong_from_batch(g, "p", "a", 8)), src)
+            m(mix, out / "batch8", lambda g: wrong_from_batch(g, "p", "a", 8)), src
+        )
         plan["names_swap_inputs_keras"] = _verify(
-            mutate_file(mix, out / "names_swap.onnx", lambda g: trade_input_names(g, "a", "b")), src)
+            mutate_file(mix, out / "names_swap.onnx", lambda g: trade_input_names(g, "a", "b")), src
+        )
         plan["declared_batch_baked_keras"] = _verify(mutate_file(mix, out / "batch1.onnx", fix_batch_to_one), src)
         bad = m(mix, out / "corrupt", corrupt(mix))
         plan["corrupt_weights_keras_file"] = _verify(bad, src)

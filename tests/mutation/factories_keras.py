@@ -21,20 +21,30 @@ def mix():
     b = keras.Input((4,), name="b")
     ids = keras.Input((6,), dtype="int64", name="ids")
     e = keras.layers.GlobalAveragePooling1D(name="pool")(keras.layers.Embedding(500, 8, name="emb")(ids))
-    h = keras.layers.Add(name="sum")([keras.layers.Dense(16, name="la")(a), keras.layers.Dense(16, name="lb")(b),
-                                      keras.layers.Dense(16, name="le")(e)])
+    h = keras.layers.Add(name="sum")(
+        [
+            keras.layers.Dense(16, name="la")(a),
+            keras.layers.Dense(16, name="lb")(b),
+            keras.layers.Dense(16, name="le")(e),
+        ]
+    )
     h = keras.layers.Activation("tanh", name="tanh")(h)
-    return keras.Model([a, b, ids], {"p": keras.layers.Dense(3, name="p")(h),
-                                     "q": keras.layers.Dense(3, name="q")(h)}, name="mix")
+    return keras.Model(
+        [a, b, ids], {"p": keras.layers.Dense(3, name="p")(h), "q": keras.layers.Dense(3, name="q")(h)}, name="mix"
+    )
 
 
 def softmax1000():
     """A random-init classifier head: softmax over 1000 classes, every value 0.001 +- 1e-7."""
     keras.utils.set_random_seed(0)
     x = keras.Input((16,), name="x")
-    head = keras.layers.Dense(1000, activation="softmax", name="head",
-                              kernel_initializer=keras.initializers.RandomNormal(stddev=1e-4),
-                              bias_initializer="zeros")
+    head = keras.layers.Dense(
+        1000,
+        activation="softmax",
+        name="head",
+        kernel_initializer=keras.initializers.RandomNormal(stddev=1e-4),
+        bias_initializer="zeros",
+    )
     return keras.Model(x, head(x), name="softmax1000")
 
 
@@ -63,8 +73,14 @@ def _bn_model(forced: bool):
     # calibrated statistics, the same in both twins (not the init values 0 and 1)
     layer = bn.bn if forced else bn
     rng = np.random.default_rng(0)
-    layer.set_weights([rng.uniform(0.5, 1.5, 6).astype("float32"), rng.normal(0, 0.1, 6).astype("float32"),
-                       rng.normal(0, 0.5, 6).astype("float32"), rng.uniform(0.5, 2.0, 6).astype("float32")])
+    layer.set_weights(
+        [
+            rng.uniform(0.5, 1.5, 6).astype("float32"),
+            rng.normal(0, 0.1, 6).astype("float32"),
+            rng.normal(0, 0.5, 6).astype("float32"),
+            rng.uniform(0.5, 2.0, 6).astype("float32"),
+        ]
+    )
     return model
 
 

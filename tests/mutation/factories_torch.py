@@ -30,10 +30,12 @@ def _inputs(*specs, ranges=None):
         fn.bridge_inputs = list(specs)
         fn.bridge_input_ranges = dict(ranges or {})
         return fn
+
     return deco
 
 
 # -- correct models, corrupted after export ------------------------------------------------------------
+
 
 class Mix(nn.Module):
     """Two same-shaped float inputs with different roles, token ids into a 500-row table, and two
@@ -54,8 +56,9 @@ class Mix(nn.Module):
         return {"p": self.hp(h), "q": self.hq(h)}
 
 
-@_inputs("a:float32[batch,4]", "b:float32[batch,4]", "ids:int64[batch,6]",
-         ranges={"a": "0:1", "b": "0:1", "ids": "0:500"})
+@_inputs(
+    "a:float32[batch,4]", "b:float32[batch,4]", "ids:int64[batch,6]", ranges={"a": "0:1", "b": "0:1", "ids": "0:500"}
+)
 def mix():
     torch.manual_seed(0)
     return Mix().eval()
@@ -116,6 +119,7 @@ def log():
 
 
 # -- models whose reference proves nothing ----------------------------------------------------------------
+
 
 class _Softmax1000(nn.Module):
     """A random-init classifier head: softmax over 1000 classes, every value 0.001 +- 1e-7."""
@@ -194,6 +198,7 @@ def tiny_change():
 
 
 # -- a model handed over in the wrong mode -------------------------------------------------------------------
+
 
 class _DropNet(nn.Module):
     def __init__(self):

@@ -55,64 +55,134 @@ MUTANTS = {
     "range_top_id_keras": ("range", "keras", 1, "ids in 0:500; the graph looks up id 499 (only) as id 0"),
     "range_top_float_keras": ("range", "keras", 1, "a in 0:1; the graph negates a > 0.999 (only)"),
     # 2. dynamic axes mixed up
-    "dyn_slice_by_batch_torch": ("dynamic", "torch", 1,
-                                 "per-step output of a recurrence sliced to `batch` steps along the sequence "
-                                 "axis: right only when batch >= seq"),
-    "dyn_recurrence_batch_steps_torch": ("dynamic", "torch", 1,
-                                         "the recurrence reads only the first `batch` time steps: right only "
-                                         "when batch >= seq"),
+    "dyn_slice_by_batch_torch": (
+        "dynamic",
+        "torch",
+        1,
+        "per-step output of a recurrence sliced to `batch` steps along the sequence axis: right only when batch >= seq",
+    ),
+    "dyn_recurrence_batch_steps_torch": (
+        "dynamic",
+        "torch",
+        1,
+        "the recurrence reads only the first `batch` time steps: right only when batch >= seq",
+    ),
     "dyn_wrong_at_batch8_torch": ("dynamic", "torch", 1, "output p shifted by 1 when batch >= 8"),
     "dyn_wrong_at_batch8_keras": ("dynamic", "keras", 1, "output p shifted by 1 when batch >= 8"),
     # 3. input names swapped
-    "names_swap_inputs_torch": ("names", "torch", 1,
-                                "bare .onnx: same-shaped inputs a and b trade names, graph order unchanged"),
-    "names_swap_inputs_keras": ("names", "keras", 1,
-                                "bare .onnx: same-shaped inputs a and b trade names, graph order unchanged"),
-    "names_swap_inputs_golden_torch": ("names", "onnxruntime", 1,
-                                       "bundle (golden check, no --source): inputs a and b trade names"),
+    "names_swap_inputs_torch": (
+        "names",
+        "torch",
+        1,
+        "bare .onnx: same-shaped inputs a and b trade names, graph order unchanged",
+    ),
+    "names_swap_inputs_keras": (
+        "names",
+        "keras",
+        1,
+        "bare .onnx: same-shaped inputs a and b trade names, graph order unchanged",
+    ),
+    "names_swap_inputs_golden_torch": (
+        "names",
+        "onnxruntime",
+        1,
+        "bundle (golden check, no --source): inputs a and b trade names",
+    ),
     # 4. a bare .onnx that ignores what the factory declares
-    "declared_batch_baked_torch": ("declared", "torch", 1,
-                                   "factory module declares x:float32[batch,4]; the .onnx has batch fixed to 1"),
-    "declared_batch_baked_keras": ("declared", "keras", 1,
-                                   "the .keras model has a dynamic batch; the .onnx has batch fixed to 1"),
-    "declared_range_log_control_torch": ("declared", "torch", 0,
-                                         "correct log model, module declares x in 0.1:1; bare .onnx with --source"),
+    "declared_batch_baked_torch": (
+        "declared",
+        "torch",
+        1,
+        "factory module declares x:float32[batch,4]; the .onnx has batch fixed to 1",
+    ),
+    "declared_batch_baked_keras": (
+        "declared",
+        "keras",
+        1,
+        "the .keras model has a dynamic batch; the .onnx has batch fixed to 1",
+    ),
+    "declared_range_log_control_torch": (
+        "declared",
+        "torch",
+        0,
+        "correct log model, module declares x in 0.1:1; bare .onnx with --source",
+    ),
     # 5. near-vacuous outputs
-    "vacuous_softmax1000_torch": ("vacuous", "torch", 3,
-                                  "softmax over 1000 classes, 0.001 +- 1e-7 everywhere (random-init-like head)"),
+    "vacuous_softmax1000_torch": (
+        "vacuous",
+        "torch",
+        3,
+        "softmax over 1000 classes, 0.001 +- 1e-7 everywhere (random-init-like head)",
+    ),
     "vacuous_onehot_torch": ("vacuous", "torch", 3, "the same one-hot row (class 7) for every input"),
-    "vacuous_position_constant_torch": ("vacuous", "torch", 3,
-                                        "a learned tensor + 0*x: varies across positions, never with the input"),
-    "vacuous_tiny_change_torch": ("vacuous", "torch", 3,
-                                  "float64 values of size ~1 that move by ~1e-13 with the input"),
-    "vacuous_softmax1000_keras": ("vacuous", "keras", 3,
-                                  "softmax over 1000 classes, 0.001 +- 1e-7 everywhere (random-init-like head)"),
+    "vacuous_position_constant_torch": (
+        "vacuous",
+        "torch",
+        3,
+        "a learned tensor + 0*x: varies across positions, never with the input",
+    ),
+    "vacuous_tiny_change_torch": (
+        "vacuous",
+        "torch",
+        3,
+        "float64 values of size ~1 that move by ~1e-13 with the input",
+    ),
+    "vacuous_softmax1000_keras": (
+        "vacuous",
+        "keras",
+        3,
+        "softmax over 1000 classes, 0.001 +- 1e-7 everywhere (random-init-like head)",
+    ),
     # 6. Keras state
-    "keras_bn_training": ("state", "keras", 3,
-                          "a layer calls BatchNormalization(training=True) in inference: batch statistics, "
-                          "moving statistics updated by every call"),
+    "keras_bn_training": (
+        "state",
+        "keras",
+        3,
+        "a layer calls BatchNormalization(training=True) in inference: batch statistics, "
+        "moving statistics updated by every call",
+    ),
     # 7. train-mode factory
-    "train_mode_dropout_torch": ("train_mode", "torch", 0,
-                                 "factory returns its model in train mode with dropout; bridge switches to eval"),
+    "train_mode_dropout_torch": (
+        "train_mode",
+        "torch",
+        0,
+        "factory returns its model in train mode with dropout; bridge switches to eval",
+    ),
     # 8. plain value corruption, per runner
     "corrupt_weights_torch": ("corruption", "torch", 1, "torch factory; one weight += 1e-2*|w| noise"),
     "corrupt_weights_pt2": ("corruption", "torch", 1, ".pt2 program (torch.export.save); one weight += 1e-2*|w| noise"),
     "corrupt_weights_keras_file": ("corruption", "keras", 1, ".keras file; one weight += 1e-2*|w| noise"),
     "corrupt_weights_savedmodel": ("corruption", "keras", 1, "SavedModel (model.export); one weight += 1e-2*|w| noise"),
-    "corrupt_weights_golden_torch": ("corruption", "onnxruntime", 1,
-                                     "bundle from torch, golden check only; one weight += 1e-2*|w| noise"),
-    "corrupt_weights_golden_keras": ("corruption", "onnxruntime", 1,
-                                     "bundle from Keras, golden check only; one weight += 1e-2*|w| noise"),
+    "corrupt_weights_golden_torch": (
+        "corruption",
+        "onnxruntime",
+        1,
+        "bundle from torch, golden check only; one weight += 1e-2*|w| noise",
+    ),
+    "corrupt_weights_golden_keras": (
+        "corruption",
+        "onnxruntime",
+        1,
+        "bundle from Keras, golden check only; one weight += 1e-2*|w| noise",
+    ),
     "swapped_outputs_torch": ("corruption", "torch", 1, "same-shaped outputs p and q trade names"),
     "wrong_output_shape_torch": ("corruption", "torch", 1, "output p is [batch,1,3] instead of [batch,3], same values"),
     # correct exports: each is the unedited base of the mutants above it is named after
     "control_mix_torch": ("control", "torch", 0, "torch factory `mix`: base of range, names, batch8 and corruption"),
-    "control_recur_torch": ("control", "torch", 0,
-                            "torch factory `recur` (a linear RNN): base of the sequence-axis mutants"),
+    "control_recur_torch": (
+        "control",
+        "torch",
+        0,
+        "torch factory `recur` (a linear RNN): base of the sequence-axis mutants",
+    ),
     "control_pt2": ("control", "torch", 0, ".pt2 program: base of corrupt_weights_pt2"),
     "control_golden_torch": ("control", "onnxruntime", 0, "torch `mix` bundle, golden check only"),
-    "control_mix_keras": ("control", "keras", 0, ".keras file `mix`: base of the Keras range, names, batch8 and "
-                                                  "corruption mutants"),
+    "control_mix_keras": (
+        "control",
+        "keras",
+        0,
+        ".keras file `mix`: base of the Keras range, names, batch8 and corruption mutants",
+    ),
     "control_savedmodel": ("control", "keras", 0, "SavedModel of `mix`: base of corrupt_weights_savedmodel"),
     "control_golden_keras": ("control", "onnxruntime", 0, "Keras `mix` bundle, golden check only"),
     "control_bn_keras": ("control", "keras", 0, "BatchNormalization in inference mode: the twin of keras_bn_training"),
@@ -130,11 +200,18 @@ GAPS: dict[str, str] = {}
 
 # -- building and running (shared with tools/mutation_suite.py) ------------------------------------------------
 
+
 def build(framework: str, out: Path, timeout: int = 600) -> dict[str, list[str]]:
     """Run one builder of build.py in a subprocess; returns its plan (id -> verify arguments)."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(HERE.parent)]), "TF_CPP_MIN_LOG_LEVEL": "3"}
-    res = subprocess.run([sys.executable, str(BUILD), framework, str(out)], cwd=out.parent, env=env,
-                         capture_output=True, text=True, timeout=timeout)
+    res = subprocess.run(
+        [sys.executable, str(BUILD), framework, str(out)],
+        cwd=out.parent,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     if res.returncode != 0:
         raise RuntimeError(f"building the {framework} mutants failed:\n{res.stdout[-3000:]}\n{res.stderr[-3000:]}")
     return json.loads((out / f"plan_{framework}.json").read_text())
@@ -152,6 +229,7 @@ def run_suite(base: Path, workers: int = WORKERS) -> tuple[dict, dict, dict]:
     plan: dict[str, list[str]] = {}
     timings: dict[str, float] = {}
     with ThreadPoolExecutor(max_workers=workers) as verify_pool, ThreadPoolExecutor(max_workers=2) as build_pool:
+
         def build_and_submit(fw):
             built = build(fw, base / fw)
             timings[f"build_{fw}"] = time.perf_counter() - start
@@ -179,10 +257,11 @@ def reason(res: subprocess.CompletedProcess) -> str:
         lines = [ln for ln in res.stderr.splitlines() if ln.startswith("bridge: ")]
         return lines[0] if lines else (res.stderr.strip().splitlines() or ["(no output)"])[-1]
     verdict = [ln.strip() for ln in res.stdout.splitlines() if ln.startswith("verdict:")]
-    return verdict[-1][len("verdict: "):] if verdict else "(no verdict line)"
+    return verdict[-1][len("verdict: ") :] if verdict else "(no verdict line)"
 
 
 # -- the tests -------------------------------------------------------------------------------------------------
+
 
 def _param(mid: str):
     cls, fw, _, _ = MUTANTS[mid]
@@ -204,8 +283,11 @@ def suite(tmp_path_factory):
 def test_table_matches_what_was_built(suite):
     plan, _, _ = suite
     built_fws = set(frameworks())
-    want = {mid for mid, (_, fw, _, _) in MUTANTS.items()
-            if fw in built_fws or (fw == "onnxruntime" and mid.endswith(tuple(built_fws)))}
+    want = {
+        mid
+        for mid, (_, fw, _, _) in MUTANTS.items()
+        if fw in built_fws or (fw == "onnxruntime" and mid.endswith(tuple(built_fws)))
+    }
     assert set(plan) == want, (sorted(set(plan) - want), sorted(want - set(plan)))
     assert set(GAPS) <= set(MUTANTS)
 
@@ -229,4 +311,5 @@ def test_verify_catches(suite, mid):
     assert "Traceback" not in res.stderr, res.stderr[-3000:]
     assert res.returncode == expected, (
         f"{mid} ({description}): bridge {' '.join(plan[mid])} exited {res.returncode}, expected {expected} "
-        f"[{reason(res)}]\nstdout:\n{res.stdout[-2500:]}\nstderr:\n{res.stderr[-1500:]}")
+        f"[{reason(res)}]\nstdout:\n{res.stdout[-2500:]}\nstderr:\n{res.stderr[-1500:]}"
+    )

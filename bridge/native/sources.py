@@ -1,0 +1,148 @@
+"""What is this SOURCE? Classifies a source string and loads user factories.
+
+Source forms:
+  path/to/file.py:factory      user Python, run because the user named it (explicit trust)
+  package.module:factory       same, imported from sys.path
+  model.keras / model.h5       Keras files (loaded with safe_mode=True)
+  saved_model_dir/             a TensorFlow SavedModel directory
+  program.pt2                  a torch.export ExportedProgram (torch.export.save)
+
+Framework modules are imported only after the kind is known. This module imports no framework
+itself; a user factory module imports whatever it needs.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from bridge.errors import InputError, UsageError
+
+_MODULE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+
+FILE_KINDS = {
+    ".keras": ("keras", "tensorflow"),
+    ".h5": ("h5", "tensorflow"),
+    ".hdf5": ("h5", "tensorflow"),
+    ".pt2": ("pt2", "torch"),
+}
+
+SOURCE_HELP = (
+    "a SOURCE is file.py:factory, package.module:factory, a .keras or .h5 file, "
+    "a SavedModel directory, or a .pt2 file from torch.export.save"
+)
+
+
+@dataclass(frozen=True)
+class SourceRef:
+    text: str
+    kind: str  # "pyfile" | "module" | "keras" | "h5" | "savedmodel" | "pt2"
+    path: Path | None
+    attr: str | None
+    framework: str | None  # None until a factory has been called
+
+    def to_json(self) -> dict:
+        return {"text": self.text, "kind": self.kind}
+
+
+def parse_source(text: str) -> SourceRef:
+    text = text.strip()
+    if not text:
+        raise UsageError("empty SOURCE", hint=SOURCE_HELP)
+    path = Path(text)
+    if path.is_dir():
+        if (path / "saved_model.pb").is_file() or (path / "saved_model.pbtxt").is_file():
+            return SourceRef(text, "savedmodel", path, None, "tensorflow")
+        raise InputError(f"SOURCE {text} is a directory without saved_model.pb", hint=SOURCE_HELP)
+    if path.is_file() or path.suffix.lower() in FILE_KINDS:
+        kind = FILE_KINDS.get(path.suffix.lower())
+        if kind is None:
+            if path.suffix.lower() in (".pt", ".pth", ".bin", ".safetensors"):
+                raise InputError(
+                    f"SOURCE {text} is a weights file, not a model",
+                    hint="give the model's code as file.py:factory and the weights with --weights FILE",
+                )
+            if path.suffix.lower() == ".onnx":
+                raise InputError(f"SOURCE {text} is already ONNX", hint="pass it to 'bridge verify' as TARGET")
+            raise InputError(f"SOURCE {text} is not a recognised model file", hint=SOURCE_HELP)
+        if not path.is_file():
+            raise InputError(f"SOURCE {text} does not exist")
+        return SourceRef(text, kind[0], path, None, kind[1])
+    left, sep, attr = text.rpartition(":")
+    if sep and attr and re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", attr):
+        if left.endswith(".py"):
+            fpath = Path(left)
+            if not fpath.is_file():
+                raise InputError(f"SOURCE file {left} does not exist", hint=SOURCE_HELP)
+            return SourceRef(text, "pyfile", fpath, attr, None)
+        if _MODULE_RE.match(left):
+            return SourceRef(text, "module", None, attr, None)
+    if not path.exists():
+        raise InputError(f"SOURCE {text} does not exist and is not file.py:factory or module:factory", hint=SOURCE_HELP)
+    raise InputError(f"SOURCE {text} is not a recognised model", hint=SOURCE_HELP)
+
+
+def load_user_module(ref: SourceRef):
+    """Import the module a factory source names. This runs the user's code, as the user asked."""
+    try:
+        if ref.kind == "pyfile":
+            assert ref.path is not None
+            name = f"bridge_user_{abs(hash(str(ref.path.resolve())))}"
+            spec = importlib.util.spec_from_file_location(name, ref.path)
+            if spec is None or spec.loader is None:
+                raise InputError(f"cannot import {ref.path}")
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[name] = module
+            parent = str(ref.path.resolve().parent)
+            added = parent not in sys.path
+            if added:
+                sys.path.insert(0, parent)  # so the file can import its siblings
+            try:
+                spec.loader.exec_module(module)
+            finally:
+                if added:
+                    sys.path.remove(parent)
+            return module
+        module_name = ref.text.rpartition(":")[0]
+        return importlib.import_module(module_name)
+    except InputError:
+        raise
+    except ModuleNotFoundError as exc:
+        from bridge.frameworks import EXTRAS, missing_package
+
+        if (exc.name or "").split(".")[0] in EXTRAS:
+            raise missing_package(exc.name, f"SOURCE {ref.text}") from None
+        raise InputError(
+            f"cannot import SOURCE {ref.text}: {exc}", hint="check the module path and PYTHONPATH"
+        ) from None
+    except SyntaxError as exc:
+        raise InputError(f"SOURCE {ref.text} is not valid Python: {exc}") from None
+    except Exception as exc:
+        raise InputError(f"importing SOURCE {ref.text} raised {type(exc).__name__}: {exc}") from None
+
+
+def call_factory(ref: SourceRef, module):
+    factory = getattr(module, ref.attr or "", None)
+    if factory is None:
+        raise InputError(f"SOURCE {ref.text}: the module has no attribute {ref.attr!r}")
+    if not callable(factory):
+        raise InputError(f"SOURCE {ref.text}: {ref.attr!r} is not callable", hint="the factory must return a model")
+    try:
+        return factory()
+    except Exception as exc:
+        raise InputError(f"SOURCE {ref.text}: the factory raised {type(exc).__name__}: {exc}") from None
+
+
+def framework_of(obj) -> str | None:
+    """'torch' or 'tensorflow' from an object's class hierarchy, without importing either."""
+    for cls in type(obj).__mro__:
+        mod = cls.__module__ or ""
+        if mod.startswith("torch"):
+            return "torch"
+        if mod.startswith(("keras", "tensorflow", "tf_keras")):
+            return "tensorflow"
+    return None

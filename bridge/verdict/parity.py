@@ -1,0 +1,294 @@
+"""Running the reference and ONNX Runtime over the same cases, and comparing them.
+
+Shared by export (which records the verdict in the manifest) and verify.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bridge.errors import BridgeError, ConversionError, InputError, exception_summary
+from bridge.types import Case, TensorSpec
+from bridge.verdict.compare import FAIL, OutputResult, compare_outputs, cross_case_vacuity, outputs_equal
+from bridge.verdict.policy import Policy
+
+CaseRun = tuple  # (Case, feeds, outputs)
+
+
+# -- the artifact step every command shares: check an ONNX file, open it in ONNX Runtime, compare -----
+
+
+@dataclass
+class FileInfo:
+    """What a checked ONNX file takes and returns, what it is (nodes, opsets) and its precision."""
+
+    inputs: list
+    outputs: list
+    description: dict
+    precision: str
+    evidence: str
+
+
+def inspect_file(path, *, produced_by: str | None = None) -> FileInfo:
+    """onnx.checker (full) and onnx.load on ``path``; its inputs, outputs, description and precision.
+    A file bridge's own step wrote (``produced_by``) that fails is a ConversionError naming the step;
+    anything else an InputError."""
+    from bridge.artifact.onnx_file import describe, io_specs, load_checked
+    from bridge.precision.methods import graph_precision
+
+    proto = load_checked(path, produced_by_us=produced_by is not None)
+    inputs, outputs = io_specs(proto)
+    precision, evidence = graph_precision(proto)
+    return FileInfo(inputs, outputs, describe(proto), precision, evidence)
+
+
+def open_ort(
+    path,
+    device: str = "cpu",
+    *,
+    threads: int | None = None,
+    spinning: bool = False,
+    tf32: bool = False,
+    produced_by: str | None = None,
+):
+    """The file in ONNX Runtime on ``device`` (an OrtRunner: use it as a context manager). A file that
+    bridge's own step wrote (``produced_by``) and ONNX Runtime cannot load is a ConversionError."""
+    from bridge.frameworks import ort_runner_class
+
+    try:
+        return ort_runner_class()(str(path), device, threads=threads, spinning=spinning, tf32=tf32)
+    except InputError as exc:
+        if produced_by is None:
+            raise
+        raise ConversionError(
+            f"{produced_by} wrote a model that ONNX Runtime cannot load: {exc.message.split(': ', 1)[-1]}",
+            hint="the graph uses an operator or type this onnxruntime lacks on the CPU (e.g. bfloat16 Gemm); try "
+            "another --opset, or export in float32",
+        ) from None
+
+
+def compare_file(
+    path,
+    runs: list,
+    policy: Policy,
+    *,
+    device: str = "cpu",
+    threads: int | None = None,
+    padded: dict | None = None,
+    keep: dict | None = None,
+    produced_by: str | None = None,
+) -> list:
+    """The file in ONNX Runtime, compared with the reference on every run (export's and derivation's
+    step; verify opens the runner itself because it also times it)."""
+    with open_ort(path, device, threads=threads, produced_by=produced_by) as runner:
+        return run_onnx(runner, runs, policy, device, keep=keep, padded=padded)
+
+
+def run_reference(model, cases: list[tuple[Case, dict]]) -> tuple[list[CaseRun], str | None, list[str]]:
+    """Native outputs per case. The first case runs twice and must be bit-identical; the model's
+    state (BatchNorm statistics) must not change. Optional cases the native model rejects (an error,
+    or NaN/Inf where the first case had none) are dropped with a note. Returns the runs, a problem
+    description (or None) and the notes."""
+    runs: list[CaseRun] = []
+    problem = None
+    notes: list[str] = []
+    from bridge.progress import stage
+
+    for i, (case, feeds) in enumerate(cases):
+        stage(f"running the native model: case {case.label} ({i + 1}/{len(cases)})")
+        if case.optional:
+            try:
+                out = model.run(feeds)
+            except Exception as exc:  # noqa: BLE001 - the model's own limit, not an export error
+                notes.append(f"case {case.label} dropped: the native model rejects it ({exception_summary(exc, 160)})")
+                continue
+            if runs and _nonfinite(out) and not _nonfinite(runs[0][2]):
+                notes.append(f"case {case.label} dropped: the native model gives NaN/Inf on it")
+                continue
+        else:
+            out = _run_native(model, feeds, case)
+        if i == 0:
+            again = _run_native(model, feeds, case)
+            differ = outputs_equal(out, again)
+            if differ:
+                problem = (
+                    f"nondeterministic reference: two runs of the native model on the same inputs differ "
+                    f"in {', '.join(differ)} (dropout or random ops active in inference?)"
+                )
+        runs.append((case, feeds, out))
+    mutated = model.check_state()
+    if mutated and problem is None:
+        problem = f"nondeterministic reference: {mutated} (BatchNorm in training mode?)"
+    return runs, problem, notes
+
+
+def _nonfinite(outputs: dict) -> bool:
+    import numpy as np
+
+    return any(np.asarray(v).dtype.kind in "fc" and not np.isfinite(v).all() for v in outputs.values())
+
+
+def _run_native(model, feeds: dict, case: Case | None = None) -> dict:
+    try:
+        return model.run(feeds)
+    except BridgeError:
+        raise
+    except Exception as exc:
+        shapes = ", ".join(f"{k}:{v.dtype}{list(v.shape)}" for k, v in feeds.items())
+        hint = "check that the --input specs match the model's forward() arguments, in order"
+        if case is not None and case.sizes:
+            axis = case.label.split("=", 1)[0]
+            axis = axis if axis in case.sizes else "AXIS"
+            sizes = ", ".join(f"{k}={v}" for k, v in case.sizes.items())
+            hint = (
+                f"case {case.label} runs the dynamic axes at {sizes}; if the model needs a minimum (or maximum) "
+                f"size on an axis, declare it: --dim-min {axis}=SIZE (--dim-max {axis}=SIZE), and --dim {axis}=SIZE "
+                "for the export size; otherwise check the --input specs against forward()"
+            )
+        raise InputError(
+            f"the native model failed on inputs {shapes} (case {case.label if case else '?'}): "
+            f"{exception_summary(exc)}",
+            hint=hint,
+        ) from None
+
+
+def binding_problem(
+    specs: list[TensorSpec], onnx_inputs: list[TensorSpec], native_names: list[str] | None
+) -> str | None:
+    """Inputs are fed by name on every side. The ONNX graph's input names must be the model's, in the
+    model's own order (forward()'s parameters, a Keras model's inputs): a graph whose same-shaped
+    inputs trade names passes any positional check and swaps them at deployment."""
+    graph = [s.name for s in onnx_inputs]
+    ours = [s.name for s in specs]
+    if sorted(graph) != sorted(ours):
+        return (
+            f"inputs: the ONNX graph takes {graph}, the model {ours}; name the inputs as the model does "
+            "(--input NAME:..., BRIDGE_INPUTS)"
+        )
+    order = ours
+    if native_names and set(ours) <= set(native_names):
+        order = [n for n in native_names if n in set(ours)]
+    if graph != order:
+        return (
+            f"inputs: the ONNX graph takes {graph} in this order, the native model {order}; a graph whose "
+            "inputs trade names or places binds them differently from the model"
+        )
+    return None
+
+
+def fixed_dynamic_axes(declared: list[TensorSpec], onnx_inputs: list[TensorSpec]) -> list[str]:
+    """Declared-dynamic axes that the ONNX graph baked into a constant."""
+    by_name = {s.name: s for s in onnx_inputs}
+    baked = []
+    for s in declared:
+        got = by_name.get(s.name)
+        if got is None:
+            continue
+        for axis, name in s.dynamic_axes.items():
+            if axis < len(got.dims) and isinstance(got.dims[axis], int):
+                baked.append(f"{s.name}[{axis}] '{name}' is fixed to {got.dims[axis]} in the ONNX graph")
+    return baked
+
+
+def padded_outputs(inputs: list[TensorSpec], outputs: list[TensorSpec]) -> dict[str, str]:
+    """Outputs laid out along an attention mask (their leading axes are the mask's axes, by name):
+    output name -> mask input name. Their elements at padded positions are defined by neither side
+    and are not compared (a causal model's rows with prefix padding attend to nothing)."""
+    masks = [s for s in inputs if s.kind == "mask" and s.dims and all(isinstance(d, str) for d in s.dims)]
+    found = {}
+    for out in outputs:
+        for m in masks:
+            if len(out.dims) >= len(m.dims) and tuple(out.dims[: len(m.dims)]) == tuple(m.dims):
+                found[out.name] = m.name
+                break
+    return found
+
+
+def _ignored(padded: dict[str, str], feeds: dict, outputs: dict) -> dict:
+    import numpy as np
+
+    ignore = {}
+    for out, mask_name in padded.items():
+        if out not in outputs or mask_name not in feeds:
+            continue
+        mask, arr = np.asarray(feeds[mask_name]), np.asarray(outputs[out])
+        if arr.shape[: mask.ndim] != mask.shape:
+            continue
+        off = (mask == 0).reshape(mask.shape + (1,) * (arr.ndim - mask.ndim))
+        ignore[out] = np.broadcast_to(off, arr.shape)
+    return ignore
+
+
+def run_onnx(
+    runner,
+    reference: list[CaseRun],
+    policy: Policy,
+    device: str,
+    keep: dict | None = None,
+    padded: dict[str, str] | None = None,
+) -> list[OutputResult]:
+    """ONNX Runtime on each case's inputs, compared with that case's reference outputs. The ONNX
+    outputs of the cases named in ``keep`` (label -> None) are stored there for dataset metrics.
+    ``padded`` (see ``padded_outputs``) names outputs whose padded positions are not compared."""
+    import time
+    from dataclasses import replace
+
+    from bridge.progress import stage
+
+    results: list[OutputResult] = []
+    for n, (case, feeds, ref_out) in enumerate(reference):
+        stage(f"running ONNX Runtime ({device}) and comparing: case {case.label} ({n + 1}/{len(reference)})")
+        start, first = time.perf_counter(), len(results)
+        try:
+            cand = runner.run(feeds)
+        except Exception as exc:
+            shapes = ", ".join(f"{k}{list(v.shape)}" for k, v in feeds.items())
+            from bridge.frameworks.ort import ort_message
+
+            text = ort_message(exc) or type(exc).__name__
+            results.extend(
+                OutputResult(name, FAIL, f"ONNX Runtime failed on inputs {shapes}: {text}", case.label, device)
+                for name in ref_out
+            )
+            continue
+        if keep is not None and case.label in keep:
+            keep[case.label] = cand
+        results.extend(
+            compare_outputs(
+                ref_out, cand, policy, device, case.label, _ignored(padded, feeds, ref_out) if padded else None
+            )
+        )
+        # an element-test failure within ONNX Runtime's own rounding: inconclusive
+        from bridge.verdict.rounding import recheck
+
+        recheck(results, first, feeds, ref_out, cand, runner.unoptimized)
+        share = (time.perf_counter() - start) / max(1, len(results) - first)  # ONNX Runtime plus comparison
+        results[first:] = [replace(r, seconds=round(share, 6)) for r in results[first:]]
+    return cross_case_vacuity(reference, results, policy, device)
+
+
+def case_json(case: Case, origin: str) -> dict:
+    from bridge.verdict.plan import case_json as plan_case_json
+
+    return plan_case_json(case, origin)
+
+
+def rule_notes(results: list[OutputResult]) -> list[str]:
+    """The comparison rules other than the element test that a report's results used."""
+    rules: dict[str, str] = {}
+    for r in results:
+        if r.rule:
+            rules.setdefault(r.name, r.rule)
+    return [f"{name}: {rule}" for name, rule in rules.items()]
+
+
+def padding_notes(padded: dict[str, str], results: list[OutputResult]) -> list[str]:
+    ignored: dict[str, int] = {}
+    for r in results:
+        if r.ignored:
+            ignored[r.name] = ignored.get(r.name, 0) + r.ignored
+    return [
+        f"{name}: {n} elements at padded positions ({padded[name]} == 0) were not compared: neither side defines them"
+        for name, n in ignored.items()
+        if name in padded
+    ]
