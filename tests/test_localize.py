@@ -292,3 +292,67 @@ def test_large_embedded_weights_go_to_a_temp_file_once(save, monkeypatch):
     monkeypatch.setattr(loc, "_EXTERNALIZE_ABOVE", 0)
     r = localize(save(chain(dropout=True)), FEEDS, Policy(), None, chunk_size=2)
     assert (r.status, r.node, r.compared, r.reproduces) == ("diverged", "drop", 4, True)
+
+
+UNCOVERED_SCRIPT = r"""
+import contextlib, io, json, sys
+import numpy as np, onnx, torch
+from torch import nn
+from bridge.frameworks.pt import TorchModel
+from bridge.localize import localize
+from bridge.verdict.policy import Policy
+
+class Net(nn.Module):  # the activation is a function, not a module: no native module covers it
+    def __init__(self, act):
+        super().__init__()
+        self.fc1, self.fc2, self.act = nn.Linear(8, 16), nn.Linear(16, 4), act
+
+    def forward(self, x):
+        return self.fc2(self.act(self.fc1(x)))
+
+torch.manual_seed(0)
+exported = Net(torch.relu).eval()
+native = Net(torch.sigmoid).eval()
+native.load_state_dict(exported.state_dict())
+x = torch.randn(5, 8)
+with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+    proto = torch.onnx.export(exported, (x,), None, dynamo=True, input_names=["x"], output_names=["output"]).model_proto
+out = sys.argv[1]
+onnx.save(proto, out + "/relu.onnx")
+with torch.no_grad():
+    fc1 = native.fc1(x).numpy()
+    fc2_in = torch.sigmoid(native.fc1(x)).numpy()
+np.savez(out + "/native.npz", fc1=fc1, fc2_in=fc2_in)
+res = localize(out + "/relu.onnx", {"x": x.numpy()}, Policy(), out + "/repro", native=TorchModel("net", native))
+print("RESULT" + json.dumps(res.to_json()))
+"""
+
+
+@needs_torch
+@pytest.mark.torch
+def test_divergence_outside_every_module_names_that_node_and_feeds_it_native_values(tmp_path):
+    """An export with ReLU where the native model has a sigmoid (a function call, no module): fc2 fails,
+    but fc2 is innocent. The first divergence is the Relu node; its reproduction feeds it fc1's native
+    output and expects fc2's native input, so it shows only what the Relu gets wrong."""
+    (tmp_path / "script.py").write_text(UNCOVERED_SCRIPT)
+    res = run_py(
+        f"import runpy, sys; sys.argv = ['x', {str(tmp_path)!r}]; "
+        f"runpy.run_path({str(tmp_path / 'script.py')!r}, run_name='__main__')",
+        timeout=300,
+    )
+    assert res.returncode == 0, res.stdout + res.stderr
+    r = json.loads(res.stdout.split("RESULT", 1)[1])
+    assert (r["status"], r["engines"], r["op_type"], r["module"]) == ("diverged", "onnx-vs-native", "Relu", None)
+    assert r["reproduces"] is True
+    assert any("module fc2 (call 0) fails, but its input" in n and "(Relu)" in n for n in r["notes"]), r["notes"]
+    repro = tmp_path / "repro"
+    native = np.load(tmp_path / "native.npz")
+    sub_inputs, expected = np.load(repro / "inputs.npz"), np.load(repro / "expected.npz")
+    assert len(sub_inputs.files) == 1 and np.array_equal(sub_inputs[sub_inputs.files[0]], native["fc1"])
+    assert expected.files == [r["output"]] and np.array_equal(expected[r["output"]], native["fc2_in"])
+    sub = onnx.load(str(repro / "sub.onnx"))
+    assert [n.op_type for n in sub.graph.node] == ["Relu"]  # fc2's Gemm is not in the reproduction
+    got = ort_session(str(repro / "sub.onnx")).run(None, {k: sub_inputs[k] for k in sub_inputs.files})[0]
+    assert np.array_equal(got, np.maximum(native["fc1"], 0))  # the Relu itself computes what it should
+    readme = (repro / "README.txt").read_text()
+    assert "diverging:  node " in readme and "(Relu)" in readme and "module fc2 (call 0), last node" not in readme

@@ -115,8 +115,8 @@ def localize(
                 "the sub-model alone does not reproduce the mismatch: the diverging node turns small differences "
                 "at its inputs (within tolerance) into a large one at its output"
                 if primary.engines == ORT_VS_REFERENCE
-                else "the sub-model alone does not reproduce the mismatch: on ONNX Runtime's inputs it matches the "
-                "native output, so the module's inputs (not matched natively) already differ"
+                else f"the sub-model alone does not reproduce the mismatch: on inputs from {primary.inputs_from} it "
+                "matches the native output, so the difference comes from its inputs or is amplified by it"
             )
         result = _result(model, primary, compared1, compared2, other, notes, reproduced, None)
         if target is not None and sub is not None:

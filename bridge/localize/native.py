@@ -66,6 +66,7 @@ def onnx_vs_native(model: Model, feeds, policy, chunk_size, ort_side, native, no
         )
     inner = replace(policy, min_top1_agreement=None)
     compared, mismatched = 0, []
+    passed: dict = {}  # ONNX value -> (module, call) of a module output that matched the native one
     for start in range(0, len(pairs), chunk_size):
         chunk = pairs[start : start + chunk_size]
         names = list(dict.fromkeys(p[3] for p in chunk))
@@ -93,32 +94,51 @@ def onnx_vs_native(model: Model, feeds, policy, chunk_size, ort_side, native, no
                 continue
             result = compare_one(value, ref, cand, policy if value in model.output_names else inner)
             compared += 1
-            if result.status == FAIL:
-                frontier = _frontier(model, value, set(run))
-                computed = [x for x in frontier if x in model.producer]
-                inputs = {x: feeds[x] for x in frontier if x in feeds}
-                try:
-                    if computed:
-                        inputs.update(ort_side.run(max(model.producer[x] for x in computed), computed))
-                except Unavailable as exc:
-                    notes.append(f"ONNX Runtime could not compute the inputs of module {name or '<root>'}: {exc}")
-                    inputs = None
-                _note_mismatched(mismatched, notes)
-                _check_module_input(model, name, run, computed, inputs, got[1], policy, notes)
-                return Finding(
-                    ONNX_VS_NATIVE,
-                    index,
-                    value,
-                    result,
-                    [value],
-                    inputs,
-                    {value: ref},
-                    f"the native torch module {name or '<root>'} (call {call})",
-                    "ONNX Runtime",
-                    module=name,
-                    module_call=call,
-                    allowed_nodes=set(run),
-                ), compared
+            if result.status != FAIL:
+                passed.setdefault(value, (name, call))
+                continue
+            frontier = _frontier(model, value, set(run))
+            computed = [x for x in frontier if x in model.producer]
+            inputs = {x: feeds[x] for x in frontier if x in feeds}
+            try:
+                if computed:
+                    inputs.update(ort_side.run(max(model.producer[x] for x in computed), computed))
+            except Unavailable as exc:
+                notes.append(f"ONNX Runtime could not compute the inputs of module {name or '<root>'}: {exc}")
+                inputs = None
+            _note_mismatched(mismatched, notes)
+            label = f"module {name or '<root>'} (call {call})"
+            before = _check_module_input(model, name, run, computed, inputs, got[1], policy)
+            if before is not None:
+                earlier = _uncovered_finding(model, feeds, native, passed, before, label, notes)
+                if earlier is not None:
+                    return earlier, compared
+            inputs_from = "ONNX Runtime"
+            if inputs is not None and len(computed) == 1 and len(got[1]) == 1:
+                native_in = got[1][0]
+                ort_in = inputs[computed[0]]
+                if (
+                    isinstance(ort_in, np.ndarray)
+                    and native_in.shape == ort_in.shape
+                    and native_in.dtype == ort_in.dtype
+                ):
+                    # The module's own native input: the reproduction shows what the module alone does wrong.
+                    inputs = {**inputs, computed[0]: native_in}
+                    inputs_from = f"the native model (the input of {label})"
+            return Finding(
+                ONNX_VS_NATIVE,
+                index,
+                value,
+                result,
+                [value],
+                inputs,
+                {value: ref},
+                f"the native torch {label}",
+                inputs_from,
+                module=name,
+                module_call=call,
+                allowed_nodes=set(run),
+            ), compared
     _note_mismatched(mismatched, notes)
     return None, compared
 
@@ -131,11 +151,12 @@ def _note_mismatched(mismatched: list, notes: list) -> None:
         )
 
 
-def _check_module_input(model, name, run, computed, inputs, native_inputs, policy, notes) -> None:
-    """When the diverging module reads one computed value and takes one tensor, compare the two: if
-    they differ, the divergence starts before the module, in operations no matched module covers."""
+def _check_module_input(model, name, run, computed, inputs, native_inputs, policy):
+    """When the diverging module reads one computed value and takes one tensor, compare the two.
+    Returns (value, native input, comparison) when they differ: the divergence starts before the module,
+    in operations no matched module covers; else None."""
     if inputs is None or len(computed) != 1 or len(native_inputs) != 1:
-        return
+        return None
     value, ref = computed[0], native_inputs[0]
     # Only where an FX node of the module's run names the value among its arguments: an optimizer
     # may have fused the module with its neighbour (Conv into BatchNorm), and the value then stands
@@ -143,20 +164,75 @@ def _check_module_input(model, name, run, computed, inputs, native_inputs, polic
     if not any(
         value in model.reads[i] and re.search(r"%" + re.escape(value) + r"\b", model.meta(i, FX_KEY) or "") for i in run
     ):
-        return
+        return None
     cand = inputs.get(value)
     if not isinstance(cand, np.ndarray) or cand.shape != ref.shape or cand.dtype != ref.dtype:
-        return
-    r = compare_one(value, ref, cand, policy)
-    if r.status == FAIL:
-        i = model.producer[value]
-        scopes = model.scopes(i) or []
-        where = f" inside module {scopes[-2] or '<root>'}" if len(scopes) >= 2 else ""
-        notes.append(
-            f"module {name or '<root>'}'s input {value!r} already differs from the native input "
-            f"(max abs {r.max_abs:.3g}): the divergence starts before it, at or before node "
-            f"{model.label(i)}{where}, in operations no matched module covers"
-        )
+        return None
+    r = compare_one(value, ref, cand, replace(policy, min_top1_agreement=None))
+    return (value, ref, r) if r.status == FAIL else None
+
+
+_MAX_SEGMENT = 500  # nodes: a longer uncovered stretch is reported as before, at the module
+
+
+def _uncovered_finding(model, feeds, native, passed: dict, before, label: str, notes: list):
+    """The divergence before a failing module, in nodes no matched module covers: the nodes that compute
+    the module's input from values known to match natively (graph inputs, outputs of modules that
+    passed). The reproduction feeds those nodes the native values and expects the module's native input,
+    so it shows only what goes wrong there."""
+    value, ref, result = before
+    segment, known, stack, seen = set(), [], [value], set()
+    while stack:
+        x = stack.pop()
+        if x in seen:
+            continue
+        seen.add(x)
+        if x in feeds or x in passed:
+            known.append(x)
+            continue
+        if x in model.inits or x in model.sparse:
+            continue
+        i = model.producer.get(x)
+        if i is None or len(segment) >= _MAX_SEGMENT:
+            return None
+        segment.add(i)
+        stack.extend(model.reads[i])
+    modules = {passed[x] for x in known if x not in feeds}
+    values = {x: feeds[x] for x in known if x in feeds}
+    if modules:
+        try:
+            captured = {(n, c): outs for n, c, outs, _ in native.capture_modules(feeds, keep=modules)}
+        except Exception as exc:  # noqa: BLE001 - the module-level finding still stands
+            notes.append(f"the native model failed while capturing module outputs: {first_line(exc)}")
+            return None
+        for x in known:
+            if x in passed and x not in values:
+                outs = captured.get(passed[x]) or []
+                if len(outs) != 1 or not isinstance(outs[0], np.ndarray):
+                    return None
+                values[x] = outs[0]
+    index = model.producer[value]
+    nodes = sorted(segment)
+    listed = ", ".join(model.label(i) for i in nodes[:8]) + (f" and {len(nodes) - 8} more" if len(nodes) > 8 else "")
+    sources = ["the graph inputs"] if any(x in feeds for x in known) else []
+    sources += [f"module {n or '<root>'} (call {c})'s output" for n, c in sorted(modules)]
+    notes.append(
+        f"{label} fails, but its input {value!r} already differs from the native one (max abs "
+        f"{result.max_abs:.3g}): the divergence is in the {len(nodes)} node{'s' if len(nodes) != 1 else ''} no "
+        f"native module covers between {' and '.join(sources) or 'constants'} and that input: {listed}"
+    )
+    return Finding(
+        ONNX_VS_NATIVE,
+        index,
+        value,
+        result,
+        [value],
+        values,
+        {value: ref},
+        f"the native model (the input of {label})",
+        "the native model (" + ", ".join(sources) + ")",
+        allowed_nodes=set(segment),
+    )
 
 
 def _module_runs(model: Model) -> dict:

@@ -176,8 +176,9 @@ def _readme(f: Finding, result: LocalizeResult, model: Model) -> str:
     i = f.node_index
     what = (
         f"module {f.module or '<root>'} (call {f.module_call}), last node {model.label(i)}"
-        if f.engines == ONNX_VS_NATIVE
+        if f.engines == ONNX_VS_NATIVE and f.module is not None
         else f"node {model.label(i)}"
+        + (f" (last of {len(f.allowed_nodes)} nodes no native module covers)" if len(f.allowed_nodes) > 1 else "")
     )
     lines = [
         "bridge localize: minimal reproduction of the first divergence",
