@@ -22,14 +22,66 @@ EPILOG = """exit codes:
 """
 
 
+_LAST_ERROR: list = []
+
+
+def last_usage_error() -> str | None:
+    """The message of the last usage error argparse raised (the reports of the command line carry it)."""
+    return _LAST_ERROR[-1] if _LAST_ERROR else None
+
+
 class Parser(argparse.ArgumentParser):
     def __init__(self, *args, **kwargs):  # no abbreviations: --input must never mean --inputs
         kwargs["allow_abbrev"] = False
         super().__init__(*args, **kwargs)
 
+    def format_help(self):
+        """argparse's help with the description (what the command does, one example) before the usage
+        lines, which for export and verify run to a screen of their own."""
+        formatter = self._get_formatter()
+        formatter.add_text(self.description)
+        formatter.add_usage(self.usage, self._actions, self._mutually_exclusive_groups)
+        for group in self._action_groups:
+            formatter.start_section(group.title)
+            formatter.add_text(group.description)
+            formatter.add_arguments(group._group_actions)
+            formatter.end_section()
+        formatter.add_text(self.epilog)
+        return formatter.format_help()
+
+    def parse_args(self, args=None, namespace=None):
+        """As argparse's, but a flag the chosen command does not take is refused with that command's usage
+        (argparse hands unknown flags back to the top-level parser, whose usage names no option)."""
+        parsed, extras = self.parse_known_args(args, namespace)
+        if extras:
+            command = self._command_parser(parsed) or self
+            command.error(f"unrecognized arguments: {' '.join(extras)}" + command._close_flag(extras))
+        return parsed
+
+    def _close_flag(self, extras: list) -> str:
+        import difflib
+
+        flags = [f for a in self._actions for f in a.option_strings if f.startswith("--")]
+        for token in extras:
+            if token.startswith("-"):
+                word = token.split("=", 1)[0]
+                close = difflib.get_close_matches("--" + word.lstrip("-"), flags, n=1, cutoff=0.6)
+                if close:
+                    return f" (did you mean {close[0]}?)"
+        return ""
+
+    def _command_parser(self, parsed):
+        for action in self._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                return action.choices.get(getattr(parsed, action.dest, None) or "")
+        return None
+
     def error(self, message):  # argparse's own exit code is 2 as well; this command's usage, then one line
+        from bridge.report.text import safe
+
+        _LAST_ERROR.append(message)
         self.print_usage(sys.stderr)
-        sys.stderr.write(f"bridge: usage: {message}\n  hint: {self.prog} --help lists every option\n")
+        sys.stderr.write(f"bridge: usage: {safe(message)}\n  hint: {self.prog} --help lists every option\n")
         raise SystemExit(EXIT_USAGE)
 
 
