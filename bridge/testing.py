@@ -37,15 +37,62 @@ def assert_parity(target, source=None, **kw):
     """
     __tracebackhide__ = True  # pytest shows the failure once, not this helper's source
     from bridge.api import verify
-    from bridge.report.terminal import render
 
     report = verify(target, source, **kw)
     if report.status != "pass":
-        what = f" vs {report.source}" if report.source else " (golden outputs)"
-        raise AssertionError(
-            f"bridge parity {report.status.upper()} for {os.fspath(target)}{what}: {report.reason}\n{render(report)}"
-        )
+        raise AssertionError(failure_message(report, target, source))
     return report
+
+
+def failure_message(report, target, source=None) -> str:
+    """What a failing assert_parity says, read like torch.testing.assert_close: the verdict and the reason
+    once, the numbers (the per-output table, the cases, the notes), then the next step."""
+    from bridge.report.terminal import render
+
+    what = f"vs {report.source}" if report.source else "against its golden outputs"
+    lines = render(report).splitlines()[1:]  # its first line names target and source: said here
+    lines = [ln for ln in lines if not ln.startswith("verdict: ")]  # its reason: said here, once
+    out = [f"bridge parity {report.status.upper()}: {os.fspath(target)} {what}", report.reason or "", *lines]
+    step = next_step(report, target, source)
+    if step:
+        out.append(f"next: {step}")
+    return "\n".join(out)
+
+
+def next_step(report, target, source=None) -> str | None:
+    """The one thing to do next for a verdict that is not a pass."""
+    target = os.fspath(target)
+    if report.status == "inconclusive":
+        return (
+            "the reference cannot expose an error on these inputs (the reason above): verify on real inputs "
+            "(samples='real.npz'), give inputs their real ranges (input_ranges={...}), or use trained weights"
+        )
+    if report.status != "fail":
+        return None
+    if not report.source:
+        return (
+            f"compare with the native model to see where it goes wrong: assert_parity({target!r}, model), or "
+            f"bridge verify {target} --source SOURCE --localize localize/"
+        )
+    if isinstance(source, str) or source is None:
+        find = f"bridge verify {target} --source {report.source} --localize localize/"
+    else:
+        find = f"bridge.verify({target!r}, source=model, localize='localize/')"
+    step = f"{find} names the first diverging node and writes a reproduction"
+    rows = [r for r in report.summary.values() if r.status == "fail" and r.needed_atol is not None]
+    if rows:
+        worst = max(rows, key=lambda r: r.needed_atol)
+        step += (
+            f"; if a difference this size is expected, atol={_up(worst.needed_atol)} (rtol as applied) passes "
+            f"{worst.name} (docs/tolerances.md)"
+        )
+    return step
+
+
+def _up(x: float) -> str:
+    from bridge.report.markdown import num_up
+
+    return num_up(x)
 
 
 # The fixture exists where pytest is already loaded (a conftest.py, pytest_plugins); a plain

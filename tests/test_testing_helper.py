@@ -68,7 +68,9 @@ def test_assert_parity_raises_with_the_table_on_a_corrupted_onnx(bundle):
     assert "bridge parity FAIL" in text
     for column in ("output", "verdict", "max abs", "atol/rtol", "would pass at"):  # the per-output table
         assert column in text
-    assert "verdict: FAIL" in text
+    reason = text.splitlines()[1]
+    assert reason.startswith("output, case ") and text.count(reason) == 1  # the reason once
+    assert text.splitlines()[-1].startswith("next: bridge verify ")  # the next step
 
 
 def test_fixture_and_argument_checks(bridge_parity, bundle):

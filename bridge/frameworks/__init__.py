@@ -64,3 +64,31 @@ def ort_runner_class():
             raise
         raise missing_package("onnxruntime", "running the ONNX model") from None
     return OrtRunner
+
+
+def quiet_trace_log():
+    """A context in which torch's structured-trace logger (``torch.__trace``) passes no record on. While
+    torch.onnx exports, it emits empty DEBUG records to whatever handlers it has, pytest's log capture
+    among them: in the caller's process (the API, assert_parity) a failing test would show dozens of blank
+    ``DEBUG torch.__trace`` lines. ``TORCH_TRACE`` set: left alone, the user asked for the trace."""
+    import contextlib
+    import logging
+    import os
+
+    if os.environ.get("TORCH_TRACE"):
+        return contextlib.nullcontext()
+
+    @contextlib.contextmanager
+    def quiet():
+        log = logging.getLogger("torch.__trace")
+
+        def drop(record) -> bool:
+            return False
+
+        log.addFilter(drop)
+        try:
+            yield
+        finally:
+            log.removeFilter(drop)
+
+    return quiet()

@@ -56,7 +56,8 @@ class Report:
             return self.forced_reason
         for r in self.summary.values():
             if r.status == FAIL:
-                return f"{r.name}: {r.reason}" + (f" [case {r.case}, {r.device}]" if r.case else "")
+                # The figures of the reason are this one case's; the table's are over every case.
+                return f"{r.name}, case {r.case} ({r.device}): {r.reason}" if r.case else f"{r.name}: {r.reason}"
         for r in self.summary.values():
             if r.status == INCONCLUSIVE:
                 return f"{r.name}: {r.reason}"

@@ -9,7 +9,9 @@ shows one check, picked by one rule, and figures taken over all of its cases:
 * max abs and max rel errors: the maximum over every case (NaN if any case had NaN);
 * the smallest passing atol and rtol: the maximum over every case (a tolerance must pass them all),
   none when a failure had no value comparison;
-* failing elements: summed over every case; error histograms: summed.
+* failing elements: summed over every failing case; elements outside the tolerance on a case that was
+  not judged a failure (within the model's own rounding on that input: bridge/verdict/rounding.py) are
+  counted apart, as forgiven, with their cases; error histograms: summed.
 
 Records are report dicts (``OutputResult.to_json()``), so renderers of stored JSON reports use the
 same rule as the report that wrote them.
@@ -72,7 +74,7 @@ def aggregate(checks: list) -> dict:
         and _num(_get(c, "fail_fraction")) is not None
         for c in checks
     ):
-        out["fail_count"] = sum(_get(c, "fail_count") for c in checks)
+        out["fail_count"] = sum(_get(c, "fail_count") for c in checks if _get(c, "status") == FAIL)
         out["size"] = sum(_get(c, "size") for c in checks)
         out["fail_fraction"] = out["fail_count"] / out["size"] if out["size"] else None
     hists = [_get(c, "error_histogram") for c in checks if isinstance(_get(c, "error_histogram"), dict)]
@@ -98,9 +100,22 @@ def groups(checks: list) -> list[list]:
     return list(out.values())
 
 
+def forgiven(checks: list) -> dict:
+    """Elements outside the tolerance on cases not judged a failure (inconclusive: within the model's own
+    rounding on that input), counted apart from the failing ones: their count, cases and share."""
+    cases = [c for c in checks if _get(c, "status") != FAIL and isinstance(_get(c, "fail_count"), int)]
+    cases = [c for c in cases if _get(c, "fail_count") > 0]
+    size = sum(_get(c, "size") for c in checks if isinstance(_get(c, "size"), int))
+    return {
+        "forgiven_count": sum(_get(c, "fail_count") for c in cases),
+        "forgiven_cases": [str(_get(c, "case")) for c in cases],
+        "forgiven_fraction": sum(_get(c, "fail_count") for c in cases) / size if size else None,
+    }
+
+
 def summary_row(checks: list[dict]) -> dict:
     """The shown check (a report dict) with its figures taken over every check of the group."""
-    return {**shown(checks), **aggregate(checks)}
+    return {**shown(checks), **aggregate(checks), **forgiven(checks)}
 
 
 def group(checks: list[dict]) -> list[dict]:
@@ -140,9 +155,35 @@ def applied_tolerance(tol, applied_atol=None) -> str:
 
 
 def check_label(check: dict) -> str:
-    """What a verdict is about, when it is not a comparison with the native model."""
-    if check.get("kind") != "golden":
-        return ""
-    origin = check.get("policy_origin", "bundle")
-    tol = "the bundle's own tolerance" if origin == "bundle" else f"a tolerance from the {origin}"
-    return f" (golden check: ONNX Runtime against the outputs stored in the bundle, under {tol}; no native model ran)"
+    """What a verdict rests on, when it is not a comparison with the native model under the verifier's
+    own terms: a golden check under the bundle's tolerance, or terms taken from the artifact under test."""
+    if check.get("kind") == "golden":
+        origin = check.get("policy_origin", "bundle")
+        tol = "the bundle's own tolerance" if origin == "bundle" else f"a tolerance from the {origin}"
+        return (
+            f" (golden check: ONNX Runtime against the outputs stored in the bundle, under {tol}; no native model ran)"
+        )
+    taken = check.get("terms_from_artifact")
+    if isinstance(taken, list) and taken:
+        return (
+            f" (terms from the artifact under test: {', '.join(map(str, taken[:4]))}"
+            f"{' and more' if len(taken) > 4 else ''}; declare them yourself or use --strict-terms)"
+        )
+    return ""
+
+
+def forgiven_note(name: str, figures: dict) -> str | None:
+    """What an output's forgiven elements were (``forgiven``): how many, on which cases, and why they do not
+    count as failing."""
+    count = figures.get("forgiven_count")
+    if not count:
+        return None
+    cases = figures.get("forgiven_cases") or []
+    fraction = _num(figures.get("forgiven_fraction"))
+    share = f" ({100 * fraction:.2g}% of all cases' elements)" if fraction else ""
+    return (
+        f"{name}: {count} element{'s' if count != 1 else ''}{share} outside the tolerance on case"
+        f"{'s' if len(cases) != 1 else ''} {', '.join(cases)} forgiven as rounding: the model differs from itself as "
+        "much on that input (ONNX Runtime with graph optimizations off, or the native model under a 1e-6 nudge of "
+        "its inputs), so the case is inconclusive there, not failing; these elements are not in the failing column"
+    )
