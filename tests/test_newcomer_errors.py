@@ -111,3 +111,19 @@ def test_the_size_hint_names_the_axis_a_draw_case_runs():
     assert "--dim-min samples=SIZE" in hint
     assert "--dim-min AXIS=SIZE" in size_hint(Case("draw0", 0, {"batch": 2, "seq": 2}))
     assert "--dim-min seq=SIZE" in size_hint(Case("seq=1", 0, {"batch": 2, "seq": 1}))
+
+
+def test_a_source_other_than_the_manifests_gets_a_note(tmp_path, monkeypatch):
+    from bridge.native.names import source_note
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "mlp.py").write_text("def relu(): pass\n")
+    manifest = {"text": "mlp.py:relu", "framework": "torch", "weights": None}
+    note = source_note(manifest, "mlp.py:sigmoid", None)
+    assert note.startswith("the bundle was exported from mlp.py:relu; this verification runs mlp.py:sigmoid")
+    assert note.endswith("verify with --source mlp.py:relu")
+    assert source_note(manifest, str(tmp_path / "mlp.py") + ":relu", None) is None  # the same file, absolute
+    trained = {"text": "mlp.py:relu", "framework": "torch", "weights": "cnn.pt"}
+    assert "none were given here" in source_note(trained, "mlp.py:relu", None)
+    assert source_note(trained, "mlp.py:relu", "cnn.pt") is None
+    assert source_note({"text": "<net.MLP object>"}, "<net.MLP object>", None) is None
