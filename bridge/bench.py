@@ -211,15 +211,20 @@ def measure(
     batch: int = 1,
     idle_gap_ms: float = 250.0,
     threads: int | None = None,
+    budget_s: float | None = None,
+    on_round: Callable[[str], None] | None = None,
 ) -> LatencyComparison:
     """Time every side with the same method. The first side is the baseline of the ratios.
 
     Whenever the side changes, ``settle`` waits (at most ``idle_gap_ms``) until the previous side's
-    threads have parked; the waits are reported, and a wait that hit the limit adds a note."""
+    threads have parked; the waits are reported, and a wait that hit the limit adds a note.
+
+    ``budget_s``: the timed runs of every side together should take about this long. A run of each side
+    after its first one estimates their cost; where ``runs`` would not fit, fewer are timed (at least
+    ``rounds``, one per round, per side), with less warmup, and a note says how many and how to change it.
+    ``on_round``: called with a line as each round finishes (the stage lines of a long bench)."""
     if not sides:
         raise ValueError("nothing to time")
-    rounds = max(1, min(rounds, runs))
-    per_round = max(1, runs // rounds)
     first_ms: dict[str, float] = {}
     waits: list[float] = []
     last = None
@@ -230,13 +235,33 @@ def measure(
             waits.append(settle(idle_gap_ms))
         last = side
 
+    estimate_ns = 0
     for side in sides:  # the first run (lazy init, kernel selection) is reported on its own
         switch_to(side)
         t0 = time.perf_counter_ns()
         side.run()
         side.sync()
         first_ms[side.name] = (time.perf_counter_ns() - t0) / 1e6
-        _timed(side, warmup)
+        left = warmup
+        if budget_s is not None and warmup > 0:
+            cost = min(_timed(side, 1))  # one warmup run: the cost of a steady run of this side
+            estimate_ns += cost
+            left = _fit(budget_s * WARMUP_SHARE, cost, warmup - 1)  # warmup takes a small share of the budget
+        _timed(side, left)
+    notes = []
+    if budget_s is not None and estimate_ns > 0:
+        fits = _fit(budget_s, estimate_ns, runs)
+        if fits < runs:
+            wanted = runs
+            runs = max(rounds, fits)
+            timed = max(1, runs // max(1, min(rounds, runs))) * max(1, min(rounds, runs))
+            notes.append(
+                f"{timed} timed runs per side instead of {wanted}: one run of every side takes about "
+                f"{estimate_ns / 1e9:.3g} s, and the timed runs have a {budget_s:g} s budget; change it with "
+                "--latency-seconds SECONDS, or ask for a count with --latency-runs N"
+            )
+    rounds = max(1, min(rounds, runs))
+    per_round = max(1, runs // rounds)
     samples: dict[str, list[int]] = {s.name: [] for s in sides}
     round_p50: dict[str, list[float]] = {s.name: [] for s in sides}
     load = OtherLoad()
@@ -251,6 +276,9 @@ def measure(
             round_load[side.name].append(load.add(side.name, opened))
             samples[side.name].extend(got)
             round_p50[side.name].append(statistics.median(got))
+        if on_round is not None:
+            shown = ", ".join(f"{s.name} p50 {round_p50[s.name][-1] / 1e6:.4g} ms" for s in sides)
+            on_round(f"round {r + 1}/{rounds} ({per_round} runs per side): {shown}")
     everything = load.add("", whole)
     stats = {
         s.name: replace(_stats(s, samples[s.name], warmup, batch, first_ms[s.name]), others_cpu=load.share(s.name)[0])
@@ -259,7 +287,6 @@ def measure(
     base = sides[0].name
     ratio = {n: stats[base].p50_ms / stats[n].p50_ms for n in stats if n != base}
     ratio_rounds = {n: [b / c for b, c in zip(round_p50[base], round_p50[n])] for n in stats if n != base}
-    notes = []
     capped = sum(1 for w in waits if w >= idle_gap_ms)
     if capped:
         notes.append(
@@ -283,6 +310,16 @@ def measure(
         others_cpu_rounds=round_load,
         reliable=reliable,
     )
+
+
+WARMUP_SHARE = 0.05  # of a time budget, the most each side's warmup takes
+
+
+def _fit(budget_s: float, estimate_ns: int, wanted: int) -> int:
+    """How many runs of every side fit ``budget_s`` at ``estimate_ns`` per run of all of them."""
+    if estimate_ns <= 0:
+        return wanted
+    return max(0, min(wanted, int(budget_s * 1e9 // estimate_ns)))
 
 
 def judge_load(load: OtherLoad, names: list[str], everything: float | None) -> tuple[bool | None, str]:
