@@ -3,8 +3,10 @@
 Levels:
   none         the exporter's graph as it is
   ort          ONNX Runtime's offline optimizer (basic + extended fusions), saved as the bundle's graph
-  transformer  onnxruntime.transformers' fusions (SkipLayerNorm, Gelu, Attention where its BERT/ViT
-               patterns match; CPU), then the "ort" level on top
+  transformer  onnxscript's ONNX Runtime fusions for dynamo graphs (attention and multi-head attention,
+               skip and RMS normalization, bias-GELU, rotary embeddings, grouped-query attention;
+               bridge/frameworks/ort_fusion.py); what was fused is recorded. It replaces
+               onnxruntime.transformers' optimizer, which fused no attention on these graphs
 
 Each level writes contrib ops (com.microsoft) where it fuses: the bundle then needs ONNX Runtime, which
 is what it is verified with. Unused operator-set imports that ONNX Runtime adds when it saves a graph
@@ -35,7 +37,9 @@ def optimize_onnx(path: str | Path, level: str, threads: int | None = None) -> d
         if level == "ort":
             info = _ort.save_optimized(str(path), str(tmp), threads=threads)
         else:
-            info = _ort.save_transformer_optimized(str(path), str(tmp), threads=threads)
+            from bridge.frameworks.ort_fusion import fuse
+
+            info = fuse(str(path), str(tmp))
         _drop_unused_opsets(tmp)
         os.replace(tmp, path)
     except Exception as exc:
