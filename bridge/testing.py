@@ -60,39 +60,17 @@ def failure_message(report, target, source=None) -> str:
 
 
 def next_step(report, target, source=None) -> str | None:
-    """The one thing to do next for a verdict that is not a pass."""
-    target = os.fspath(target)
-    if report.status == "inconclusive":
-        return (
-            "the reference cannot expose an error on these inputs (the reason above): verify on real inputs "
-            "(samples='real.npz'), give inputs their real ranges (input_ranges={...}), or use trained weights"
-        )
-    if report.status != "fail":
-        return None
+    """The one thing to do next for a verdict that is not a pass (bridge/report/advice.py)."""
+    from bridge.report.advice import next_step as advice
+
+    api = source is not None and not isinstance(source, (str, os.PathLike))
     if not report.source:
         return (
-            f"compare with the native model to see where it goes wrong: assert_parity({target!r}, model), or "
-            f"bridge verify {target} --source SOURCE --localize localize/"
+            f"compare with the native model to see where it goes wrong: assert_parity({os.fspath(target)!r}, model), "
+            f"or bridge verify {os.fspath(target)} --source SOURCE --localize localize/"
         )
-    if isinstance(source, str) or source is None:
-        find = f"bridge verify {target} --source {report.source} --localize localize/"
-    else:
-        find = f"bridge.verify({target!r}, source=model, localize='localize/')"
-    step = f"{find} names the first diverging node and writes a reproduction"
-    rows = [r for r in report.summary.values() if r.status == "fail" and r.needed_atol is not None]
-    if rows:
-        worst = max(rows, key=lambda r: r.needed_atol)
-        step += (
-            f"; if a difference this size is expected, atol={_up(worst.needed_atol)} (rtol as applied) passes "
-            f"{worst.name} (docs/tolerances.md)"
-        )
-    return step
-
-
-def _up(x: float) -> str:
-    from bridge.report.markdown import num_up
-
-    return num_up(x)
+    rows = list(report.summary.values())
+    return advice(report.status, os.fspath(target), report.source, rows, api=api, python=True)
 
 
 # The fixture exists where pytest is already loaded (a conftest.py, pytest_plugins); a plain

@@ -97,3 +97,34 @@ def test_a_failing_assert_parity_says_the_reason_once_then_the_numbers_then_the_
     vacuous = Report("verify", "bundles/net", source="net.py:build")
     vacuous.results = [result("draw0", INCONCLUSIVE, reason="vacuous: the reference is all zeros")]
     assert "samples='real.npz'" in failure_message(vacuous, "bundles/net", "net.py:build").splitlines()[-1]
+
+
+def test_the_html_report_opens_with_the_verdict_the_failing_outputs_and_a_next_step():
+    from bridge.report.html import render_html
+
+    report = Report("verify", "bundles/net", source="net.py:build")
+    failing = "values: 32 of 32 elements (100%) outside atol=1.1e-06 + rtol=0.0001*|ref|"
+    report.results = [result("draw0", FAIL, fail_count=32, reason=failing, max_abs=0.5, needed_atol=0.5)]
+    report.policy = {"rows": [{"dtype": f"float{i}", "atol": 1e-5} for i in range(12)]}
+    report.environment = {"versions": {"torch": "2.14"}, "machine": {"cpu": {"model": "x", "cores": 2}}}
+    report.notes = ["the source returned a model in training mode, with layers that behave differently in eval"]
+    page = render_html(report.to_json())
+    where = {
+        key: page.find(key)
+        for key in (
+            'class="banner',
+            'class="failing',
+            "Next step:",
+            "Verdict per output",
+            "<h2>Notes",
+            "<h2>Tolerance policy",
+            "<h2>Environment",
+        )
+    }
+    assert all(v >= 0 for v in where.values()), where
+    order = sorted(where, key=where.get)
+    assert order[:5] == ['class="banner', 'class="failing', "Next step:", "Verdict per output", "<h2>Notes"], order
+    assert "bridge verify bundles/net --source net.py:build --localize localize/" in page
+    policy = page[where["<h2>Tolerance policy"] :]
+    assert policy.index("<details>") < policy.index("float11")  # folded, not twelve rows up front
+    assert page.count("<li><b>logits</b>") == 1  # the failing output listed once, at the top
