@@ -11,7 +11,14 @@ from pathlib import Path
 from bridge.artifact.bundle import MODEL, SCHEMA_VERSION, Staging, check_destination, golden_arrays
 from bridge.environment import environment_info
 from bridge.errors import ConversionError
-from bridge.native.loading import in_model_order, load_native, range_origins, resolve_specs, with_semantics
+from bridge.native.loading import (
+    in_model_order,
+    load_native,
+    range_origins,
+    resolve_specs,
+    stated_limits,
+    with_semantics,
+)
 from bridge.progress import stage
 from bridge.report.model import Report, timed
 from bridge.verdict.inputs import make_feeds
@@ -48,10 +55,19 @@ def _run_export(opts, obj=None) -> Report:
     range_from = range_origins(opts, specs, f"{opts.source} (its signature)")
     stage("deciding what each input's values mean")
     specs, inputs_table = with_semantics(loaded, specs, opts.dims, range_from)
-    plan = plan_cases(specs, opts.seed, opts.dims, minimum=opts.dim_min, maximum=opts.dim_max)
+    plan = plan_cases(
+        specs,
+        opts.seed,
+        opts.dims,
+        minimum=opts.dim_min,
+        maximum=opts.dim_max,
+        stated=stated_limits(loaded, specs, opts.dims),
+    )
     plan.inputs = inputs_table
     stage("running the native model")
-    reference, problem, dropped = run_reference(model, [(c, make_feeds(specs, c)) for c in plan.cases])
+    timings: dict = {}
+    reference, problem, dropped = run_reference(model, [(c, make_feeds(specs, c)) for c in plan.cases], timings)
+    searched = Searched(model, specs, plan, opts, timings, reference) if not problem else None
     report = Report(
         kind="export",
         target=str(dest),
@@ -59,7 +75,7 @@ def _run_export(opts, obj=None) -> Report:
         framework=loaded.framework,
         cases=[case_json(c, "seeded") for c, _, _ in reference],
         policy=policy.to_json(),
-        notes=[*getattr(model, "notes", []), *plan.notes, *dropped],
+        notes=[*model.notes, *plan.notes, *dropped, *(searched.notes if searched else [])],
         plan=plan.to_json(),
     )
     report.check = {
@@ -77,7 +93,9 @@ def _run_export(opts, obj=None) -> Report:
         chosen, attempts = None, []
         for i, route in enumerate(routes := model.export_routes(opts.exporter)):
             try:
-                attempt = convert_and_check(model, route, staging.dir / f".attempt-{i}", specs, reference, opts, policy)
+                attempt = convert_and_check(
+                    model, route, staging.dir / f".attempt-{i}", specs, reference, opts, policy, searched
+                )
             except ConversionError as exc:
                 if len(routes) == 1:
                     raise
@@ -104,6 +122,11 @@ def _run_export(opts, obj=None) -> Report:
             shutil.rmtree(leftover, ignore_errors=True)
         result, onnx_outputs, model_info = chosen.result, chosen.onnx_outputs, chosen.model_info
         report.results = chosen.results
+        if chosen.traced:
+            report.forced_status, report.forced_reason = "inconclusive", chosen.traced
+        report.cases = [case_json(c, "seeded") for c, _, _ in reference + chosen.search_runs]
+        report.plan = {**plan.to_json(), "search": chosen.search_record}
+        report.notes.extend(chosen.notes)
         if chosen.binding:
             report.forced_status, report.forced_reason = "fail", chosen.binding
         report.notes.extend(padding_notes(chosen.padded, report.results) + rule_notes(report.results))
@@ -114,6 +137,8 @@ def _run_export(opts, obj=None) -> Report:
         if opts.precision != "fp32":  # derived from the float32 artifact just verified, and verified again
             from bridge.precision.derive import derive_verified
 
+            if opts.precision == "auto":  # the fastest verified candidate (bridge/precision/auto.py)
+                from bridge.precision.auto import derive_verified
             policy, reduced, reduced_info = derive_verified(
                 staging.dir,
                 model,
@@ -141,7 +166,7 @@ def _run_export(opts, obj=None) -> Report:
             "outputs": [
                 {"name": s.name, "dtype": out_dtypes.get(s.name, s.dtype), "dims": list(s.dims)} for s in onnx_outputs
             ],
-            "cases": report.cases,
+            "cases": [case_json(c, "seeded") for c, _, _ in reference],  # what golden.npz holds
             "seed": opts.seed,
             "request": {"dim_min": dict(opts.dim_min), "dim_max": dict(opts.dim_max), "dims": dict(opts.dims)},
             "policy": policy.to_json(),
@@ -183,11 +208,17 @@ class Attempt:
     binding: str | None
     padded: dict
     onnx_inputs: list = field(default_factory=list)
+    search_runs: list = field(default_factory=list)  # the search's cases, run on the native side
+    search_record: dict = field(default_factory=dict)
+    notes: list = field(default_factory=list)
+    traced: str | None = None  # why a passing graph traced through a data-dependent branch proves nothing
 
     @property
     def status(self) -> str:
         if self.binding:
             return "fail"
+        if self.traced:
+            return "inconclusive"
         from bridge.verdict.compare import summarize
         from bridge.verdict.status import verdict
 
@@ -206,7 +237,7 @@ class Attempt:
             os.replace(entry, target / entry.name)
 
 
-def convert_and_check(model, route, work: Path, specs, reference, opts, policy) -> Attempt:
+def convert_and_check(model, route, work: Path, specs, reference, opts, policy, searched=None) -> Attempt:
     """Export by one route into ``work``, check the file (onnx.checker, its inputs and outputs, ONNX
     Runtime can load it), and compare it with the native model on every case. A broken artifact is a
     ConversionError; a wrong one is an Attempt whose status says so."""
@@ -215,23 +246,86 @@ def convert_and_check(model, route, work: Path, specs, reference, opts, policy) 
     stage(f"converting {opts.source} to ONNX" + (f" with {route}" if route else ""))
     result = model.export(str(model_path), specs, reference[0][1], opts.opset, route)
     stage(f"checking the ONNX file {result.exporter} wrote")
-    info = inspect_file(model_path, produced_by=result.exporter)  # the exporter's own graph must be valid ONNX
+    info = inspect_file(
+        model_path, produced_by=result.exporter, boundaries=True
+    )  # the exporter's own graph must be valid ONNX
     if opts.optimize != "none":
         from bridge.artifact.optimize import optimize_onnx
 
         result.settings["graph_optimization"] = optimize_onnx(model_path, opts.optimize, opts.threads)
-        info = inspect_file(model_path, produced_by=f"--optimize {opts.optimize}")  # and so must the optimized one
+        info = inspect_file(
+            model_path, produced_by=f"--optimize {opts.optimize}", boundaries=True
+        )  # and so must the optimized one
     _check_io(specs, info.inputs, [n for n in reference[0][2]], info.outputs, result.exporter)
     baked = fixed_dynamic_axes(specs, info.inputs)
     if baked:
         raise ConversionError(f"{result.exporter} wrote a graph with declared dynamic axes fixed: {'; '.join(baked)}")
     binding = binding_problem(specs, info.inputs, model.input_names())
+    search_runs, record = searched.runs(info.boundaries) if searched is not None else ([], {})
     stage(f"running the ONNX file {result.exporter} wrote in ONNX Runtime")
     padded = padded_outputs(specs, info.outputs)
+    notes: list = []
     results = compare_file(
-        model_path, reference, policy, threads=opts.threads, padded=padded, produced_by=result.exporter
+        model_path,
+        reference + search_runs,
+        policy,
+        threads=opts.threads,
+        padded=padded,
+        produced_by=result.exporter,
+        notes=notes,
     )
-    return Attempt(route, work, result, info.outputs, info.description, results, binding, padded, info.inputs)
+    attempt = Attempt(route, work, result, info.outputs, info.description, results, binding, padded, info.inputs)
+    attempt.search_runs, attempt.search_record, attempt.notes = search_runs, record, notes
+    branches = result.settings.get("traced_branches")
+    if branches and attempt.status == "pass":
+        where = ", ".join(b["where"] for b in branches[:3])
+        attempt.traced = (
+            f"the graph was traced through data-dependent control flow at {where}: it holds only the branch the "
+            "trace took, and random inputs cannot show that both sides were compared; write the branch with "
+            "torch.where or torch.cond, or export with --exporter dynamo"
+        )
+    return attempt
+
+
+class Searched:
+    """The export's search (bridge/verdict/search.py): random rows drawn and run on the native side once,
+    the graph's thresholds probed per exported graph. Its cases are compared, never stored in the bundle's
+    golden data (a re-check with onnxruntime alone repeats the named cases)."""
+
+    def __init__(self, model, specs, plan, opts, timings: dict, reference: list):
+        from bridge.verdict.plan import add_search
+        from bridge.verdict.search import SearchBudget, estimate_rows
+
+        self.model, self.specs, self.opts = model, specs, opts
+        self.budget = SearchBudget(opts.search, opts.search_seconds)
+        self.base = dict(plan.cases[0].sizes)
+        timed = [(c, timings[c.label]) for c, _, _ in reference if c.label in timings]
+        per_row = None
+        if timed:
+            case, seconds = max(timed, key=lambda cs: max(cs[0].sizes.values(), default=1))
+            per_row = seconds / max(1, max(case.sizes.values(), default=1)) if seconds else None
+        rows, note = estimate_rows(self.budget, per_row)
+        before = len(plan.cases)
+        stage(f"searching: {rows} random rows")
+        add_search(plan, specs, opts.seed, self.base, rows, None, opts.dim_max, self.budget, note)
+        extra = [(c, make_feeds(specs, c)) for c in plan.cases[before:]]
+        del plan.cases[before:]
+        self.rows, _, self.notes = run_reference(model, extra) if extra else ([], None, [])
+        self.record = dict(plan.search)
+
+    def runs(self, boundaries) -> tuple[list, dict]:
+        """Every search run for one exported graph: the random rows, and its thresholds probed."""
+        from bridge.verdict.plan import case_seed
+        from bridge.verdict.search import probe_cases
+
+        cases, probed = probe_cases(
+            self.specs, self.base, boundaries, lambda label: case_seed(self.opts.seed, label), self.opts.dim_max
+        )
+        probes, _, notes = (
+            run_reference(self.model, [(c, make_feeds(self.specs, c)) for c in cases]) if cases else ([], None, [])
+        )
+        self.notes.extend(n for n in notes if n not in self.notes)
+        return self.rows + probes, {**self.record, "thresholds": probed}
 
 
 def set_aside_path(dest: Path, status: str) -> Path:

@@ -112,6 +112,13 @@ class PathText(Text):
     words = "a path"
 
 
+class CodeText(PathText):
+    """A Python file (FILE.py) or a package.module name: a config makes a file absolute and leaves a module
+    name as it is."""
+
+    words = "a FILE.py or a package.module name"
+
+
 class SourceText(Text):
     """A SOURCE: file.py:factory, package.module:factory or a model file; a config makes its file part
     absolute (package.module:factory stays as it is, imported with the config's directory as cwd)."""
@@ -407,6 +414,44 @@ class Tolerances(Kind):
         return dict(value.outputs) if value.outputs else value.value
 
 
+CANDIDATES = ("fp32", "fused", "int8", "fp16")  # --precision auto's artifacts (bridge/precision/auto.py)
+
+
+class Choices(Kind):
+    """Distinct names from a fixed set, in the order given (``--candidates fp32 int8``, a config list)."""
+
+    nargs = "+"
+    empty = ()
+
+    def __init__(self, choices: tuple):
+        self.choices = choices
+        self.words = "names from " + ", ".join(choices)
+
+    def from_text(self, raw):
+        return self.from_value(list(raw))
+
+    def from_value(self, raw):
+        if isinstance(raw, str):
+            raw = raw.replace(",", " ").split()
+        if not isinstance(raw, (list, tuple)) or not raw or not all(isinstance(v, str) for v in raw):
+            raise Invalid(f"expected a non-empty list of {self.words}")
+        for v in raw:
+            if v not in self.choices:
+                close = difflib.get_close_matches(v, self.choices, n=1)
+                raise Invalid(
+                    f"{v!r} is not one of {', '.join(self.choices)}" + (f" (did you mean {close[0]}?)" if close else "")
+                )
+        if len(set(raw)) != len(raw):
+            raise Invalid("a name is given twice")
+        return tuple(raw)
+
+    def to_text(self, value):
+        return [list(value)] if value else []
+
+    def to_value(self, value):
+        return list(value)
+
+
 class Devices(Kind):
     repeated = True
     choices = ("cpu", "cuda")
@@ -533,6 +578,15 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option("framework", Text(("torch", "tensorflow")), EVB, "expected framework of SOURCE"),
     Option(
+        "custom_objects",
+        CodeText(),
+        EVB,
+        "Keras: a FILE.py or package.module defining the custom layers (classes, functions) a .keras/.h5 SOURCE "
+        "uses; imported (it runs, as your code) and passed to keras.models.load_model as custom_objects",
+        metavar="FILE.py",
+        role="input",
+    ),
+    Option(
         "inputs",
         SpecList(),
         EVB,
@@ -629,19 +683,22 @@ OPTIONS: tuple[Option, ...] = (
         Text(("none", "ort", "transformer")),
         ("export",),
         "graph optimization saved into the bundle, verified like any export: none (default), ort (ONNX "
-        "Runtime's offline fusions), transformer (onnxruntime.transformers fusions, then ort)",
+        "Runtime's offline fusions), transformer (onnxscript's ONNX Runtime fusions: attention, skip and RMS "
+        "normalization, bias-GELU, rotary embeddings, grouped-query attention)",
         default="none",
         metavar="LEVEL",
     ),
     Option(
         "precision",
-        Text(("fp32", "fp16", "int8")),
+        Text(("fp32", "fp16", "int8", "auto")),
         EVB,
         {
             "export": "fp32 (default), or a graph derived from the verified fp32 export and verified again under its "
-            "own policy row: fp16, int8 (static with --calibrate, else dynamic MatMul/LSTM weights)",
+            "own policy row: fp16, int8 (static with --calibrate, else dynamic MatMul/LSTM weights); auto: build "
+            "the --candidates, verify each, time the passing ones with the native model in one bench, and publish "
+            "the fastest that passes (bridge/precision/auto.py)",
             "verify": "the policy row to judge the graph by: fp32 (default: strict, whatever the bundle says), or the "
-            "reduced-precision row you accept for an fp16 / int8 bundle",
+            "reduced-precision row you accept for an fp16 / int8 bundle; auto: the row of the graph's precision",
             "bench": "the policy row for the bundle's graph (as verify)",
         },
         default="fp32",
@@ -649,18 +706,46 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "calibrate",
         PathText(),
-        ("export",),
-        "real samples (one array per input) to calibrate --precision int8 on: static QDQ quantization",
+        ("export", "verify"),
+        {
+            "export": "real samples (one array per input) to calibrate --precision int8 on: static QDQ quantization",
+            "verify": "the calibration samples a static int8 bundle names but does not store (too large to keep): "
+            "its derivation is checked with them",
+        },
         metavar="FILE.npz",
         role="input",
     ),
+    Option(
+        "candidates",
+        Choices(CANDIDATES),
+        ("export",),
+        "with --precision auto, the artifacts to build, verify and time: fp32 (the export), fused (--optimize "
+        "transformer), int8 (dynamic for GEMM-bound graphs, static QDQ on --calibrate samples for convolutional "
+        "ones; after fusion where fusion applies), fp16 (default: fp32 fused int8, and fp16 on cuda)",
+        metavar="NAME",
+    ),
     # verify
-    Option("devices", Devices(), VB, "ONNX Runtime device (repeatable)", flag="--device"),
+    Option(
+        "devices",
+        Devices(),
+        EVB,
+        {
+            "export": "with --precision auto, where the candidates are timed and chosen (the first device; export "
+            "verifies on the CPU)",
+            "verify": "ONNX Runtime device (repeatable)",
+            "bench": "ONNX Runtime device (repeatable)",
+        },
+        flag="--device",
+    ),
     Option(
         "samples",
         PathText(),
-        ("verify",),
-        "real samples to verify on as well, one array per input (needs --source)",
+        EV,
+        {
+            "export": "with --precision auto, real samples every candidate is judged on as well (top-1 agreement; "
+            "with --labels, accuracy against the native model's), one array per input",
+            "verify": "real samples to verify on as well, one array per input (needs --source)",
+        },
         aliases=("--inputs",),
         metavar="FILE.npz",
         role="input",
@@ -668,7 +753,7 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "labels",
         PathText(),
-        ("verify",),
+        EV,
         "class labels of the --samples: accuracy on both sides",
         metavar="FILE.npy",
         role="input",
@@ -695,11 +780,33 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "latency_runs",
         Number(integer=True, minimum=0, words="an integer >= 0"),
-        VB,
-        {"verify": "timed runs per side, 0 to skip (default 0)", "bench": "timed runs per side (default 100)"},
-        default={"verify": 0, "bench": 100},
+        EVB,
+        {
+            "export": "with --precision auto, timed runs per side of the bench that picks the candidate (default 30)",
+            "verify": "timed runs per side, 0 to skip (default 0)",
+            "bench": "timed runs per side (default 100)",
+        },
+        default={"export": 30, "verify": 0, "bench": 100},
         key=False,
         why="set by the model's latency table (latency.runs)",
+    ),
+    Option(
+        "latency_seconds",
+        Number(above=0.0, words="a number of seconds > 0"),
+        VB,
+        "time budget of the timed runs, every side together, where --latency-runs is not given: a slow model gets "
+        "the runs that fit (at least 5 per side) and the report says so (default 60)",
+        default=60.0,
+        metavar="SECONDS",
+    ),
+    Option(
+        "latency_dims",
+        Sizes(),
+        ("export",),
+        "with --precision auto, the size of a dynamic axis the candidates are timed at (e.g. batch=1), when it "
+        "differs from the export size (the default); the timed inputs are compared like any other case",
+        flag="--latency-dim",
+        metavar="NAME=SIZE",
     ),
     Option(
         "ort_spinning",
@@ -709,9 +816,39 @@ OPTIONS: tuple[Option, ...] = (
         default="on",
     ),
     Option(
-        "tf32", Switch(), VB, "CUDA: keep TF32 math on (ORT's and cuDNN's default) instead of verifying in strict fp32"
+        "tf32",
+        Switch(),
+        EVB,
+        "CUDA: keep TF32 math on (ORT's and cuDNN's default) instead of verifying in strict fp32 (export: with "
+        "--precision auto, a TF32 candidate beside strict fp32)",
+    ),
+    Option(
+        "strict_terms",
+        Switch(),
+        ("verify",),
+        "with --source, take no term of the test from the bundle under test: an input's range, kind or size "
+        "bounds come only from you (flags, config, API) or the source's declarations, else bridge's defaults "
+        "(default for bridge check; without it, what the bundle declares fills what you leave unsaid, and the "
+        "verdict says so)",
     ),
     # both
+    Option(
+        "search",
+        Number(integer=True, minimum=0, words="an integer >= 0 (rows)"),
+        EVB,
+        "random rows the search draws beyond the named cases, over each input's domain, each row from a family "
+        "of its own (default 512; 0: none; raise it for CI)",
+        default=512,
+        metavar="ROWS",
+    ),
+    Option(
+        "search_seconds",
+        Number(above=0.0, words="a number of seconds > 0"),
+        EVB,
+        "time the search may take per device, both sides, estimated from the native model's cost per row (default 20)",
+        default=20.0,
+        metavar="SECONDS",
+    ),
     Option(
         "seed",
         Number(integer=True, minimum=0, words="an integer >= 0"),
@@ -1017,11 +1154,19 @@ def check_combination(command: str, values: dict, surface: str, where: str = "")
                 f"{entry('dim_min', axis, values['dim_min'][axis])}: above "
                 f"{entry('dim_max', axis, values['dim_max'][axis])}"
             )
-    if command == "export" and values.get("calibrate") and values.get("precision") != "int8":
+    if command == "export" and values.get("calibrate") and values.get("precision") not in ("int8", "auto"):
         raise UsageError(
-            f"{name('calibrate')} applies to precision int8 (static quantization), not {values.get('precision')}",
+            f"{name('calibrate')} applies to precision int8 (static quantization) or auto, not "
+            f"{values.get('precision')}",
             hint="drop it, or export with precision int8",
         )
+    if command == "export" and values.get("candidates") and values.get("precision") != "auto":
+        raise UsageError(
+            f"{name('candidates')} applies to precision auto, not {values.get('precision')}",
+            hint="drop it, or export with precision auto",
+        )
+    if command == "export" and values.get("labels") and not values.get("samples"):
+        raise UsageError(f"{name('labels')} needs {name('samples')}: labels belong to the real samples they describe")
     if command == "verify":
         if values.get("labels") and not values.get("samples"):
             raise UsageError(

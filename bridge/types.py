@@ -94,3 +94,32 @@ class Case:
     fill: tuple = ()
     purpose: str = ""  # why the case is in the plan, for reports
     optional: bool = False  # dropped (with a note) when the native model rejects its inputs
+    search: bool = False  # a search case (bridge/verdict/search.py): it can only find a failure
+    # The native outputs' movement under a 1e-6 nudge of the inputs (bridge/verdict/rounding.py),
+    # measured on search cases: output name -> array. Not part of a case's identity.
+    noise: dict | None = field(default=None, compare=False, repr=False)
+
+
+ITEMSIZE = {
+    "float16": 2,
+    "bfloat16": 2,
+    "float32": 4,
+    "float64": 8,
+    "int8": 1,
+    "uint8": 1,
+    "int16": 2,
+    "int32": 4,
+    "int64": 8,
+    "bool": 1,
+}
+
+
+def input_bytes(specs: list[TensorSpec], sizes: dict) -> int:
+    """Bytes the inputs ``specs`` take at the dynamic axis ``sizes``."""
+    total = 0
+    for s in specs:
+        n = 1
+        for d in s.shape(sizes):
+            n *= d
+        total += n * ITEMSIZE.get(s.dtype, 8)
+    return total

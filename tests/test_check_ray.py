@@ -466,7 +466,8 @@ def test_precision_and_calibrate_reach_export(tmp_path, monkeypatch):
         and export[export.index("--calibrate") + 1] == m.export.calibrate
     )
     verify = seen["verify"]  # the verifier asks for the int8 row itself: never read from the bundle
-    assert verify[verify.index("--precision") + 1] == "int8" and "--calibrate" not in verify
+    assert verify[verify.index("--precision") + 1] == "int8"
+    assert verify[verify.index("--calibrate") + 1] == m.verify.calibrate  # its derivation is checked with them
     for text, key in (
         ('precision = "int4"\n', "precision"),
         ('precision = "fp16"\ncalibrate = "c.npz"\n', "calibrate"),

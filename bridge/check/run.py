@@ -28,9 +28,10 @@ def _first_error_line(text: str) -> str:
     from bridge.progress import is_stage_line
 
     lines = [ln.strip() for ln in (text or "").splitlines() if ln.strip() and not is_stage_line(ln)]
-    for ln in lines:
-        if ln.startswith("bridge:"):
-            return ln[:400]
+    for i, ln in enumerate(lines):
+        if ln.startswith("bridge:"):  # whole, with its hint: every exporter's cause, for the JUnit file
+            hint = lines[i + 1] if i + 1 < len(lines) and lines[i + 1].startswith("hint:") else ""
+            return (ln + (f" ({hint})" if hint else ""))[:4000]
     if lines and lines[0].startswith("Traceback"):  # a Python crash: its last line names the exception
         return lines[-1][:400]
     return lines[0][:400] if lines else "(no output on stderr)"
@@ -206,6 +207,8 @@ class Runner:
         self.progress.phase(m.name, "exporting")
         # --publish-failed: the check's own verify step judges the bundle (and compares it with a baseline)
         export = self.step_request(m.export, output=str(bundle), force=True, publish_failed=True, json=str(export_json))
+        if export.precision == "auto" and m.latency is not None:  # auto's bench picks the candidate: the model's runs
+            export = export.replace(origin="bridge check", latency_runs=m.latency.runs)
         run = self._run([*py, *export.to_argv()], self.workdir / f"{m.name}.export.log", export.timeout)
         problem = self._step_problem("export", run, export_json, export.timeout)
         if problem:
@@ -245,8 +248,11 @@ class Runner:
 
     def step_request(self, request, **fixed):
         """A model's export or verify request as this check runs it: its bundle and report paths, the
-        check's threads and timeout where the model sets none, quiet stage lines."""
+        check's threads and timeout where the model sets none, quiet stage lines, and (verify) strict
+        terms unless the model's config says otherwise: in CI the bundle under test sets no term of its test."""
         changes = dict(fixed, quiet=True)
+        if request.command == "verify" and not request.given("strict_terms"):
+            changes["strict_terms"] = True
         if not request.given("threads"):
             changes["threads"] = self.threads
         if not request.given("timeout") and self.timeout is not None:

@@ -71,6 +71,12 @@ class NativeModel(Runner):
         """Inputs fed straight to an embedding table: name -> (table size, which table)."""
         return {}
 
+    def axis_limits(self, feeds: Feeds, sizes: dict) -> dict[str, tuple[int, str]]:
+        """The largest size a dynamic axis can take that the model states itself (a position table's
+        length), found on one run of ``feeds`` whose dynamic axes have the distinct ``sizes``:
+        axis -> (size, why)."""
+        return {}
+
     def eager(self):
         """A second way to run the model for timing (TensorFlow's eager mode beside its tf.function), or
         None."""

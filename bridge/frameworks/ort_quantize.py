@@ -27,6 +27,7 @@ import onnx
 import onnxruntime as ort
 from onnx import numpy_helper
 
+import bridge.frameworks.ort  # noqa: F401  (ONNX Runtime's own log kept off stderr for quantization sessions too)
 from bridge.errors import ConversionError
 from bridge.frameworks.onnx_ops import QUANT_OPS
 
@@ -65,7 +66,9 @@ def versions() -> dict:
 def _scratch_cwd(near: str):
     """Run a quantization step with a private working directory beside ``near``: ONNX Runtime's
     symbolic shape inference saves ``sym_shape_infer_temp.onnx`` and uuid-named ``.data`` files into
-    the working directory when it cannot infer every shape, and nothing may land in the user's."""
+    the working directory when it cannot infer every shape, and nothing may land in the user's. Every
+    path given to the step must be absolute before it enters (a relative one would name a file in the
+    scratch directory): the callers make them so first."""
     previous = os.getcwd()
     with tempfile.TemporaryDirectory(prefix="bridge-q-cwd-", dir=os.path.dirname(os.path.abspath(near))) as tmp:
         os.chdir(tmp)
@@ -75,15 +78,16 @@ def _scratch_cwd(near: str):
             os.chdir(previous)
 
 
-def preprocess(src: str, dst: str) -> dict:
+def preprocess(src: str, dst: str, symbolic: bool | None = None) -> dict:
     """onnxruntime.quantization's pre-processing (symbolic shape inference, ONNX Runtime's basic graph
     optimizations, ONNX shape inference), which its docs ask for before quantizing. Symbolic shape
-    inference fails on some graphs: the step is retried without it, and the record says so."""
+    inference fails on some graphs: the step is retried without it, and the record says so.
+    ``symbolic``: replay a recorded derivation (with or without symbolic shape inference, as then)."""
     from onnxruntime.quantization import quant_pre_process
 
     src, dst = os.path.abspath(src), os.path.abspath(dst)
     tried = []
-    for skip_symbolic in (False, True):
+    for skip_symbolic in (False, True) if symbolic is None else (not symbolic,):
         try:
             with _scratch_cwd(dst):
                 quant_pre_process(src, dst, skip_symbolic_shape=skip_symbolic)
@@ -166,7 +170,8 @@ def quantize_dynamic_int8(src: str, dst: str) -> dict:
     activations are quantized at run time, no data needed."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    with tempfile.TemporaryDirectory(prefix="bridge-q-", dir=os.path.dirname(os.path.abspath(dst))) as tmp:
+    src, dst = os.path.abspath(src), os.path.abspath(dst)  # before any working-directory change
+    with tempfile.TemporaryDirectory(prefix="bridge-q-", dir=os.path.dirname(dst)) as tmp:
         mid = os.path.join(tmp, "gemm_as_matmul.onnx")
         proto = onnx.load(src)
         rewritten = gemm_to_matmul(proto)
@@ -176,7 +181,7 @@ def quantize_dynamic_int8(src: str, dst: str) -> dict:
             with _scratch_cwd(dst):
                 quantize_dynamic(
                     mid,
-                    os.path.abspath(dst),
+                    dst,
                     op_types_to_quantize=DYNAMIC_OPS,
                     per_channel=False,
                     reduce_range=True,
@@ -248,16 +253,19 @@ def gemm_to_matmul(proto: onnx.ModelProto) -> int:
     return count
 
 
-def convert_fp16(src: str, dst: str, transformer: bool = False, threads: int | None = None) -> dict:
+def convert_fp16(
+    src: str, dst: str, transformer: bool = False, threads: int | None = None, block_list: list | None = None
+) -> dict:
     """Float16 weights and arithmetic, float32 inputs and outputs (``keep_io_types``), numerically
     sensitive operators kept in float32. Operators ONNX Runtime's CPU provider has no float16 kernel
     for are found by loading the converted graph and kept in float32 too (a few rounds at most).
     ``transformer``: a graph with onnxruntime.transformers' fused operators, converted by that
-    optimizer's own float16 path (which knows their float16 inputs)."""
+    optimizer's own float16 path (which knows their float16 inputs). ``block_list``: replay a recorded
+    derivation exactly (the operators kept in float32 then), with no probing."""
     import logging
 
     logging.getLogger("onnxruntime.transformers").setLevel(logging.ERROR)
-    block = list(FP16_SENSITIVE)
+    block = list(block_list) if block_list is not None else list(FP16_SENSITIVE)
     missing: list[str] = []
     crashed: list[str] = []
     for _ in range(12):
@@ -285,7 +293,7 @@ def convert_fp16(src: str, dst: str, transformer: bool = False, threads: int | N
         sorted_model.topological_sort()
         onnx.save(sorted_model.model, dst)
         del proto, sorted_model
-        op = _missing_kernel(dst, threads)
+        op = _missing_kernel(dst, threads) if block_list is None else None
         if op is None:
             break
         if op == CRASHED:
@@ -321,6 +329,7 @@ def convert_fp16(src: str, dst: str, transformer: bool = False, threads: int | N
         "kept_fp32_sensitive": FP16_SENSITIVE,
         "kept_fp32_no_cpu_kernel": missing,
         "kept_fp32_loader_crashed": crashed,
+        "op_block_list": block,
         **_count_ops(dst),
     }
 

@@ -45,6 +45,30 @@ def threads() -> int:
     return torch.get_num_threads()
 
 
+def reseed() -> None:
+    """Random generators as a new process finds them: seeded at random."""
+    import random
+
+    random.seed()
+    np.random.seed(None)
+    torch.seed()
+
+
+def fingerprint(obj) -> str | None:
+    """A digest of a model object's weights and buffers (None for anything but an nn.Module): two builds
+    of a deterministic source have the same."""
+    import hashlib
+
+    if not isinstance(obj, torch.nn.Module):
+        return None
+    h = hashlib.sha256()
+    for key, t in obj.state_dict().items():
+        h.update(key.encode())
+        if isinstance(t, torch.Tensor):
+            h.update(_to_numpy(t).tobytes())
+    return h.hexdigest()
+
+
 def load(ref, obj=None, weights: str | None = None, trust: bool = False) -> "TorchModel":
     if ref.kind == "pt2":
         if weights:
@@ -184,13 +208,13 @@ class TorchModel(NativeModel):
         self.device = "cpu"
         self.notes: list[str] = []
         if program is None:
+            from bridge.frameworks.pt_modes import eval_note, mode_dependent
+
             training = any(m.training for m in module.modules())
             module.eval()  # always: dropout off, BatchNorm on running statistics
-            if training:
-                self.notes.append(
-                    "the source returned a model in training mode; bridge switched it to eval() (dropout off, "
-                    "BatchNorm on its running statistics) before running it: deploy it in eval mode too"
-                )
+            changed = mode_dependent(module) if training else []
+            if changed:  # a note only where the switch changes what the model computes
+                self.notes.append(eval_note(changed))
         self._names = self._forward_names()
         self._state = self._buffers()
 
@@ -252,6 +276,50 @@ class TorchModel(NativeModel):
         try:
             with torch.inference_mode():
                 self._call(tensors)
+        finally:
+            for h in handles:
+                h.remove()
+        return found
+
+    def axis_limits(self, feeds: Feeds, sizes: dict) -> dict[str, tuple[int, str]]:
+        """Position tables: an nn.Embedding that the model feeds positions 0..n-1 it made itself (not an
+        input) bounds the axis of size n by its number of rows."""
+        tensors = self._tensors(feeds)
+        given = {t.untyped_storage().data_ptr() for t in tensors.values() if t.numel()}
+        unique = {size: axis for axis, size in sizes.items() if list(sizes.values()).count(size) == 1}
+        found: dict[str, tuple[int, str]] = {}
+
+        def hook_for(qualname, module):
+            def hook(_module, args):
+                x = args[0] if args else None
+                if not isinstance(x, torch.Tensor) or x.is_floating_point() or x.ndim < 1 or x.shape[-1] < 2:
+                    return
+                if x.untyped_storage().data_ptr() in given or x.shape[-1] not in unique:
+                    return
+                if not bool(torch.all(x[..., 1:] - x[..., :-1] == 1)):
+                    return  # not positions (token types, ids): no bound on an axis
+                axis, rows = unique[x.shape[-1]], int(module.num_embeddings)
+                if axis not in found or rows < found[axis][0]:
+                    found[axis] = (rows, f"{qualname}.num_embeddings={rows}, a position table along {axis}")
+
+            return hook
+
+        handles = (
+            [
+                m.register_forward_pre_hook(hook_for(q, m))
+                for q, m in self.module.named_modules()
+                if isinstance(m, torch.nn.Embedding)
+            ]
+            if self.module is not None
+            else []
+        )
+        if not handles:
+            return {}
+        try:
+            with torch.inference_mode():
+                self._call(tensors)
+        except Exception:  # noqa: BLE001 - a model that rejects the probe states nothing here
+            return {}
         finally:
             for h in handles:
                 h.remove()
@@ -400,16 +468,21 @@ class TorchModel(NativeModel):
         """Write the ONNX file with one exporter; its failure is a ConversionError carrying the whole
         error text and, when the exporter names one, the user's file:line."""
         route = route or "dynamo"
-        args = tuple(_to_torch(feeds[s.name]) for s in specs)
+        tensors = {s.name: _to_torch(feeds[s.name]) for s in specs}
         with torch.inference_mode():
-            out = self._call({s.name: a for s, a in zip(specs, args)})
+            out = self._call(tensors)
         output_names = list(flatten_outputs(out))
         name = self.ROUTES[route]
+        # Inputs reach forward() by name, as verify feeds them and a deployment binds them: by position,
+        # a BERT's token_type_ids would land in the attention_mask slot.
+        by_name = self.program is None and bool(self._names) and set(tensors) <= set(self._names)
+        args, kwargs = ((), tensors) if by_name else (tuple(tensors.values()), None)
         try:
             if route == "dynamo":
-                settings = self._export_dynamo(path, specs, args, output_names, opset)
+                settings = self._export_dynamo(path, specs, args, kwargs, output_names, opset)
             else:
-                settings = self._export_torchscript(path, specs, args, output_names, opset)
+                settings = self._export_torchscript(path, specs, args, kwargs, output_names, opset)
+            settings["inputs_bound"] = "by name" if by_name else "by position"
         except ConversionError:
             raise
         except Exception as exc:  # the exporter's own failure: its cause goes to the report
@@ -426,20 +499,22 @@ class TorchModel(NativeModel):
             ) from None
         return ExportResult(name, settings)
 
-    def _export_dynamo(self, path, specs, args, output_names, opset) -> dict:
+    def _export_dynamo(self, path, specs, args, kwargs, output_names, opset) -> dict:
         dims: dict[str, object] = {}
         dynamic_shapes = None
         if self.program is None and any(s.dynamic_axes for s in specs):
-            dynamic_shapes = tuple(
+            per_input = [
                 {axis: dims.setdefault(name, torch.export.Dim(name)) for axis, name in s.dynamic_axes.items()} or None
                 for s in specs
-            )
+            ]
+            dynamic_shapes = {s.name: d for s, d in zip(specs, per_input)} if kwargs else tuple(per_input)
         log = io.StringIO()
         with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
             program = torch.onnx.export(
                 self.program if self.program is not None else self.module,
                 args,
                 None,
+                kwargs=kwargs,
                 dynamo=True,
                 input_names=[s.name for s in specs],
                 output_names=output_names,
@@ -466,15 +541,23 @@ class TorchModel(NativeModel):
         tensors = {id(t): t for t in list(module.parameters()) + list(module.buffers())}
         return sum(t.numel() * t.element_size() for t in tensors.values())
 
-    def _export_torchscript(self, path, specs, args, output_names, opset) -> dict:
+    def _export_torchscript(self, path, specs, args, kwargs, output_names, opset) -> dict:
+        import warnings
+
         dynamic_axes = {s.name: dict(s.dynamic_axes) for s in specs if s.dynamic_axes}
         opset = opset or 17
         log = io.StringIO()
-        with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+        with (
+            contextlib.redirect_stdout(log),
+            contextlib.redirect_stderr(log),
+            warnings.catch_warnings(record=True) as seen,
+        ):
+            warnings.simplefilter("always", torch.jit.TracerWarning)
             torch.onnx.export(
                 self.module,
                 args,
                 path,
+                kwargs=kwargs,
                 dynamo=False,
                 input_names=[s.name for s in specs],
                 output_names=output_names,
@@ -487,7 +570,25 @@ class TorchModel(NativeModel):
         pinned = _pinned_axes(onnx.load(path, load_external_data=False), specs)
         if pinned:
             raise ConversionError(f"the TorchScript exporter fixed declared dynamic axes: {', '.join(pinned)}")
-        return {"dynamo": False, "opset_requested": opset, "do_constant_folding": True}
+        settings = {"dynamo": False, "opset_requested": opset, "do_constant_folding": True}
+        branches = traced_branches(seen)
+        if branches:
+            settings["traced_branches"] = branches
+        return settings
+
+
+def traced_branches(caught) -> list[dict]:
+    """The data-dependent branches a trace went through (TracerWarning: a tensor turned into a Python
+    boolean), each with the user's file:line: the graph holds only the side the trace took."""
+    out, seen = [], set()
+    for w in caught:
+        if not issubclass(w.category, torch.jit.TracerWarning) or "Python boolean" not in str(w.message):
+            continue
+        where = f"{w.filename}:{w.lineno}"
+        if where not in seen and "site-packages" not in w.filename and "/bridge/" not in w.filename:
+            seen.add(where)
+            out.append({"where": where, "message": " ".join(str(w.message).split())[:300]})
+    return out
 
 
 def _pinned_axes(proto, specs: list[TensorSpec]) -> list[str]:

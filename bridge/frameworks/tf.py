@@ -53,23 +53,54 @@ def threads() -> int:
     return tf.config.threading.get_intra_op_parallelism_threads()
 
 
-def load(ref, obj=None, weights: str | None = None, trust: bool = False) -> "KerasModel | SavedModel":
+def reseed() -> None:
+    """Random generators as a new process finds them: seeded at random (Keras draws its default seeds
+    from Python's generator)."""
+    import random
+
+    random.seed()
+    np.random.seed(None)
+    tf.random.set_seed(random.getrandbits(31))
+
+
+def fingerprint(obj) -> str | None:
+    """A digest of a Keras model's (or tf.Module's) variables: two builds of a deterministic source have
+    the same."""
+    import hashlib
+
+    variables = getattr(obj, "weights", None) or getattr(obj, "variables", None)
+    if variables is None:
+        return None
+    h = hashlib.sha256()
+    for v in variables:
+        h.update(np.asarray(v.numpy()).tobytes())
+    return h.hexdigest()
+
+
+def load(
+    ref, obj=None, weights: str | None = None, trust: bool = False, custom_objects: dict | None = None
+) -> "KerasModel | SavedModel":
     if weights:
         raise InputError("--weights applies to PyTorch sources only: Keras and SavedModel files carry their weights")
     if ref.kind in ("keras", "h5"):
         import keras
 
         if ref.kind == "keras" and not trust:
-            code = keras_config_code(str(ref.path))
+            code = keras_config_code(str(ref.path), allowed=set(custom_objects or ()))
             if code:
-                raise SecurityRefusal(
-                    f"{ref.path} holds code that runs when loaded: {code}",
-                    hint="rebuild the model without Lambda layers or custom objects, or pass --trust-code "
-                    "if you trust the file",
-                )
+                from bridge.frameworks.tf_load import refusal_hint
+
+                raise SecurityRefusal(f"{ref.path} holds code that runs when loaded: {code}", hint=refusal_hint(code))
         try:
-            model = keras.models.load_model(str(ref.path), compile=False, safe_mode=not trust)
+            model = keras.models.load_model(
+                str(ref.path), compile=False, safe_mode=not trust, custom_objects=custom_objects
+            )
         except Exception as exc:
+            from bridge.frameworks.tf_load import load_error
+
+            missing = load_error(ref.path, exc, custom_objects)
+            if missing is not None:
+                raise missing from exc
             text = str(exc)
             low = text.lower()
             if "safe_mode" in text or "for security" in low or ("lambda" in low and "unsafe" in low):
@@ -98,9 +129,11 @@ def load(ref, obj=None, weights: str | None = None, trust: bool = False) -> "Ker
     return KerasModel(ref.text, obj)
 
 
-def keras_config_code(path: str) -> str | None:
+def keras_config_code(path: str, allowed: set = frozenset()) -> str | None:
     """What in a .keras file's config.json would run code on load: a Lambda layer, or an object whose
-    class comes from a module outside Keras. Read from the zip without deserializing anything."""
+    class comes from a module outside Keras (unless ``allowed`` names it: a class the user supplies with
+    --custom-objects is used instead of anything the file names). Read from the zip without deserializing
+    anything."""
     import json
     import zipfile
 
@@ -121,6 +154,7 @@ def keras_config_code(path: str) -> str | None:
                 and isinstance(module, str)
                 and module
                 and not module.startswith(("keras", "builtins", "tensorflow", "numpy"))
+                and cls not in allowed
             ):
                 return f"an object of class {cls} from module {module}"
             stack.extend(item.values())
@@ -146,7 +180,13 @@ def _dims(shape, input_name: str) -> tuple:
     return tuple(dims)
 
 
-def _named_outputs(out) -> dict:
+def _named_outputs(out, names: list[str] | None = None) -> dict:
+    """Outputs by name: a dict's keys; else the names the user gave the output layers, if any; else
+    ``output`` / ``output_i``."""
+    if names and not isinstance(out, dict):
+        leaves = list(out) if isinstance(out, (list, tuple)) else [out]
+        if len(leaves) == len(names):
+            return dict(zip(names, leaves))
     if isinstance(out, dict):
         leaves = [((k,), v) for k, v in out.items()]
         root_seq = False
@@ -255,6 +295,15 @@ class _TfBase(NativeModel):
         self._fn = None
 
     def export(
+        self, path: str, specs: list[TensorSpec], feeds: Feeds, opset: int | None, route: str | None = None
+    ) -> ExportResult:
+        from bridge.frameworks.onnx_names import tidy
+
+        result = self._export(path, specs, feeds, opset, route)
+        tidy(path, specs)  # the declared axis names (batch) in the graph instead of tf2onnx's unk__N
+        return result
+
+    def _export(
         self, path: str, specs: list[TensorSpec], feeds: Feeds, opset: int | None, route: str | None = None
     ) -> ExportResult:
         try:
@@ -367,8 +416,11 @@ def _save_onnx(proto, path: str) -> None:
 
 class KerasModel(_TfBase):
     def __init__(self, source: str, model):
+        from bridge.frameworks.tf_load import user_output_names
+
         self.source = source
         self.model = model
+        self._output_names = user_output_names(model)  # Dense(4, name="probs") gives output "probs"
         self._fn = None
         self.notes: list[str] = []
         self._state = self._snapshot()
@@ -384,17 +436,21 @@ class KerasModel(_TfBase):
         for i in inputs:
             name = getattr(i, "name", None) or f"input_{len(specs)}"
             name = name.split(":")[0]
+            if tf.as_dtype(i.dtype).name == "string":
+                from bridge.frameworks.tf_load import unsupported_input
+
+                raise unsupported_input(self.model, i, "string")
             specs.append(TensorSpec(name, _dtype_name(i.dtype), _dims(i.shape, name)))
         return specs
 
     def _make_function(self, specs):
-        model = self.model
+        model, names = self.model, self._output_names
         signature = self._specs_signature(specs)
 
         @tf.function(input_signature=signature, autograph=False)
         def serving(*args):
             x = args[0] if len(args) == 1 else list(args)
-            return _named_outputs(model(x, training=False))
+            return _named_outputs(model(x, training=False), names)
 
         return serving
 
@@ -404,7 +460,7 @@ class KerasModel(_TfBase):
     def _run_eager(self, feeds: Feeds) -> Feeds:
         args = [tf.constant(v) for v in self._ordered(feeds).values()]
         out = self.model(args[0] if len(args) == 1 else args, training=False)
-        return {k: v.numpy() for k, v in _named_outputs(out).items()}
+        return {k: v.numpy() for k, v in _named_outputs(out, self._output_names).items()}
 
 
 class SavedModel(_TfBase):

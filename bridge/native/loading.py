@@ -41,6 +41,8 @@ def load_native(request, obj=None) -> Loaded:
             f"SOURCE {ref.text}: the factory returned",
             f"--framework {request.framework} given, but SOURCE {ref.text} built",
         )
+        if not request.weights:
+            _same_every_call(ref, module, obj, framework_module(fw))
     else:
         fw = ref.framework
         if request.framework and request.framework != fw:
@@ -49,8 +51,32 @@ def load_native(request, obj=None) -> Loaded:
     mod = framework_module(fw)
     if request.threads:
         mod.configure_threads(request.threads)  # before loading: TensorFlow fixes its pools when it starts
-    model = mod.load(ref, obj, request.weights, trust=request.trust_code)
+    from bridge.native.custom import custom_objects  # --custom-objects: the user's Keras classes
+
+    model = mod.load(ref, obj, request.weights, trust=request.trust_code, **custom_objects(request, ref))
     return Loaded(ref, fw, model, request, model.input_specs())
+
+
+def _same_every_call(ref, module, obj, mod) -> None:
+    """A factory must build the same model in every process: export and every later verify run it in a
+    process of their own. One that draws random weights without a seed passes its export, then fails
+    every verify with every element off. Here the module is run again and the factory called again
+    after the random generators were reseeded at random, as a new process would find them; the two
+    builds' weights must agree (a module that seeds at import, or a factory that seeds itself, agrees)."""
+    first = mod.fingerprint(obj)
+    if first is None:
+        return
+    mod.reseed()
+    second = call_factory(ref, load_user_module(ref, again=True))
+    again = mod.fingerprint(second)
+    del second
+    if again != first:
+        raise UsageError(
+            f"SOURCE {ref.text}: the source returns different weights on each call (in a new process "
+            f"{ref.attr}() builds another model), so a bundle exported from it can never be verified against it",
+            hint="seed it (torch.manual_seed(0) / keras.utils.set_random_seed(0) in the factory or at the top of "
+            "its module) or pass --weights FILE with trained weights; a source must be deterministic",
+        )
 
 
 def _checked_framework(obj, framework: str | None, returned: str, given: str) -> str:
@@ -132,24 +158,35 @@ def in_model_order(specs: list[TensorSpec], names: list[str] | None) -> list[Ten
 
 
 def with_semantics(
-    loaded: Loaded, specs: list[TensorSpec], sizes: dict, range_from: dict[str, str]
+    loaded: Loaded,
+    specs: list[TensorSpec],
+    sizes: dict,
+    range_from: dict[str, str],
+    kinds: dict | None = None,
+    weak: tuple = (),
 ) -> tuple[list[TensorSpec], list[dict]]:
     """Specs with each input's kind and range decided (bridge/verdict/semantics.py), and the table
     saying how. Integer inputs without a range are probed once: an input the model feeds to an
-    embedding table is an index into it, drawn over the whole table."""
+    embedding table is an index into it, drawn over the whole table. ``weak``: inputs whose range came
+    from the artifact under test: a table the model states replaces it."""
     from bridge.types import Case
     from bridge.verdict.inputs import make_feeds
     from bridge.verdict.semantics import probe_feeds_kinds, resolve
 
     request = loaded.request
-    kinds = {
-        name: (kind, _kind_origin(request.origin("input_kinds", name))) for name, kind in request.input_kinds.items()
-    }
+    if kinds is None:  # the request's own (the verifier's, or the source's declaration)
+        kinds = {
+            name: (kind, _kind_origin(request.origin("input_kinds", name)))
+            for name, kind in request.input_kinds.items()
+        }
+    kinds = dict(kinds)
     first, _ = resolve(specs, kinds, range_from=range_from)
     open_ints = [
         s.name
         for s in first
-        if s.dtype.startswith(("int", "uint")) and s.value_range is None and s.kind in ("values", "index")
+        if s.dtype.startswith(("int", "uint"))
+        and (s.value_range is None or s.name in weak)
+        and s.kind in ("values", "index")
     ]
     tables = {}
     if open_ints:
@@ -161,8 +198,30 @@ def with_semantics(
         for name in tables:
             if name not in kinds:
                 kinds[name] = ("index", "the table it feeds")
+    if tables:  # the model's own table, not the artifact's declaration, bounds these inputs
+        specs = [s.with_range(None) if s.name in tables and s.name in weak else s for s in specs]
+        range_from = {k: v for k, v in range_from.items() if not (k in tables and k in weak)}
     return resolve(specs, kinds, tables, range_from)
 
 
 def _kind_origin(origin: str) -> str:
     return "--input-kind" if origin == "command line" else origin
+
+
+def stated_limits(loaded: Loaded, specs: list[TensorSpec], sizes: dict) -> dict[str, tuple[int, str]]:
+    """The largest sizes the model states for its dynamic axes (a position table), from one run with
+    every dynamic axis at a distinct size. {} when it states none or rejects the probe."""
+    from bridge.types import Case
+    from bridge.verdict.inputs import make_feeds
+    from bridge.verdict.plan import dynamic_axes
+    from bridge.verdict.semantics import probe_feeds_kinds
+
+    axes = dynamic_axes(specs)
+    if not axes:
+        return {}
+    probe = {a: int(sizes.get(a, 2)) + 3 + 2 * i for i, a in enumerate(axes)}
+    try:
+        feeds = make_feeds(probe_feeds_kinds(specs), Case("probe", 0, probe))
+        return loaded.model.axis_limits(feeds, probe)
+    except Exception:  # noqa: BLE001 - a model that rejects the probe states nothing here
+        return {}

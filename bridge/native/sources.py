@@ -86,8 +86,9 @@ def parse_source(text: str) -> SourceRef:
     raise InputError(f"SOURCE {text} is not a recognised model", hint=SOURCE_HELP)
 
 
-def load_user_module(ref: SourceRef):
-    """Import the module a factory source names. This runs the user's code, as the user asked."""
+def load_user_module(ref: SourceRef, again: bool = False):
+    """Import the module a factory source names. This runs the user's code, as the user asked.
+    ``again``: run the module's code once more (a fresh module object), as a new process would."""
     try:
         if ref.kind == "pyfile":
             assert ref.path is not None
@@ -108,7 +109,8 @@ def load_user_module(ref: SourceRef):
                     sys.path.remove(parent)
             return module
         module_name = ref.text.rpartition(":")[0]
-        return importlib.import_module(module_name)
+        module = importlib.import_module(module_name)
+        return importlib.reload(module) if again else module
     except InputError:
         raise
     except ModuleNotFoundError as exc:
@@ -128,13 +130,22 @@ def load_user_module(ref: SourceRef):
 def call_factory(ref: SourceRef, module):
     factory = getattr(module, ref.attr or "", None)
     if factory is None:
-        raise InputError(f"SOURCE {ref.text}: the module has no attribute {ref.attr!r}")
+        from bridge.native.names import factory_hint
+
+        raise InputError(
+            f"SOURCE {ref.text}: the module has no attribute {ref.attr!r}",
+            hint=factory_hint(module, ref.attr or "", ref.text),
+        )
     if not callable(factory):
         raise InputError(f"SOURCE {ref.text}: {ref.attr!r} is not callable", hint="the factory must return a model")
     try:
         return factory()
     except Exception as exc:
-        raise InputError(f"SOURCE {ref.text}: the factory raised {type(exc).__name__}: {exc}") from None
+        from bridge.native.failures import cuda_missing
+
+        raise cuda_missing(exc, f"SOURCE {ref.text}") or InputError(
+            f"SOURCE {ref.text}: the factory raised {type(exc).__name__}: {exc}"
+        ) from None
 
 
 def framework_of(obj) -> str | None:

@@ -1,10 +1,11 @@
 """Export step for --precision fp16 / int8: derive the reduced graph from the float32 artifact that was
 just verified, in the staging directory, and verify it again against the same native outputs.
 
-The float32 artifact stays the proof of the conversion (its verdict and sha256 go into the manifest);
-the reduced graph replaces it as the bundle's ``model.onnx``, the one file a deployment loads. The
-float32 file is not kept: a bundle is what is deployed, and verify checks the one model it holds
-(export again with --precision fp32 for a float32 bundle; the export is deterministic).
+The float32 artifact stays the proof of the conversion: it is kept in the bundle as ``parent.onnx``
+(its verdict and sha256 go into the manifest), with the derivation's parameters and, for static int8,
+its calibration samples, so that a verification can derive the reduced graph again and require it to
+be the artifact (bridge/precision/provenance.py). The reduced graph is the bundle's ``model.onnx``,
+the one file a deployment loads.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 
 from bridge.artifact.bundle import MODEL
 from bridge.precision import methods as P
+from bridge.precision import provenance
 from bridge.progress import stage
 
 
@@ -96,6 +98,9 @@ def derive_verified(
         produced_by=f"--precision {precision}",
     )
     shutil.move(out, fp32_path)
+    parent = provenance.keep_parent(staging_dir, kept)  # the bundle carries what it was derived from
+    if calibration is not None:
+        calibration["stored"] = provenance.keep_calibration(staging_dir, feeds)
     shutil.rmtree(work, ignore_errors=True)
     if keep and keep[REAL_DATA] is not None:
         report.dataset["cpu"] = {
@@ -122,6 +127,7 @@ def derive_verified(
 
     report.notes.extend(precision_notes(reduced_policy, results, opts.calibrate, report.dataset))
     entry = P.manifest_entry(precision, method, why, settings, calibration, fp32)
+    entry["parent"] = parent
     return reduced_policy, entry, info
 
 

@@ -62,6 +62,7 @@ def calibration_samples(path: str, specs: list) -> tuple[dict, dict]:
     from bridge.verdict.inputs import load_npz
 
     feeds = load_npz(path, specs)
+    nonfinite_samples(path, feeds)
     rows = {int(v.shape[0]) for v in feeds.values() if v.ndim}
     if len(rows) != 1 or 0 in rows:
         raise UsageError(
@@ -76,16 +77,52 @@ def calibration_samples(path: str, specs: list) -> tuple[dict, dict]:
     }
 
 
+def nonfinite_samples(path, feeds: dict) -> None:
+    """Refuse calibration samples holding NaN or Inf (exit 2, naming the file, each array and its count):
+    a quantizer derives its ranges from them and fails deep inside ONNX Runtime ("scale issue"), or
+    worse, calibrates on an infinite range."""
+    import numpy as np
+
+    bad = []
+    for name, array in feeds.items():
+        if array.dtype.kind in "fc":
+            count = int(array.size - np.count_nonzero(np.isfinite(array)))
+            if count:
+                nan = int(np.count_nonzero(np.isnan(array)))
+                bad.append(
+                    f"{name} holds {count} non-finite value{'s' if count != 1 else ''} ({nan} NaN, {count - nan} Inf) of {array.size}"
+                )
+    if bad:
+        from bridge.errors import InputError
+
+        raise InputError(
+            f"--calibrate {path}: " + "; ".join(bad),
+            hint="calibration ranges come from these samples: drop or repair the rows holding NaN or Inf",
+        )
+
+
 def derive(
-    fp32_path: Path, out_path: Path, precision: str, method: str, feeds: dict | None, threads: int | None
+    fp32_path: Path,
+    out_path: Path,
+    precision: str,
+    method: str,
+    feeds: dict | None,
+    threads: int | None,
+    replay: dict | None = None,
 ) -> dict:
-    """Write the reduced graph of the float32 file at ``fp32_path`` to ``out_path``; the settings used."""
+    """Write the reduced graph of the float32 file at ``fp32_path`` to ``out_path``; the settings used.
+    ``replay``: the settings a bundle recorded, to derive the same graph again (a verification of the
+    derivation, bridge/precision/provenance.py): no choice is made afresh."""
     from bridge.frameworks import ort_quantize as q
 
+    replay = replay or {}
+    symbolic = (
+        replay.get("symbolic_shape_inference") if isinstance(replay.get("symbolic_shape_inference"), bool) else None
+    )
     if method == "static-qdq":
         pre = out_path.with_name("preprocessed.onnx")
         try:
-            info = q.preprocess(str(fp32_path), str(pre))
+            info = q.preprocess(str(fp32_path), str(pre), symbolic)
             info.update(q.quantize_static_qdq(str(pre), str(out_path), feeds, threads=threads))
         finally:
             pre.unlink(missing_ok=True)
@@ -93,13 +130,20 @@ def derive(
     if method == "dynamic":
         pre = out_path.with_name("preprocessed.onnx")
         try:
-            info = q.preprocess(str(fp32_path), str(pre))
+            info = q.preprocess(str(fp32_path), str(pre), symbolic)
             info.update(q.quantize_dynamic_int8(str(pre), str(out_path)))
         finally:
             pre.unlink(missing_ok=True)
         return info
     if method in ("fp16", "fp16-transformer"):
-        return q.convert_fp16(str(fp32_path), str(out_path), transformer=method == "fp16-transformer", threads=threads)
+        block = replay.get("op_block_list")
+        return q.convert_fp16(
+            str(fp32_path),
+            str(out_path),
+            transformer=method == "fp16-transformer",
+            threads=threads,
+            block_list=list(block) if isinstance(block, list) and all(isinstance(b, str) for b in block) else None,
+        )
     raise UsageError(f"no method {method!r} for --precision {precision}")
 
 
@@ -218,6 +262,13 @@ def check_manifest_entry(entry, bad) -> None:
     cal = entry.get("calibration")
     if cal is not None and not (isinstance(cal, dict) and isinstance(cal.get("sha256"), str)):
         raise bad("'precision.calibration' must be {file, sha256, samples}")
+    if cal is not None and cal.get("stored") not in (None, "calibration.npz"):
+        raise bad("'precision.calibration.stored' names no file of the bundle")
+    parent = entry.get("parent")
+    if parent is not None and not (isinstance(parent, dict) and parent.get("file") == "parent.onnx"):
+        raise bad("'precision.parent' must be {file: parent.onnx, sha256}")
+    if not isinstance(entry.get("settings", {}), dict):
+        raise bad("'precision.settings' must be a table")
 
 
 def io_problem(fp32_io: tuple, reduced_io: tuple) -> str | None:

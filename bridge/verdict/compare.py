@@ -105,14 +105,22 @@ def _dtype_name(a: np.ndarray) -> str:
 
 
 def compare_outputs(
-    reference: dict, candidate: dict, policy: Policy, device: str = "cpu", case: str = "", ignore: dict | None = None
+    reference: dict,
+    candidate: dict,
+    policy: Policy,
+    device: str = "cpu",
+    case: str = "",
+    ignore: dict | None = None,
+    structural: dict | None = None,
 ) -> list[OutputResult]:
     """One result per output name in either side, reference order first, then extras. ``ignore``:
     output name -> boolean array of its shape, True where an element is not compared (a padded
-    position of an attention mask: its value is defined by neither side)."""
+    position where the native model is undefined). ``structural``: detection groups recognised by
+    shape over every case of the run (``detection_groups``), beside those recognised by name."""
     ignore = ignore or {}
     results: list[OutputResult] = []
     grouped = detections.groups([n for n in reference if n in candidate])
+    grouped.update({k: trio for k, trio in (structural or {}).items() if all(n in candidate for n in trio)})
     for prefix, trio in grouped.items():
         results.append(compare_detections(prefix, trio, reference, candidate, policy, device, case))
     handled = {n for trio in grouped.values() for n in trio}
@@ -178,7 +186,7 @@ def compare_detections(
         box_tol,
         score_tol,
     )
-    name = f"{prefix}detections"
+    name = f"{prefix}detections" if not prefix.endswith(":") else f"detections({', '.join(trio)})"
     return OutputResult(
         name,
         got["status"],
@@ -553,6 +561,22 @@ def summarize(results: list[OutputResult]) -> dict[str, OutputResult]:
         row = replace(shown(checks), **aggregate(checks))
         out[f"{row.name} ({row.device})" if several else row.name] = row
     return out
+
+
+def detection_groups(runs: list) -> dict:
+    """Detection outputs recognised by their structure (detections.structural) on every case of a run,
+    with more than one detection in at least one: decided once, not case by case, so that one lucky
+    row of random numbers is never taken for a box."""
+    found = None
+    rows = 0
+    for _, _, outs in runs:
+        named = {n for trio in detections.groups(outs).values() for n in trio}
+        here = detections.structural({n: a for n, a in outs.items() if n not in named})
+        found = here if found is None else {k: v for k, v in found.items() if here.get(k) == v}
+        rows = max([rows] + [int(np.asarray(outs[t[0]]).shape[0]) for t in here.values()])
+        if not found:
+            return {}
+    return found if found and rows > 1 else {}
 
 
 def verdict(results: list[OutputResult]) -> str:

@@ -16,8 +16,9 @@ export. The rule here, reported as its own:
   91 classes at about 1/91), the order and membership of detections are arbitrary on both sides and
   nothing can be compared: inconclusive.
 
-A group is recognised from the output structure (``boxes``, ``scores`` and ``labels`` under one
-prefix). A wrong detection head still fails: its boxes or scores leave the tolerance, or its
+A group is recognised by its names (``boxes``, ``scores`` and ``labels`` under one prefix) or, where a
+model returns a tuple, by its structure: three consecutive outputs, a float [N, 4], a float [N] and an
+integer [N] with the same N (``structural``). A wrong detection head still fails: its boxes or scores leave the tolerance, or its
 detections find no partner above the tail.
 """
 
@@ -39,6 +40,33 @@ def groups(names) -> dict[str, tuple[str, str, str]]:
             trio = tuple(prefix + p for p in PARTS)
             if all(t in names for t in trio):
                 found[prefix] = trio
+    return found
+
+
+def structural(arrays: dict) -> dict[str, tuple[str, str, str]]:
+    """Detection groups recognised by shape among outputs in their order (a tuple (boxes, scores,
+    labels) comes out as output_0, output_1, output_2): key -> the three names."""
+    names = list(arrays)
+    found = {}
+    i = 0
+    while i + 2 < len(names):
+        b, s, lab = (np.asarray(arrays[n]) for n in names[i : i + 3])
+        if (
+            b.ndim == 2
+            and b.shape[1:] == (4,)
+            and b.dtype.kind == "f"
+            and s.ndim == 1
+            and s.dtype.kind == "f"
+            and lab.ndim == 1
+            and lab.dtype.kind in "iu"
+            and b.shape[0] == s.shape[0] == lab.shape[0]
+            and bool(np.all(b[:, 2] >= b[:, 0]) and np.all(b[:, 3] >= b[:, 1]))  # boxes: x1 <= x2, y1 <= y2
+            and bool(np.all((s >= 0) & (s <= 1)))
+        ):  # scores: probabilities
+            found[names[i] + ":"] = tuple(names[i : i + 3])
+            i += 3
+            continue
+        i += 1
     return found
 
 

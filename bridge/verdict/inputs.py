@@ -25,8 +25,9 @@ def numpy_dtype(name: str) -> np.dtype:
 
 
 def fill(spec: TensorSpec, shape: tuple[int, ...], mode: str, rng: np.random.Generator) -> np.ndarray:
-    """Values at the edges of a declared range ("low", "high", "mix"), or over a whole integer dtype
-    ("full"). HIGH is exclusive: the top is HIGH - 1 for integers, the largest value below HIGH for floats."""
+    """Values at the edges of a declared range ("low", "high", "mix"), just past it ("above", "below":
+    half the elements, the rest inside), or over a whole integer dtype ("full"). HIGH is exclusive: the
+    top is HIGH - 1 for integers, the largest value below HIGH for floats."""
     dtype = numpy_dtype(spec.dtype)
     if mode == "full":
         info = np.iinfo(dtype)
@@ -47,6 +48,19 @@ def fill(spec: TensorSpec, shape: tuple[int, ...], mode: str, rng: np.random.Gen
     edges = {"low": low, "high": top}
     if mode in edges:
         return np.full(shape, edges[mode], dtype=dtype)
+    if mode in ("above", "below"):  # just past a range (one the bundle under test declared): mixed with inside
+        if dtype.kind in "iu":
+            past = min(int(np.ceil(hi)), int(info.max)) if mode == "above" else max(low - 1, int(info.min))
+        else:
+            past = (
+                hi + 0.1 * (hi - lo) * rng.random(shape)
+                if mode == "above"
+                else lo - 0.1 * (hi - lo) * rng.random(shape)
+            )
+        inside = (
+            rng.uniform(lo, hi, size=shape) if dtype.kind == "f" else rng.integers(low, top, size=shape, endpoint=True)
+        )
+        return np.where(rng.random(shape) < 0.5, past, inside).astype(dtype)
     return np.where(rng.integers(0, 2, size=shape).astype(bool), top, low).astype(dtype)
 
 
@@ -92,11 +106,133 @@ def make_feeds(specs: list[TensorSpec], case: Case) -> Feeds:
             feeds[s.name] = mask(s, shape, mode, rng)
         elif s.kind == "positions":
             feeds[s.name] = positions(s, shape)
+        elif mode == "search":
+            feeds[s.name] = search_rows(s, shape, rng)
+        elif mode is not None and mode.startswith("probe:"):
+            feeds[s.name] = probe(s, shape, [float(v) for v in mode[len("probe:") :].split(",")], rng)
         elif mode is not None:
             feeds[s.name] = fill(s, shape, mode, rng)
         else:
             feeds[s.name] = draw(s, shape, rng)
     return feeds
+
+
+SEARCH_FAMILIES = ("uniform", "band", "constant", "ties", "edges", "wide", "sparse")
+
+
+def search_rows(spec: TensorSpec, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
+    """Rows along the first axis, each drawn from a family of its own (bridge/verdict/search.py): one
+    batch covers many distributions over the input's domain, not one distribution many times."""
+    dtype = numpy_dtype(spec.dtype)
+    if not shape:
+        return _row(spec, (), SEARCH_FAMILIES[int(rng.integers(len(SEARCH_FAMILIES)))], rng).astype(dtype)
+    out = np.empty(shape, dtype=dtype)
+    for r in range(shape[0]):
+        out[r] = _row(spec, shape[1:], SEARCH_FAMILIES[int(rng.integers(len(SEARCH_FAMILIES)))], rng)
+    return out
+
+
+def _row(spec: TensorSpec, shape: tuple, family: str, rng: np.random.Generator) -> np.ndarray:
+    if spec.dtype == "bool":
+        p = float(rng.choice([0.0, 0.05, 0.5, 0.95, 1.0]))
+        return rng.random(shape) < p
+    if spec.dtype.startswith(("int", "uint")):
+        return _int_row(spec, shape, family, rng)
+    return _float_row(spec, shape, family, rng)
+
+
+def _int_row(spec: TensorSpec, shape: tuple, family: str, rng: np.random.Generator) -> np.ndarray:
+    lo, hi = spec.value_range or DEFAULT_INT_RANGE
+    info = np.iinfo(np.dtype(spec.dtype))
+    lo, top = max(int(np.ceil(lo)), int(info.min)), min(int(np.ceil(hi)) - 1, int(info.max))
+    if top < lo:
+        top = lo
+    if family == "constant":
+        return np.full(shape, rng.integers(lo, top, endpoint=True), dtype=np.int64)
+    if family == "edges":
+        return np.where(rng.integers(0, 2, size=shape).astype(bool), top, lo)
+    if family == "band":
+        c = int(rng.integers(lo, top, endpoint=True))
+        w = max(1, int((top - lo) * 10 ** rng.uniform(-3, -1)))
+        return rng.integers(max(lo, c - w), min(top, c + w), size=shape, endpoint=True)
+    if family == "sparse":
+        out = np.full(shape, lo, dtype=np.int64)
+        out[rng.random(shape) < 0.02] = top
+        return out
+    return rng.integers(lo, top, size=shape, endpoint=True)
+
+
+def _float_row(spec: TensorSpec, shape: tuple, family: str, rng: np.random.Generator) -> np.ndarray:
+    if spec.value_range is not None:
+        lo, hi = spec.value_range
+        top = float(np.nextafter(np.float32(hi), np.float32(lo)))
+        span = hi - lo
+        if family == "band":
+            c, w = rng.uniform(lo, hi), span * 10 ** rng.uniform(-4, -1)
+            return np.clip(rng.uniform(c - w, c + w, size=shape), lo, top)
+        if family == "constant":
+            c = lo + span * (rng.integers(0, 9) / 8 if rng.random() < 0.5 else rng.random())
+            return np.full(shape, min(c, top))
+        if family == "ties":
+            ties = np.arange(np.ceil(lo - 0.5), np.floor(hi - 0.5) + 1) + 0.5
+            ties = ties[(ties >= lo) & (ties <= top)]
+            if ties.size == 0:
+                ties = lo + span * (np.arange(8) + 0.5) / 8
+            return rng.choice(ties, size=shape)
+        if family == "edges":
+            return np.where(rng.integers(0, 2, size=shape).astype(bool), top, lo)
+        if family == "wide":  # toward the edges or the middle: a skewed spread over the whole domain
+            u = rng.random(shape) ** (10 ** rng.uniform(-1, 1))
+            return np.clip(lo + span * (u if rng.random() < 0.5 else 1 - u), lo, top)
+        if family == "sparse":
+            out = np.full(shape, rng.uniform(lo, hi))
+            spikes = rng.random(shape) < 0.02
+            out[spikes] = np.where(rng.random(int(spikes.sum())) < 0.5, lo, top)
+            return np.clip(out, lo, top)
+        return rng.uniform(lo, hi, size=shape)
+    if family == "band":
+        c, w = rng.normal(0, 2), 10 ** rng.uniform(-4, -1)
+        return rng.uniform(c - w, c + w, size=shape)
+    if family == "constant":
+        return np.full(shape, rng.integers(-16, 17) / 4 if rng.random() < 0.5 else rng.normal(0, 3))
+    if family == "ties":
+        return rng.integers(-6, 6, size=shape) + 0.5
+    if family == "edges":
+        return rng.choice([-1.0, 0.0, 1.0], size=shape)
+    if family == "wide":  # shifted means and spreads from 0.01 to 20: thresholds few draws reach
+        return rng.normal(rng.uniform(-5, 5), 10 ** rng.uniform(-2, 1.3), size=shape)
+    if family == "sparse":
+        out = np.zeros(shape)
+        spikes = rng.random(shape) < 0.02
+        out[spikes] = rng.choice([-1.0, 1.0], int(spikes.sum())) * 10 ** rng.uniform(0, 2, int(spikes.sum()))
+        return out
+    return rng.standard_normal(size=shape)
+
+
+def probe(spec: TensorSpec, shape: tuple[int, ...], values: list[float], rng: np.random.Generator) -> np.ndarray:
+    """Every element just below, at or just above one of ``values`` (graph thresholds in the input's
+    units; bridge/verdict/thresholds.py), within the input's declared range."""
+    dtype = numpy_dtype(spec.dtype)
+    t = np.asarray(values, dtype=np.float64)[rng.integers(0, len(values), size=shape)]
+    if dtype.kind in "iu":
+        side = rng.integers(-1, 2, size=shape)
+        out = np.where(
+            side < 0, np.floor(t) - (np.floor(t) == t), np.where(side > 0, np.ceil(t) + (np.ceil(t) == t), t)
+        )
+        lo, hi = spec.value_range or (np.iinfo(dtype).min, np.iinfo(dtype).max + 1)
+        return np.clip(np.round(out), np.ceil(lo), np.ceil(hi) - 1).astype(dtype)
+    t32 = t.astype(np.float32)
+    step = np.maximum(np.abs(t) * 1e-3, 1e-3)
+    choice = rng.integers(0, 5, size=shape)
+    out = np.select(
+        [choice == 0, choice == 1, choice == 2, choice == 3],
+        [t - step, np.nextafter(t32, np.float32(-np.inf)), t32, np.nextafter(t32, np.float32(np.inf))],
+        t + step,
+    )
+    if spec.value_range is not None:
+        lo, hi = spec.value_range
+        out = np.clip(out, lo, np.nextafter(np.float32(hi), np.float32(lo)))
+    return out.astype(dtype)
 
 
 def mask(spec: TensorSpec, shape: tuple[int, ...], mode: str | None, rng: np.random.Generator) -> np.ndarray:

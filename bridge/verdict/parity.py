@@ -9,7 +9,15 @@ from dataclasses import dataclass
 
 from bridge.errors import BridgeError, ConversionError, InputError, exception_summary
 from bridge.types import Case, TensorSpec
-from bridge.verdict.compare import FAIL, OutputResult, compare_outputs, cross_case_vacuity, outputs_equal
+from bridge.verdict.compare import (
+    FAIL,
+    PASS,
+    OutputResult,
+    compare_outputs,
+    cross_case_vacuity,
+    detection_groups,
+    outputs_equal,
+)
 from bridge.verdict.policy import Policy
 
 CaseRun = tuple  # (Case, feeds, outputs)
@@ -27,19 +35,26 @@ class FileInfo:
     description: dict
     precision: str
     evidence: str
+    boundaries: object = None  # the thresholds the graph applies to its inputs, when asked for
 
 
-def inspect_file(path, *, produced_by: str | None = None) -> FileInfo:
-    """onnx.checker (full) and onnx.load on ``path``; its inputs, outputs, description and precision.
-    A file bridge's own step wrote (``produced_by``) that fails is a ConversionError naming the step;
-    anything else an InputError."""
+def inspect_file(path, *, produced_by: str | None = None, boundaries: bool = False) -> FileInfo:
+    """onnx.checker (full) and onnx.load on ``path``; its inputs, outputs, description and precision,
+    and (``boundaries``) the thresholds it applies to its inputs (bridge/verdict/thresholds.py). A file
+    bridge's own step wrote (``produced_by``) that fails is a ConversionError naming the step; anything
+    else an InputError."""
     from bridge.artifact.onnx_file import describe, io_specs, load_checked
     from bridge.precision.methods import graph_precision
 
     proto = load_checked(path, produced_by_us=produced_by is not None)
     inputs, outputs = io_specs(proto)
     precision, evidence = graph_precision(proto)
-    return FileInfo(inputs, outputs, describe(proto), precision, evidence)
+    found = None
+    if boundaries:
+        from bridge.verdict import thresholds
+
+        found = thresholds.find(proto)
+    return FileInfo(inputs, outputs, describe(proto), precision, evidence, found)
 
 
 def open_ort(
@@ -77,18 +92,25 @@ def compare_file(
     padded: dict | None = None,
     keep: dict | None = None,
     produced_by: str | None = None,
+    notes: list | None = None,
 ) -> list:
     """The file in ONNX Runtime, compared with the reference on every run (export's and derivation's
     step; verify opens the runner itself because it also times it)."""
     with open_ort(path, device, threads=threads, produced_by=produced_by) as runner:
-        return run_onnx(runner, runs, policy, device, keep=keep, padded=padded)
+        return run_onnx(runner, runs, policy, device, keep=keep, padded=padded, notes=notes)
 
 
-def run_reference(model, cases: list[tuple[Case, dict]]) -> tuple[list[CaseRun], str | None, list[str]]:
+def run_reference(
+    model, cases: list[tuple[Case, dict]], timings: dict | None = None
+) -> tuple[list[CaseRun], str | None, list[str]]:
     """Native outputs per case. The first case runs twice and must be bit-identical; the model's
     state (BatchNorm statistics) must not change. Optional cases the native model rejects (an error,
-    or NaN/Inf where the first case had none) are dropped with a note. Returns the runs, a problem
-    description (or None) and the notes."""
+    or NaN/Inf where the first case had none) are dropped with a note; so are the rows of a search case
+    on which the native model gives NaN/Inf (its domain's own limit, not an export error). Returns the
+    runs, a problem description (or None) and the notes. ``timings``: filled with the seconds the native
+    model took per case label (the search's budget uses them)."""
+    import time
+
     runs: list[CaseRun] = []
     problem = None
     notes: list[str] = []
@@ -96,17 +118,33 @@ def run_reference(model, cases: list[tuple[Case, dict]]) -> tuple[list[CaseRun],
 
     for i, (case, feeds) in enumerate(cases):
         stage(f"running the native model: case {case.label} ({i + 1}/{len(cases)})")
-        if case.optional:
+        start = time.perf_counter()
+        if case.optional or case.search:
             try:
                 out = model.run(feeds)
             except Exception as exc:  # noqa: BLE001 - the model's own limit, not an export error
                 notes.append(f"case {case.label} dropped: the native model rejects it ({exception_summary(exc, 160)})")
                 continue
-            if runs and _nonfinite(out) and not _nonfinite(runs[0][2]):
+            if case.search and _nonfinite(out):
+                kept = finite_rows(case, feeds, out)
+                if kept is None:
+                    notes.append(f"case {case.label} dropped: the native model gives NaN/Inf on it")
+                    continue
+                case, feeds, out, dropped = kept
+                notes.append(f"case {case.label}: {dropped} rows dropped, on which the native model gives NaN/Inf")
+            if case.search:
+                from dataclasses import replace as _replace
+
+                from bridge.verdict.rounding import native_noise
+
+                case = _replace(case, noise=native_noise(model, feeds, out))
+            elif runs and _nonfinite(out) and not _nonfinite(runs[0][2]):
                 notes.append(f"case {case.label} dropped: the native model gives NaN/Inf on it")
                 continue
         else:
             out = _run_native(model, feeds, case)
+        if timings is not None:
+            timings[case.label] = time.perf_counter() - start
         if i == 0:
             again = _run_native(model, feeds, case)
             differ = outputs_equal(out, again)
@@ -122,6 +160,43 @@ def run_reference(model, cases: list[tuple[Case, dict]]) -> tuple[list[CaseRun],
     return runs, problem, notes
 
 
+def rows_of(feeds: dict, outputs: dict) -> int | None:
+    """The number of rows when every input and every output carries them along its first axis."""
+    import numpy as np
+
+    arrays = [np.asarray(a) for a in (*feeds.values(), *outputs.values())]
+    firsts = {a.shape[0] if a.ndim else None for a in arrays}
+    return firsts.pop() if len(firsts) == 1 and None not in firsts else None
+
+
+def finite_rows(case: Case, feeds: dict, outputs: dict):
+    """The case restricted to the rows on which every native output is finite: (case, feeds, outputs,
+    rows dropped), or None when rows cannot be told apart or none is left."""
+    import dataclasses
+
+    import numpy as np
+
+    n = rows_of(feeds, outputs)
+    if not n:
+        return None
+    ok = np.ones(n, dtype=bool)
+    for v in outputs.values():
+        v = np.asarray(v)
+        if v.dtype.kind in "fc":
+            ok &= np.isfinite(v.reshape(n, -1)).all(axis=1)
+    if not ok.any():
+        return None
+    axis = next((k for k, size in case.sizes.items() if size == n), None)
+    sizes = {**case.sizes, axis: int(ok.sum())} if axis else dict(case.sizes)
+    take = {k: np.asarray(v)[ok] for k, v in feeds.items()}
+    return (
+        dataclasses.replace(case, sizes=sizes),
+        take,
+        {k: np.asarray(v)[ok] for k, v in outputs.items()},
+        int(n - ok.sum()),
+    )
+
+
 def _nonfinite(outputs: dict) -> bool:
     import numpy as np
 
@@ -134,17 +209,15 @@ def _run_native(model, feeds: dict, case: Case | None = None) -> dict:
     except BridgeError:
         raise
     except Exception as exc:
+        from bridge.native.failures import cuda_missing, dtype_hint, size_hint
+
+        cuda = cuda_missing(exc, "the native model")
+        if cuda is not None:
+            raise cuda from None
         shapes = ", ".join(f"{k}:{v.dtype}{list(v.shape)}" for k, v in feeds.items())
-        hint = "check that the --input specs match the model's forward() arguments, in order"
-        if case is not None and case.sizes:
-            axis = case.label.split("=", 1)[0]
-            axis = axis if axis in case.sizes else "AXIS"
-            sizes = ", ".join(f"{k}={v}" for k, v in case.sizes.items())
-            hint = (
-                f"case {case.label} runs the dynamic axes at {sizes}; if the model needs a minimum (or maximum) "
-                f"size on an axis, declare it: --dim-min {axis}=SIZE (--dim-max {axis}=SIZE), and --dim {axis}=SIZE "
-                "for the export size; otherwise check the --input specs against forward()"
-            )
+        hint = dtype_hint(exc, feeds) or "check that the --input specs match the model's forward() arguments, in order"
+        if case is not None and case.sizes and not hint.startswith("the model's weights are"):
+            hint = size_hint(case)
         raise InputError(
             f"the native model failed on inputs {shapes} (case {case.label if case else '?'}): "
             f"{exception_summary(exc)}",
@@ -192,8 +265,8 @@ def fixed_dynamic_axes(declared: list[TensorSpec], onnx_inputs: list[TensorSpec]
 
 def padded_outputs(inputs: list[TensorSpec], outputs: list[TensorSpec]) -> dict[str, str]:
     """Outputs laid out along an attention mask (their leading axes are the mask's axes, by name):
-    output name -> mask input name. Their elements at padded positions are defined by neither side
-    and are not compared (a causal model's rows with prefix padding attend to nothing)."""
+    output name -> mask input name. Their elements at padded positions are compared like any other;
+    only where the native model itself leaves them undefined (NaN or Inf there) are they not."""
     masks = [s for s in inputs if s.kind == "mask" and s.dims and all(isinstance(d, str) for d in s.dims)]
     found = {}
     for out in outputs:
@@ -205,6 +278,9 @@ def padded_outputs(inputs: list[TensorSpec], outputs: list[TensorSpec]) -> dict[
 
 
 def _ignored(padded: dict[str, str], feeds: dict, outputs: dict) -> dict:
+    """Per padded output: the elements not compared, those at padded positions where the native output
+    is NaN or Inf (the native model leaves them undefined; the ONNX side may put anything there). A
+    NaN on the ONNX side where the native side is finite fails, padded or not."""
     import numpy as np
 
     ignore = {}
@@ -212,10 +288,12 @@ def _ignored(padded: dict[str, str], feeds: dict, outputs: dict) -> dict:
         if out not in outputs or mask_name not in feeds:
             continue
         mask, arr = np.asarray(feeds[mask_name]), np.asarray(outputs[out])
-        if arr.shape[: mask.ndim] != mask.shape:
+        if arr.shape[: mask.ndim] != mask.shape or arr.dtype.kind not in "fc":
             continue
-        off = (mask == 0).reshape(mask.shape + (1,) * (arr.ndim - mask.ndim))
-        ignore[out] = np.broadcast_to(off, arr.shape)
+        off = np.broadcast_to((mask == 0).reshape(mask.shape + (1,) * (arr.ndim - mask.ndim)), arr.shape)
+        undefined = off & ~np.isfinite(arr)
+        if undefined.any():
+            ignore[out] = undefined
     return ignore
 
 
@@ -226,16 +304,20 @@ def run_onnx(
     device: str,
     keep: dict | None = None,
     padded: dict[str, str] | None = None,
+    notes: list | None = None,
 ) -> list[OutputResult]:
     """ONNX Runtime on each case's inputs, compared with that case's reference outputs. The ONNX
     outputs of the cases named in ``keep`` (label -> None) are stored there for dataset metrics.
-    ``padded`` (see ``padded_outputs``) names outputs whose padded positions are not compared."""
+    ``padded`` (see ``padded_outputs``) names outputs laid along an attention mask. A search case can
+    only find a failure: its results that prove nothing (inconclusive) leave the verdict, counted in
+    ``notes``."""
     import time
     from dataclasses import replace
 
     from bridge.progress import stage
 
     results: list[OutputResult] = []
+    structural = detection_groups(reference)
     for n, (case, feeds, ref_out) in enumerate(reference):
         stage(f"running ONNX Runtime ({device}) and comparing: case {case.label} ({n + 1}/{len(reference)})")
         start, first = time.perf_counter(), len(results)
@@ -255,13 +337,31 @@ def run_onnx(
             keep[case.label] = cand
         results.extend(
             compare_outputs(
-                ref_out, cand, policy, device, case.label, _ignored(padded, feeds, ref_out) if padded else None
+                ref_out,
+                cand,
+                policy,
+                device,
+                case.label,
+                _ignored(padded, feeds, ref_out) if padded else None,
+                structural,
             )
         )
         # an element-test failure within ONNX Runtime's own rounding: inconclusive
         from bridge.verdict.rounding import recheck
 
         recheck(results, first, feeds, ref_out, cand, runner.unoptimized)
+        if case.search and case.noise:
+            from bridge.verdict.rounding import recheck_noise
+
+            recheck_noise(results, first, ref_out, cand, case.noise)
+        if case.search:
+            idle = [r for r in results[first:] if r.status not in (PASS, FAIL)]
+            if idle and notes is not None:
+                notes.append(
+                    f"search case {case.label} on {device}: {', '.join(r.name for r in idle)} not counted "
+                    f"({idle[0].reason.split(';')[0][:160]}): a search case only counts when it fails or passes"
+                )
+            results[first:] = [r for r in results[first:] if r.status in (PASS, FAIL)]
         share = (time.perf_counter() - start) / max(1, len(results) - first)  # ONNX Runtime plus comparison
         results[first:] = [replace(r, seconds=round(share, 6)) for r in results[first:]]
     return cross_case_vacuity(reference, results, policy, device)
@@ -288,7 +388,8 @@ def padding_notes(padded: dict[str, str], results: list[OutputResult]) -> list[s
         if r.ignored:
             ignored[r.name] = ignored.get(r.name, 0) + r.ignored
     return [
-        f"{name}: {n} elements at padded positions ({padded[name]} == 0) were not compared: neither side defines them"
+        f"{name}: {n} elements at padded positions ({padded[name]} == 0) were not compared: the native model "
+        "gives NaN/Inf there (it leaves them undefined); every other padded position was compared"
         for name, n in ignored.items()
         if name in padded
     ]

@@ -38,26 +38,34 @@ def test_tiny_classifier_reduced_bundle_passes_and_other_weights_fail(precision,
     assert entry["precision"] == precision and entry["fp32"]["status"] == "pass"
     assert entry["method"] == ("dynamic" if precision == "int8" else "fp16")
     assert entry["calibration"] is None and manifest["policy"]["precision"] == precision
-    assert set(manifest["files"]) == {"model.onnx", "golden.npz"}  # the reduced graph is the model
+    # the reduced graph is the model; the float32 parent it was derived from travels with it
+    assert set(manifest["files"]) == {"model.onnx", "golden.npz", "parent.onnx"}
+    assert entry["parent"]["file"] == "parent.onnx"
     if precision == "int8":
         assert entry["settings"]["gemm_rewritten_as_matmul"] == 3
         assert entry["settings"]["quantized_ops"]
     assert any("this check is weak" in n for n in report.notes)  # no real samples at export
 
-    same = bridge.verify(out, source=model, threads=1)
+    # the verifier sets the terms: without --precision the graph is judged by the strict float32 row
+    strict = bridge.verify(out, source=model, threads=1)
+    assert any(f"verify with --precision {precision}" in n for n in strict.notes)
+    assert {r.tolerance.row for r in strict.results} == {""}
+    same = bridge.verify(out, source=model, precision=precision, threads=1)
     assert same.status == "pass", same.reason
-    assert {r.tolerance.row for r in same.results} == {f"float32/cpu/{precision}"}
+    assert {r.tolerance.row for r in same.results if "[fp32 parent]" not in r.name} == {f"float32/cpu/{precision}"}
+    assert any(r.name.endswith("[fp32 parent]") and r.status == "pass" for r in same.results)
+    assert any(n.startswith("derivation:") for n in same.notes)
     assert bridge.verify(out, threads=1).status == "pass"  # golden check under the bundle's own row
 
-    against_other = bridge.verify(out, source=other, threads=1)
+    against_other = bridge.verify(out, source=other, precision=precision, threads=1)
     assert against_other.status == "fail"
 
     samples = tmp_path / "samples.npz"
     np.savez(samples, x=np.random.default_rng(3).standard_normal((200, 16)).astype(np.float32))
-    on_data = bridge.verify(out, source=model, samples=samples, threads=1)
+    on_data = bridge.verify(out, source=model, samples=samples, precision=precision, threads=1)
     assert on_data.status == "pass", on_data.reason
     assert on_data.dataset["cpu"]["outputs"]["output"]["top1_agreement"] >= 0.99
-    assert bridge.verify(out, source=other, samples=samples, threads=1).status == "fail"
+    assert bridge.verify(out, source=other, samples=samples, precision=precision, threads=1).status == "fail"
 
 
 def test_calibrate_needs_int8(tmp_path):
@@ -147,13 +155,17 @@ def test_digits_cnn_reduced_bundle_end_to_end(precision, digits, workdir):
         assert exported["dataset"]["cpu"]["outputs"]["output"]["top1_agreement"] >= 0.99  # on the calibration digits
 
     verify = ["verify", out, "--source", CNN, "--samples", digits["held_out"], "--labels", digits["labels"]]
+    verify += ["--precision", precision]  # the verifier accepts the reduced row; the bundle cannot choose it
     res = run_cli(*verify, "--weights", digits["weights"], "--json", workdir / f"{precision}.verify.json", cwd=ROOT)
     assert res.returncode == 0, res.stdout + res.stderr
     report = json.loads((workdir / f"{precision}.verify.json").read_text())
     held_out = report["dataset"]["cpu"]["outputs"]["output"]
     assert held_out["top1_agreement"] >= 0.99 and held_out["rows"] == 360
     assert held_out["accuracy_native"] > 0.9 and held_out["accuracy_onnx"] > 0.9
-    assert all(o["tolerance"]["row"] == f"float32/cpu/{precision}" for o in report["outputs"])
+    assert all(
+        o["tolerance"]["row"] == f"float32/cpu/{precision}" for o in report["outputs"] if "parent" not in o["name"]
+    )
+    assert any(n.startswith("derivation:") and "what the recorded method makes" in n for n in report["notes"])
     assert "top-1 agreement" in res.stdout and "accuracy native" in res.stdout
 
     res = run_cli(*verify, "--json", workdir / f"{precision}.untrained.json", cwd=ROOT)  # no --weights

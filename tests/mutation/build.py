@@ -472,6 +472,9 @@ def build_torch(out: Path) -> dict:
         plan["train_mode_dropout_torch"] = _verify(
             onnx_file(ft.dropout_train(), out / "dropout.onnx", (2, 4)), src("dropout_train")
         )
+    from mutation.build_search import build_torch_search
+
+    build_torch_search(out, plan, src)
     return plan
 
 
@@ -522,6 +525,10 @@ def build_keras(out: Path) -> dict:
         bad = m(mix, out / "corrupt", corrupt(mix))
         plan["corrupt_weights_keras_file"] = _verify(bad, src)
         plan["corrupt_weights_golden_keras"] = _verify(bad)
+    if "control_mix_keras" in plan and "build_error" not in plan["control_mix_keras"]:
+        from mutation.build_search import build_keras_search
+
+        build_keras_search(out, plan, out / "mix_keras", str(keras_file))
 
     with plan.group("control_savedmodel", "corrupt_weights_savedmodel"):
         with _quiet():

@@ -218,3 +218,116 @@ def dropout_train():
     model = _DropNet()
     model.train()
     return model
+
+
+# -- bases of the search mutants (bridge/verdict/search.py): kinds of wrong exports nobody listed ----------
+
+
+class Rounded(nn.Module):
+    """A value rounded to the nearest half on its way in (quantization-aware preprocessing): torch.round
+    rounds .5 ties to even."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(4, 3)
+
+    def forward(self, x):
+        return self.lin(torch.round(x * 2) / 2)
+
+
+@_inputs("x:float32[batch,4]")
+def rounded():
+    torch.manual_seed(0)
+    return Rounded().eval()
+
+
+class Counts(nn.Module):
+    """Small integer counts used as numbers (no embedding table: nothing states their range)."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(4, 3)
+
+    def forward(self, counts):
+        return self.lin(counts.float())
+
+
+@_inputs("counts:int64[batch,4]")
+def counts():
+    torch.manual_seed(0)
+    return Counts().eval()
+
+
+class Masked(nn.Module):
+    """Token states over a padded sequence: each position's own embedding plus the mean of the attended
+    ones. Padded positions are defined (the native model returns finite values there)."""
+
+    def __init__(self):
+        super().__init__()
+        self.emb = nn.Embedding(50, 4)
+        self.out = nn.Linear(4, 4)
+
+    def forward(self, ids, attention_mask):
+        e = self.emb(ids)
+        m = attention_mask.unsqueeze(-1).float()
+        pooled = (e * m).sum(1, keepdim=True) / m.sum(1, keepdim=True)
+        return self.out(e + pooled)
+
+
+@_inputs("ids:int64[batch,seq]", "attention_mask:int64[batch,seq]")
+def masked():
+    torch.manual_seed(0)
+    return Masked().eval()
+
+
+# -- hard correct controls: right exports that a careless verifier would fail ------------------------------
+
+
+class Deep(nn.Module):
+    """Thirty residual ReLU layers whose activations grow into the hundreds (a deep network without
+    normalisation): float32 rounding accumulates through them, and a right export must still pass."""
+
+    def __init__(self):
+        super().__init__()
+        self.layers = nn.ModuleList(nn.Linear(16, 16) for _ in range(30))
+
+    def forward(self, x):
+        for lin in self.layers:
+            x = x + torch.relu(lin(x))
+        return x
+
+
+@_inputs("x:float32[batch,16]")
+def deep():
+    torch.manual_seed(0)
+    return Deep().eval()
+
+
+class NearTie(nn.Module):
+    """Logits whose two best classes differ by about 1e-6: their argmax flips with rounding."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(8, 1)
+
+    def forward(self, x):
+        base = self.lin(x)
+        return torch.cat([base, base + 1e-6 * torch.tanh(x[:, :1]), base - 1.0], dim=1)
+
+
+@_inputs("x:float32[batch,8]")
+def near_tie():
+    torch.manual_seed(0)
+    return NearTie().eval()
+
+
+class LongSum(nn.Module):
+    """A sum over 20,000 elements: the order of the additions differs between runtimes."""
+
+    def forward(self, x):
+        return (x * 3.0).sum(dim=1, keepdim=True)
+
+
+@_inputs("x:float32[batch,20000]")
+def long_sum():
+    return LongSum().eval()

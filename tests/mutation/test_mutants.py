@@ -44,6 +44,10 @@ CLASSES = {
     "state": "Keras state in inference",
     "train_mode": "train-mode factory",
     "corruption": "plain value corruption",
+    "search": "found by the search, not a named case",
+    "padded": "padded positions",
+    "terms": "the bundle setting its own terms",
+    "derivation": "a reduced-precision graph that is not its parent's derivation",
     "control": "correct export",
 }
 
@@ -186,6 +190,62 @@ MUTANTS = {
     "control_savedmodel": ("control", "keras", 0, "SavedModel of `mix`: base of corrupt_weights_savedmodel"),
     "control_golden_keras": ("control", "onnxruntime", 0, "Keras `mix` bundle, golden check only"),
     "control_bn_keras": ("control", "keras", 0, "BatchNormalization in inference mode: the twin of keras_bn_training"),
+    # 9. kinds nobody listed: found by the search (bridge/verdict/search.py), not by a named case
+    "search_band_torch": ("search", "torch", 1, "a in 0:1; values within 0.004 of 0.37 (inside the range) negated"),
+    "search_mean_band_torch": ("search", "torch", 1, "a row of a whose mean lies in 0.43..0.44 negated"),
+    "search_nan_threshold_torch": ("search", "torch", 1, "NaN wherever x passes 3.5 (few normal draws do)"),
+    "search_ties_torch": ("search", "torch", 1, "Round (ties to even) written as Floor(x + 0.5): off at .5 ties only"),
+    "search_odd_batch_torch": ("search", "torch", 1, "output shifted at batch 3 only"),
+    "search_odd_seq_torch": ("search", "torch", 1, "output shifted at sequence length 7 only"),
+    "search_large_batch_torch": ("search", "torch", 1, "output shifted from batch 16 on"),
+    "search_long_seq_torch": ("search", "torch", 1, "output shifted from sequence length 17 on"),
+    "search_band_keras": ("search", "keras", 1, "a in 0:1; values within 0.004 of 0.37 negated"),
+    "search_odd_batch_keras": ("search", "keras", 1, "output shifted at batch 3 only"),
+    "padded_nan_torch": ("padded", "torch", 1, "NaN at padded positions, where the native model is defined"),
+    "padded_zero_torch": ("padded", "torch", 1, "zeros at padded positions, where the native model is not zero"),
+    # 10. the bundle under test setting its own terms (the verifier sets them)
+    "terms_precision_trojan_torch": (
+        "terms",
+        "torch",
+        1,
+        "output x1.15, an unused QDQ pair and an int8 record in the manifest",
+    ),
+    "terms_fp16_trojan_torch": ("terms", "torch", 1, "output x1.008, an unused float16 tensor and an fp16 record"),
+    "terms_domain_trojan_torch": ("terms", "torch", 1, "x > 0.5 negated; the manifest declares x in -0.4:0.4"),
+    "terms_domain_trojan_strict_torch": ("terms", "torch", 1, "the same, verified with --strict-terms"),
+    "terms_narrowed_int_torch": (
+        "terms",
+        "torch",
+        1,
+        "counts >= 9 read as 0; the manifest narrows the counts to 0:9 (nothing else declares them)",
+    ),
+    "terms_domain_trojan_keras": (
+        "terms",
+        "keras",
+        1,
+        "b > 1.5 negated; the bundle declares b in 0:1, the source nothing",
+    ),
+    "derivation_int8_tampered_torch": (
+        "derivation",
+        "torch",
+        1,
+        "a faithful int8 bundle, then its weight scales x1.15 (hashes recomputed)",
+    ),
+    "derivation_fp16_tampered_torch": (
+        "derivation",
+        "torch",
+        1,
+        "a faithful fp16 bundle, then its float16 weights x1.008",
+    ),
+    # hard correct controls: right exports a careless verifier fails
+    "control_rounded_torch": ("control", "torch", 0, "rounding to halves (the base of search_ties)"),
+    "control_counts_torch": ("control", "torch", 0, "integer counts with no declared range"),
+    "control_masked_torch": ("control", "torch", 0, "masked mean pooling over a padded sequence"),
+    "control_deep_torch": ("control", "torch", 0, "thirty residual ReLU layers, activations in the hundreds"),
+    "control_near_tie_torch": ("control", "torch", 0, "logits whose two best classes differ by about 1e-6"),
+    "control_long_sum_torch": ("control", "torch", 0, "a sum over 20,000 elements"),
+    "control_int8_torch": ("control", "torch", 0, "a faithful int8 bundle, verified with --precision int8"),
+    "control_fp16_torch": ("control", "torch", 0, "a faithful fp16 bundle, verified with --precision fp16"),
 }
 
 # Rows bridge does not catch (id -> class), each marked xfail(strict=True). Empty since the case plan,
