@@ -80,3 +80,45 @@ def test_judge_needs_every_failing_element_within_the_allowance():
     result = judge(_fail(cand), REF, cand, plain)
     assert result.status == FAIL and "beyond its rounding" in result.reason
     assert judge(_fail(cand), REF, cand, np.full_like(cand, np.nan)).status == FAIL  # a broken twin changes nothing
+
+
+class _DetRunner:
+    """Detections on the ONNX side; its unoptimized twin returns ``plain``."""
+
+    def __init__(self, out, plain=None):
+        self.out, self.plain = out, plain
+
+    def run(self, feeds):
+        return dict(self.out)
+
+    def unoptimized(self):
+        return _DetRunner(self.plain)
+
+
+def _detections(boxes, scores, labels):
+    return {
+        "boxes": np.asarray(boxes, np.float32),
+        "scores": np.asarray(scores, np.float32),
+        "labels": np.asarray(labels, np.int64),
+    }
+
+
+def _run_det(cand, plain):
+    ref = _detections([[0, 0, 10, 10], [20, 20, 30, 30]], [0.9, 0.2], [1, 2])
+    case = Case("zeros", 0, {})
+    (result,) = run_onnx(_DetRunner(cand, plain), [(case, {"x": np.zeros(1, np.float32)}, ref)], Policy(), "cpu")
+    return result
+
+
+def test_detections_the_runtime_itself_disagrees_on_are_inconclusive():
+    # the first box moved on the ONNX side, and ONNX Runtime without optimizations puts it elsewhere again
+    cand = _detections([[0, 0, 10, 12], [20, 20, 30, 30]], [0.9, 0.2], [1, 2])
+    plain = _detections([[0, 0, 10, 10.5], [20, 20, 30, 30]], [0.9, 0.2], [1, 2])
+    result = _run_det(cand, plain)
+    assert result.status == INCONCLUSIVE and "disagrees with itself" in result.reason
+
+
+def test_a_wrong_detection_head_stays_a_failure():
+    cand = _detections([[0, 0, 10, 12], [20, 20, 30, 30]], [0.9, 0.2], [1, 2])
+    result = _run_det(cand, dict(cand))  # the runtime agrees with itself: the moved box is the graph's
+    assert result.status == FAIL

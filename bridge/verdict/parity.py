@@ -347,9 +347,10 @@ def run_onnx(
             )
         )
         # an element-test failure within ONNX Runtime's own rounding: inconclusive
-        from bridge.verdict.rounding import recheck
+        from bridge.verdict.rounding import recheck, recheck_detections
 
         recheck(results, first, feeds, ref_out, cand, runner.unoptimized)
+        recheck_detections(results, first, feeds, cand, runner.unoptimized, policy, device)
         if case.search and case.noise:
             from bridge.verdict.rounding import recheck_noise
 

@@ -144,3 +144,47 @@ def recheck_noise(results: list[OutputResult], first: int, ref_out: dict, cand: 
                     f"{float(spread.max()):.3g}): the input is ill-conditioned, not evidence either way"
                 ),
             )
+
+
+def recheck_detections(results: list, first: int, feeds: dict, cand: dict, unoptimized, policy, device: str) -> None:
+    """Rejudge, in place, failing detection groups among ``results[first:]``: when ONNX Runtime's own two
+    runs of the graph (optimizations on and off) disagree on the same detections as much (a box or a
+    score set moved, a detection in or out at the cut-off), the difference from the native model is
+    within the runtime's own rounding on this input: inconclusive, never a pass. A wrong detection
+    head stays a failure: the runtime agrees with itself on it."""
+    from bridge.verdict.compare import DETECTION_RULE, compare_detections
+
+    todo = [i for i in range(first, len(results)) if results[i].rule == DETECTION_RULE and results[i].status == FAIL]
+    if not todo:
+        return
+    try:
+        other = unoptimized().run(feeds)
+    except Exception:  # noqa: BLE001 - the verdict stands as it was if the second run cannot be made
+        return
+    for i in todo:
+        r = results[i]
+        trio = _trio(r.name)
+        if trio is None or not all(n in cand and n in other for n in trio):
+            continue
+        prefix = r.name[: -len("detections")] if r.name.endswith("detections") else ":"
+        itself = compare_detections(prefix, trio, cand, other, policy, device, r.case)
+        if itself.status == FAIL:
+            results[i] = replace(
+                r,
+                status=INCONCLUSIVE,
+                reason=(
+                    f"{r.reason}; but ONNX Runtime disagrees with itself as much on these detections (graph optimizations "
+                    f"off: {itself.reason[:160]}): a cut-off or a near tie decided by rounding, not shown wrong"
+                ),
+            )
+
+
+def _trio(name: str):
+    """The (boxes, scores, labels) outputs a detection result is about, from its name."""
+    if name.startswith("detections(") and name.endswith(")"):
+        parts = [p.strip() for p in name[len("detections(") : -1].split(",")]
+        return tuple(parts) if len(parts) == 3 else None
+    if name.endswith("detections"):
+        prefix = name[: -len("detections")]
+        return tuple(prefix + p for p in ("boxes", "scores", "labels"))
+    return None
