@@ -33,11 +33,15 @@ def mode_dependent(module: torch.nn.Module) -> list[str]:
 
 
 def _reads_training(m: torch.nn.Module) -> bool:
-    """A forward() outside torch.nn that reads ``self.training`` (functional dropout, a custom branch)."""
+    """A forward() of the user's own code that reads ``self.training`` (functional dropout, a custom
+    branch). Installed libraries' modules are judged by the layers they hold: transformers' read it for
+    gradient checkpointing, which inference never takes."""
     forward = getattr(type(m), "forward", None)
     code = getattr(forward, "__code__", None)
-    module = getattr(type(m), "__module__", "") or ""
-    return code is not None and not module.startswith("torch.nn") and "training" in code.co_names
+    if code is None or "training" not in code.co_names:
+        return False
+    where = code.co_filename.replace("\\", "/")
+    return "/site-packages/" not in where and "/dist-packages/" not in where
 
 
 def eval_note(layers: list[str]) -> str:
