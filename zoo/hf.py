@@ -555,7 +555,7 @@ def hubert():
 # The sweep must not give the waveform fewer samples than the feature encoder needs for a few frames:
 # wav2vec2's published configs (kernels 10,3,3,3,3,2,2, strides 5,2,2,2,2,2,2) need 400 for one; this
 # small config needs 40, and 400 (25 ms at 16 kHz) keeps the sweep on realistic lengths.
-_declare(["input_values:float32[batch,samples]"], wav2vec2, hubert, dim_min={"samples": "400"})
+_declare(["input_values:float32[batch,samples]"], wav2vec2, hubert, dim_min={"samples": 400})
 
 WHISPER_MELS = 16
 WHISPER_FRAMES = 64  # = 2 * max_source_positions: Whisper's encoder accepts exactly this many frames
