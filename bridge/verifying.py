@@ -334,16 +334,14 @@ class NativeSide:
                 report.notes.insert(0, named)
         structure, where = input_structure(target, loaded, opts)
         terms = decide(opts, structure, where, target.bundle, opts.strict_terms)
-        report.notes.extend(terms.notes)
-        if terms.from_artifact:
-            report.check["terms_from_artifact"] = list(terms.from_artifact)
         problem = binding_problem(terms.specs, target.onnx_inputs, loaded.model.input_names())
         stage("deciding what each input's values mean")
         sizes = export_sizes(target, opts)
         specs, inputs_table = with_semantics(
             loaded, terms.specs, sizes, terms.range_from, kinds=terms.kinds, weak=tuple(terms.widen)
         )
-        terms.settle(inputs_table)  # a table the model states replaces a range only the bundle gave
+        terms.settle(inputs_table, opts.strict_terms)  # a table the model states replaces the bundle's range
+        report.notes.extend(terms.notes)
         if terms.from_artifact:
             report.check["terms_from_artifact"] = list(terms.from_artifact)
         else:

@@ -37,15 +37,35 @@ class Terms:
     notes: list = field(default_factory=list)
     from_artifact: list = field(default_factory=list)  # terms taken from the bundle under test
     widen: list = field(default_factory=list)  # inputs whose domain came from the bundle: searched beyond it
+    pending: dict = field(default_factory=dict)  # input -> a range only the bundle declared, until settled
 
-    def settle(self, inputs_table: list[dict]) -> None:
-        """After each input's semantics were decided: a range the bundle gave that the model's own table
-        replaced (an embedding's size, found on the verifier's side) is no longer the artifact's term."""
+    def settle(self, inputs_table: list[dict], strict: bool) -> None:
+        """After each input's semantics were decided, the ranges only the bundle declared: one the model's
+        own table replaced (an embedding's size, found on the verifier's side) is no longer the artifact's
+        term, and is reported only where it differs; one nothing on the verifier's side replaced is
+        reported as unused (strict) or stays the artifact's term (lenient)."""
         for row in inputs_table:
             name = row.get("name")
-            if name in self.widen and row.get("range_from") != BUNDLE:
-                self.widen.remove(name)
-                self.from_artifact = [t for t in self.from_artifact if not t.startswith(f"the range of {name} ")]
+            theirs = self.pending.get(name)
+            if theirs is None:
+                continue
+            mine = tuple(row["range"]) if row.get("range") and row.get("range_from") != BUNDLE else None
+            if mine is not None:
+                if name in self.widen:
+                    self.widen.remove(name)
+                    self.from_artifact = [t for t in self.from_artifact if not t.startswith(f"the range of {name} ")]
+                if tuple(theirs) != mine:
+                    what = "narrower than" if _narrower(theirs, mine) else "different from"
+                    self.notes.append(
+                        f"the bundle declares {name} in {_fmt(theirs)}, {what} {_fmt(mine)} "
+                        f"({row.get('range_from')}): not used"
+                    )
+            elif strict:
+                self.notes.append(
+                    f"the bundle declares {name} in {_fmt(theirs)}: not used (strict terms: the verifier's side "
+                    "declares no range for it, so bridge's default domain applies; declare it with "
+                    f"--input-range {name}=LOW:HIGH, a config key or the source)"
+                )
 
     def to_json(self) -> dict:
         return {"from_artifact": list(self.from_artifact), "unused": [n for n in self.notes if "not used" in n]}
@@ -83,13 +103,8 @@ def decide(request, specs: list[TensorSpec], structure_from: str, bundle, strict
                     f"({terms.range_from[s.name]}): not used"
                 )
         elif theirs is not None:
-            if strict:
-                terms.notes.append(
-                    f"the bundle declares {s.name} in {_fmt(theirs)}: not used (strict terms: the "
-                    "verifier's side declares no range for it, so bridge's default domain applies; "
-                    f"declare it with --input-range {s.name}=LOW:HIGH, a config key or the source)"
-                )
-            else:
+            terms.pending[s.name] = theirs  # settled once the model's own tables are known (``settle``)
+            if not strict:
                 rng = theirs
                 terms.range_from[s.name] = BUNDLE
                 terms.from_artifact.append(f"the range of {s.name} ({_fmt(theirs)})")
