@@ -1,8 +1,11 @@
-"""Plain-text rendering of a Report for the terminal (no colour codes; readable in CI logs)."""
+"""Plain-text rendering of a Report for the terminal (no colour codes; readable in CI logs). Every string
+of the report passes through bridge.report.text.clean first: names, reasons and notes from a hostile
+bundle cannot steer the terminal."""
 
 from __future__ import annotations
 
 from bridge.report.model import Report
+from bridge.report.text import clean
 from bridge.verdict.results import applied_tolerance, check_label
 from bridge.verdict.status import mark
 
@@ -30,6 +33,7 @@ def case_text(c: dict) -> str:
 
 
 def render(report: Report) -> str:
+    report = clean(report)
     parts = []
     head = f"bridge {report.kind}: {report.target}"
     if report.source:
@@ -45,8 +49,14 @@ def render(report: Report) -> str:
         from bridge.verdict.semantics import describe
 
         parts.append("inputs: " + "; ".join(describe(row) for row in report.plan["inputs"]))
+    from bridge.verdict.plan import summary_lines
+
+    parts.extend(summary_lines(report.plan or {}))
+    from bridge.verdict.results import forgiven, forgiven_note, groups
+
+    spared = {key: forgiven(g) for key, g in zip(report.summary, groups(report.results))}
     rows = []
-    for r in report.summary.values():
+    for key, r in report.summary.items():
         tol = r.tolerance
         rows.append(
             [
@@ -57,7 +67,8 @@ def render(report: Report) -> str:
                 r.ref_dtype or r.cand_dtype or "-",
                 fmt(r.max_abs),
                 fmt(r.max_rel),
-                fmt(r.fail_fraction, ".2%") if r.fail_fraction is not None else "-",
+                (fmt(r.fail_fraction, ".2%") if r.fail_fraction is not None else "-")
+                + (f" +{spared[key]['forgiven_count']} forgiven" if spared[key]["forgiven_count"] else ""),
                 applied_tolerance(tol.to_json(), r.applied_atol).replace(" / ", "/") if tol else "-",
                 f"{fmt(r.needed_atol, '.1e')}/{fmt(r.needed_rtol, '.1e')}",
             ]
@@ -73,12 +84,15 @@ def render(report: Report) -> str:
                     "dtype",
                     "max abs",
                     "max rel",
-                    "failing",
+                    "failing, all cases",
                     "atol/rtol applied",
-                    "would pass at",
+                    "would pass at (other kept)",
                 ],
                 rows,
             )
+        )
+        parts.extend(
+            f"forgiven: {n}" for n in (forgiven_note(r.name, spared[k]) for k, r in report.summary.items()) if n
         )
     for device, lat in report.latency.items():
         sides = lat["sides"]

@@ -240,3 +240,34 @@ def add_search(
     }
     if note:
         plan.notes.append(note)
+
+
+def summary_lines(plan: dict) -> list[str]:
+    """What a report prints about its plan (a Plan's JSON): how far each axis was taken, and what the
+    search did, with what it cost in rows."""
+    lines = []
+    largest = plan.get("largest") or {}
+    if isinstance(largest, dict) and largest:
+        lines.append(
+            "sizes: "
+            + "; ".join(
+                f"{axis} up to {v.get('size')} ({v.get('from')})" for axis, v in largest.items() if isinstance(v, dict)
+            )
+        )
+    search = plan.get("search") or {}
+    if isinstance(search, dict) and search:
+        budget = search.get("budget") or {}
+        text = (
+            f"search: {search.get('rows', 0)} random rows in {search.get('cases', 0)} cases (budget "
+            f"{budget.get('rows')} rows, {budget.get('seconds')} s)"
+        )
+        probed = search.get("thresholds") or {}
+        if isinstance(probed, dict) and probed:
+            shown = []
+            for name, items in probed.items():
+                if isinstance(items, list):
+                    values = ", ".join(f"{t['value']:g}" for t in items[:4] if isinstance(t.get("value"), (int, float)))
+                    shown.append(f"{name} at {values}" + (" and more" if len(items) > 4 else ""))
+            text += "; graph thresholds probed: " + "; ".join(shown)
+        lines.append(text)
+    return lines
