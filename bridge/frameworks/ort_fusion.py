@@ -50,6 +50,7 @@ def fuse(src: str | Path, dst: str | Path, pack_qkv: bool = True) -> dict:
     out = ir.serde.serialize_model(model)
     del model
     folded = fold_constant_concats(out)
+    repaired = gemms_after_attention(out)
     after = len(out.graph.node)
     if out.ByteSize() > (2 << 30) - (64 << 20):  # a protobuf above 2 GB cannot be saved in one file
         onnx.save(out, str(dst), save_as_external_data=True, location=dst.name + ".data")
@@ -60,6 +61,7 @@ def fuse(src: str | Path, dst: str | Path, pack_qkv: bool = True) -> dict:
         + ("" if pack_qkv else " (q/k/v projections not packed)"),
         "fused": fused,
         "weights_folded": folded,
+        **({"gemms_after_attention_as_matmul": repaired} if repaired else {}),
         "nodes_before": before,
         "nodes_after": after,
     }
@@ -112,6 +114,66 @@ def fold_constant_concats(proto) -> int:
         del proto.graph.initializer[:]
         proto.graph.initializer.extend(kept)
     return folded
+
+
+ATTENTION_OPS = ("MultiHeadAttention", "Attention", "GroupQueryAttention")
+
+
+def gemms_after_attention(proto) -> int:
+    """Gemm nodes fed straight by a fused attention node become MatMul (+ Add). The rewriter's attention
+    fusion (onnxscript 0.7.2) consumes the Reshape to two dimensions in front of an output projection
+    written as Gemm (GPT-2's Conv1D): the Gemm then gets the attention's three-dimensional output, which
+    ONNX Runtime refuses. MatMul takes any rank and computes the same products. In place; returns how
+    many were rewritten."""
+    import numpy as np
+    import onnx
+    from onnx import numpy_helper
+
+    producer = {o: n for n in proto.graph.node for o in n.output}
+    inits = {t.name: t for t in proto.graph.initializer}
+    nodes, count, stale = [], 0, set()
+    for node in proto.graph.node:
+        attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+        feeder = producer.get(node.input[0]) if node.op_type == "Gemm" and node.input else None
+        if (
+            feeder is None
+            or feeder.domain != "com.microsoft"
+            or feeder.op_type not in ATTENTION_OPS
+            or attrs.get("transA", 0)
+            or attrs.get("alpha", 1.0) != 1.0
+            or (attrs.get("transB", 0) and node.input[1] not in inits)
+        ):
+            nodes.append(node)
+            continue
+        weight = node.input[1]
+        if attrs.get("transB", 0):
+            weight = f"{weight}__transposed"
+            if weight not in inits:
+                inits[weight] = numpy_helper.from_array(
+                    np.ascontiguousarray(numpy_helper.to_array(inits[node.input[1]]).T), weight
+                )
+                proto.graph.initializer.append(inits[weight])
+        bias = node.input[2] if len(node.input) > 2 and node.input[2] else None
+        product = f"{node.output[0]}__matmul" if bias else node.output[0]
+        nodes.append(onnx.helper.make_node("MatMul", [node.input[0], weight], [product], name=f"{node.name}__matmul"))
+        if bias:
+            scaled = bias
+            if attrs.get("beta", 1.0) != 1.0:
+                beta = numpy_helper.from_array(np.array(attrs["beta"], np.float32), f"{node.name}__beta")
+                proto.graph.initializer.append(beta)
+                scaled = f"{node.name}__scaled_bias"
+                nodes.append(onnx.helper.make_node("Mul", [bias, beta.name], [scaled], name=f"{node.name}__beta"))
+            nodes.append(onnx.helper.make_node("Add", [product, scaled], [node.output[0]], name=f"{node.name}__bias"))
+        stale |= {node.input[0], node.output[0], product}
+        count += 1
+    if count:
+        del proto.graph.node[:]
+        proto.graph.node.extend(nodes)
+        # the shapes recorded for the attention outputs and the products were the two-dimensional ones
+        kept = [vi for vi in proto.graph.value_info if vi.name not in stale]
+        del proto.graph.value_info[:]
+        proto.graph.value_info.extend(kept)
+    return count
 
 
 def fused_ops(path: str | Path) -> dict:
