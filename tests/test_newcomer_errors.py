@@ -127,3 +127,21 @@ def test_a_source_other_than_the_manifests_gets_a_note(tmp_path, monkeypatch):
     assert "none were given here" in source_note(trained, "mlp.py:relu", None)
     assert source_note(trained, "mlp.py:relu", "cnn.pt") is None
     assert source_note({"text": "<net.MLP object>"}, "<net.MLP object>", None) is None
+
+
+def test_keras_missing_class_messages_of_both_loaders_are_read():
+    from bridge.frameworks.tf_load import load_error, missing_custom_object
+
+    inner = TypeError(
+        "Could not locate class 'Scale'. Make sure custom classes ... 'registered_name': 'custom>Scale', ..."
+    )
+    outer = TypeError("<class 'Functional'> could not be deserialized properly.")
+    outer.__context__ = inner
+    assert missing_custom_object(outer) == ("class", "Scale", "custom>Scale")
+    h5 = ValueError("Unknown layer: 'custom>Scale'. Please ensure you are using a `keras.utils.custom_object_scope`")
+    assert missing_custom_object(h5) == ("class", "Scale", "custom>Scale")
+    err = load_error("m.h5", h5, None)
+    assert "custom class Scale" in err.message and '(package="custom")' in err.hint
+    given = load_error("m.keras", outer, {"Gain": object})
+    assert "--custom-objects defines Gain, but not Scale" in given.hint
+    assert missing_custom_object(ValueError("File format not supported")) is None

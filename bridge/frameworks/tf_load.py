@@ -20,8 +20,13 @@ def _chain(exc: BaseException):
         exc = exc.__cause__ or exc.__context__
 
 
+_UNKNOWN = re.compile(r"Unknown (layer|object|activation|initializer|regularizer|constraint): '([^']+)'")
+
+
 def missing_custom_object(exc: BaseException) -> tuple[str, str, str | None] | None:
-    """(kind, name, registered name) of the custom class or function Keras could not locate, or None."""
+    """(kind, name, registered name) of the custom class or function Keras could not locate, or None.
+    The .keras loader says "Could not locate class 'Scale'"; the legacy .h5 one "Unknown layer:
+    'custom>Scale'"."""
     for e in _chain(exc):
         text = str(e)
         m = _LOCATE.search(text)
@@ -29,6 +34,11 @@ def missing_custom_object(exc: BaseException) -> tuple[str, str, str | None] | N
             after = text[m.end() :]
             r = _REGISTERED.search(after)
             return m.group(1), m.group(2), r.group(1) if r else None
+        m = _UNKNOWN.search(text)
+        if m:
+            registered = m.group(2)
+            kind = "class" if m.group(1) in ("layer", "object") else "function"
+            return kind, registered.rpartition(">")[2], registered
     return None
 
 
