@@ -356,7 +356,8 @@ class TolSpec:
         return self.value is not None or bool(self.outputs)
 
 
-def _tolerance(raw) -> float:
+def tolerance_number(raw) -> float:
+    """A tolerance value: a finite number >= 0 (Invalid otherwise)."""
     if isinstance(raw, bool):
         raise Invalid("expected a finite number >= 0")
     try:
@@ -378,9 +379,9 @@ class Tolerances(Kind):
         for token in raw:
             name, sep, number = str(token).rpartition(":")
             if sep and name:
-                outputs[name] = _tolerance(number)
+                outputs[name] = tolerance_number(number)
             else:
-                value = _tolerance(token)
+                value = tolerance_number(token)
         return TolSpec(value, outputs)
 
     def from_value(self, raw):
@@ -392,7 +393,7 @@ class Tolerances(Kind):
             outputs = {}
             for k, v in raw.items():
                 try:
-                    outputs[str(k)] = _tolerance(v)
+                    outputs[str(k)] = tolerance_number(v)
                 except Invalid as exc:
                     raise Invalid(str(exc), key=str(k), item=f"{k}:{v}") from None
             return TolSpec(None, outputs)
@@ -400,7 +401,7 @@ class Tolerances(Kind):
             return self.from_text(raw.split())
         if isinstance(raw, (list, tuple)):
             return self.from_text([str(v) if isinstance(v, str) else repr(v) for v in raw])
-        return TolSpec(_tolerance(raw), {})
+        return TolSpec(tolerance_number(raw), {})
 
     def to_text(self, value):
         tokens = ([repr(value.value)] if value.value is not None else []) + [
@@ -453,10 +454,20 @@ class Choices(Kind):
 
 
 class Devices(Kind):
+    """ONNX Runtime devices: the execution providers of bridge/frameworks/providers (one module each)."""
+
     repeated = True
-    choices = ("cpu", "cuda")
     empty = ("cpu",)
-    words = "devices from cpu, cuda"
+
+    @property
+    def choices(self) -> tuple:
+        from bridge.frameworks.providers import PROVIDERS
+
+        return tuple(PROVIDERS)
+
+    @property
+    def words(self) -> str:
+        return "devices from " + ", ".join(self.choices)
 
     def from_text(self, raw):
         return self.from_value(list(raw))
@@ -465,7 +476,7 @@ class Devices(Kind):
         if isinstance(raw, str):
             raw = [raw]
         if not isinstance(raw, (list, tuple)) or not raw or not all(d in self.choices for d in raw):
-            raise Invalid("expected a non-empty list of distinct devices from cpu, cuda")
+            raise Invalid(f"expected a non-empty list of distinct {self.words}")
         if len(set(raw)) != len(raw):
             raise Invalid("a device is named twice")
         return tuple(raw)

@@ -514,14 +514,11 @@ class TorchModel(NativeModel):
                 self.program if self.program is not None else self.module,
                 args,
                 None,
-                kwargs=kwargs,
                 dynamo=True,
-                input_names=[s.name for s in specs],
-                output_names=output_names,
-                opset_version=opset,
                 dynamic_shapes=dynamic_shapes,
                 optimize=True,
                 verbose=False,
+                **_common(specs, kwargs, output_names, opset),
             )
         # Weights past protobuf's 2 GB limit go to one external data file next to model.onnx.
         large = self._weight_bytes() > LARGE_MODEL_BYTES
@@ -557,13 +554,10 @@ class TorchModel(NativeModel):
                 self.module,
                 args,
                 path,
-                kwargs=kwargs,
                 dynamo=False,
-                input_names=[s.name for s in specs],
-                output_names=output_names,
                 dynamic_axes=dynamic_axes or None,
-                opset_version=opset,
                 do_constant_folding=True,
+                **_common(specs, kwargs, output_names, opset),
             )
         import onnx
 
@@ -575,6 +569,17 @@ class TorchModel(NativeModel):
         if branches:
             settings["traced_branches"] = branches
         return settings
+
+
+def _common(specs, kwargs, output_names, opset) -> dict:
+    """What both exporters are told alike: the inputs by name (keyword arguments when forward() names
+    them), the outputs' names, the opset."""
+    return {
+        "kwargs": kwargs,
+        "input_names": [s.name for s in specs],
+        "output_names": output_names,
+        "opset_version": opset,
+    }
 
 
 def traced_branches(caught) -> list[dict]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 
+from bridge.verdict.results import to_float
 from bridge.verdict.status import mark
 
 OUTPUT_HEADERS = [
@@ -18,9 +19,9 @@ OUTPUT_HEADERS = [
     "dtype",
     "max abs",
     "max rel",
-    "failing",
+    "failing, all cases",
     "atol / rtol applied",
-    "smallest passing atol / rtol",
+    "smallest passing atol / rtol (other kept)",
 ]
 
 
@@ -43,16 +44,6 @@ def status_of(report: dict) -> str:
     if isinstance(status, str) and status:
         return status
     return "pass" if report.get("passed") is True else "fail"
-
-
-def to_float(x) -> float | None:
-    """A JSON number, or "inf"/"-inf"/"nan", as a float; anything else as None."""
-    if isinstance(x, bool) or x is None:
-        return None
-    try:
-        return float(x)
-    except (TypeError, ValueError):
-        return None
 
 
 def num(x, spec: str = ".3g") -> str:
@@ -120,7 +111,7 @@ def output_row(r: dict) -> list[str]:
         pair(r.get("ref_dtype"), r.get("cand_dtype")),
         num(r.get("max_abs")),
         num(r.get("max_rel")),
-        percent(r.get("fail_fraction")),
+        percent(r.get("fail_fraction")) + (f" (+{r['forgiven_count']} forgiven)" if r.get("forgiven_count") else ""),
         tolerance(r.get("tolerance"), r.get("applied_atol")),
         needed(r),
     ]
@@ -224,13 +215,18 @@ NOTE = (
 
 
 def cell(x) -> str:
-    """Text safe in a table cell: pipes escaped, one line, no raw HTML (GitHub would drop unknown tags)."""
-    text = str(x).replace("\\", "\\\\").replace("|", "\\|").replace("\r", " ").replace("\n", " ")
+    """Text safe in a table cell: control characters visible, pipes escaped, one line, no raw HTML (GitHub
+    would drop unknown tags)."""
+    from bridge.report.text import safe
+
+    text = safe(x).replace("\\", "\\\\").replace("|", "\\|").replace("\r", " ").replace("\n", " ")
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def code(x) -> str:
-    return "`" + str(x).replace("`", "'").replace("\n", " ") + "`"
+    from bridge.report.text import safe
+
+    return "`" + safe(x).replace("`", "'").replace("\n", " ") + "`"
 
 
 def md_table(headers: list[str], rows: list[list[str]]) -> str:
@@ -240,7 +236,9 @@ def md_table(headers: list[str], rows: list[list[str]]) -> str:
 
 
 def render_markdown(report: dict) -> str:
-    report = as_dict(report)
+    from bridge.report.text import clean
+
+    report = clean(as_dict(report))
     status = status_of(report)
     head = f"### {mark(status)}: bridge {cell(report.get('kind') or 'report')} of {code(report.get('target') or '?')}"
     parts = [head]
@@ -285,6 +283,9 @@ def render_markdown(report: dict) -> str:
                 )
             )
         parts.append(f"_{NOTE}_")
+        from bridge.verdict.results import forgiven_note
+
+        parts.extend(f"_Forgiven: {cell(n)}_" for n in (forgiven_note(r.get("name", "?"), r) for r in outputs) if n)
 
     for device, lat in as_dict(report.get("latency")).items():
         if isinstance(lat, dict) and lat.get("sides"):

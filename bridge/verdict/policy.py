@@ -15,7 +15,6 @@ output, and a top-1 agreement floor on real samples for classifier outputs.
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -233,15 +232,14 @@ class Policy:
 
 
 def _num(value, what: str) -> float | None:
+    from bridge.request import Invalid, tolerance_number
+
     if value is None:
         return None
     try:
-        val = float(value)
-    except (TypeError, ValueError):
-        raise UsageError(f"tolerance {what}={value!r} is not a number") from None
-    if not math.isfinite(val) or val < 0:
-        raise UsageError(f"tolerance {what}={value!r} must be a finite number >= 0")
-    return val
+        return tolerance_number(value)
+    except Invalid as exc:
+        raise UsageError(f"tolerance {what}={value!r}: {exc}") from None
 
 
 def _fraction(value, what: str) -> float | None:

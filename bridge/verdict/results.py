@@ -24,7 +24,8 @@ import math
 from bridge.verdict.status import FAIL, PASS
 
 
-def _num(x) -> float | None:
+def to_float(x) -> float | None:
+    """A JSON number, or "inf"/"-inf"/"nan", as a float; anything else as None."""
     if isinstance(x, bool) or x is None:
         return None
     try:
@@ -34,7 +35,7 @@ def _num(x) -> float | None:
 
 
 def _worst(values) -> float | None:
-    fs = [f for f in (_num(v) for v in values) if f is not None]
+    fs = [f for f in (to_float(v) for v in values) if f is not None]
     if not fs:
         return None
     return math.nan if any(math.isnan(f) for f in fs) else max(fs)
@@ -50,11 +51,12 @@ def shown(checks: list):
     fails = [c for c in checks if _get(c, "status") == FAIL]
     if fails:
         return max(
-            fails, key=lambda c: math.inf if _num(_get(c, "needed_atol")) is None else _num(_get(c, "needed_atol"))
+            fails,
+            key=lambda c: math.inf if to_float(_get(c, "needed_atol")) is None else to_float(_get(c, "needed_atol")),
         )
     passes = [c for c in checks if _get(c, "status") == PASS]
     if passes:
-        return max(passes, key=lambda c: _num(_get(c, "needed_atol")) or 0.0)
+        return max(passes, key=lambda c: to_float(_get(c, "needed_atol")) or 0.0)
     return checks[0]
 
 
@@ -71,7 +73,7 @@ def aggregate(checks: list) -> dict:
     if all(
         isinstance(_get(c, "size"), int)
         and isinstance(_get(c, "fail_count"), int)
-        and _num(_get(c, "fail_fraction")) is not None
+        and to_float(_get(c, "fail_fraction")) is not None
         for c in checks
     ):
         out["fail_count"] = sum(_get(c, "fail_count") for c in checks if _get(c, "status") == FAIL)
@@ -146,9 +148,9 @@ def applied_tolerance(tol, applied_atol=None) -> str:
     """The tolerance a check applied, with every term: ``atol[+scale_atol*max|ref|=applied] / rtol``."""
     if not isinstance(tol, dict):
         return "-"
-    atol, rtol, scale = _num(tol.get("atol")), _num(tol.get("rtol")), _num(tol.get("scale_atol")) or 0.0
+    atol, rtol, scale = to_float(tol.get("atol")), to_float(tol.get("rtol")), to_float(tol.get("scale_atol")) or 0.0
     text = "-" if atol is None else f"{atol:g}"
-    applied = _num(applied_atol)
+    applied = to_float(applied_atol)
     if scale and applied is not None:
         text += f"+{scale:g}*max|ref|={applied:.3g}"
     return f"{text} / {'-' if rtol is None else f'{rtol:g}'}"
@@ -179,7 +181,7 @@ def forgiven_note(name: str, figures: dict) -> str | None:
     if not count:
         return None
     cases = figures.get("forgiven_cases") or []
-    fraction = _num(figures.get("forgiven_fraction"))
+    fraction = to_float(figures.get("forgiven_fraction"))
     share = f" ({100 * fraction:.2g}% of all cases' elements)" if fraction else ""
     return (
         f"{name}: {count} element{'s' if count != 1 else ''}{share} outside the tolerance on case"

@@ -83,11 +83,8 @@ def recheck(results: list[OutputResult], first: int, feeds: dict, ref_out: dict,
     """Rejudge, in place, the element-test failures among ``results[first:]`` (one case's) against a run
     of ``unoptimized()`` (a runner of the same graph without graph optimizations, made on first use)."""
     todo = {id(r) for r in candidates(results[first:])}
-    if not todo:
-        return
-    try:
-        other = unoptimized().run(feeds)
-    except Exception:  # noqa: BLE001 - the verdict stands as it was if the second run cannot be made
+    other = _second_run(unoptimized, feeds) if todo else None
+    if other is None:
         return
     for i in range(first, len(results)):
         r = results[i]
@@ -155,11 +152,8 @@ def recheck_detections(results: list, first: int, feeds: dict, cand: dict, unopt
     from bridge.verdict.compare import DETECTION_RULE, compare_detections
 
     todo = [i for i in range(first, len(results)) if results[i].rule == DETECTION_RULE and results[i].status == FAIL]
-    if not todo:
-        return
-    try:
-        other = unoptimized().run(feeds)
-    except Exception:  # noqa: BLE001 - the verdict stands as it was if the second run cannot be made
+    other = _second_run(unoptimized, feeds) if todo else None
+    if other is None:
         return
     for i in todo:
         r = results[i]
@@ -188,3 +182,12 @@ def _trio(name: str):
         prefix = name[: -len("detections")]
         return tuple(prefix + p for p in ("boxes", "scores", "labels"))
     return None
+
+
+def _second_run(unoptimized, feeds: dict) -> dict | None:
+    """The same graph's outputs with ONNX Runtime's optimizations off, or None when that run cannot be
+    made (the verdict then stands as it was)."""
+    try:
+        return unoptimized().run(feeds)
+    except Exception:  # noqa: BLE001
+        return None
