@@ -18,6 +18,7 @@ from bridge.request import (
     CLI,
     CONFIG,
     OPTIONS,
+    Choices,
     Devices,
     NamedValues,
     Number,
@@ -78,6 +79,8 @@ def _values(option, command):
         return st.booleans()
     if isinstance(kind, Devices):
         return st.sampled_from([("cpu",), ("cuda",), ("cpu", "cuda")])
+    if isinstance(kind, Choices):
+        return st.lists(st.sampled_from(kind.choices), min_size=1, unique=True).map(tuple)
     if isinstance(kind, Tolerances):
         number = st.floats(0, 1, allow_nan=False).map(lambda x: float(f"{x:.6g}"))
         return st.builds(TolSpec, st.one_of(st.none(), number), st.dictionaries(NAMES, number, max_size=2))
@@ -118,8 +121,12 @@ def _requests(command):
         values.update(source="/m/net.py:build", output="/o/bundle") if command == "export" else values.update(
             target="/o/bundle", source="/m/net.py:build"
         )
-        if command == "export" and values.get("precision") != "int8":
+        if command == "export" and values.get("precision") not in ("int8", "auto"):
             values.pop("calibrate", None)
+        if command == "export" and values.get("precision") != "auto":
+            values.pop("candidates", None)
+        if command == "export" and not values.get("samples"):
+            values.pop("labels", None)
         if command == "verify":
             values.pop("labels", None) if not values.get("samples") else None
             values.pop("min_top1", None) if not values.get("samples") else None
