@@ -68,3 +68,18 @@ def test_an_export_error_keeps_every_exporters_cause_and_its_hint():
     assert causes in line and line.endswith(
         "(hint: run with --debug for the full trace; check that forward() is traceable)"
     )
+
+
+def test_custom_objects_is_a_config_key_a_file_made_absolute_a_module_kept(tmp_path):
+    from bridge.check.config import load_config
+
+    (tmp_path / "bridge.toml").write_text(
+        '[[models]]\nname = "a"\nsource = "a.keras"\ncustom_objects = "layers.py"\n\n'
+        '[[models]]\nname = "b"\nsource = "b.keras"\ncustom_objects = "mypkg.layers"\n'
+    )
+    config = load_config(tmp_path / "bridge.toml")
+    a, b = config.model("a"), config.model("b")
+    assert a.export.custom_objects == str(tmp_path / "layers.py") == a.verify.custom_objects
+    assert b.export.custom_objects == "mypkg.layers"
+    assert str(tmp_path / "layers.py") in a.required_files() and "mypkg.layers" not in b.required_files()
+    assert "--custom-objects" in a.export.to_argv()

@@ -85,7 +85,7 @@ class ModelConfig:
         for request in (self.export, self.verify):
             for o in options_for(request.command):
                 value = getattr(request, o.name)
-                if o.role == "input" and o.name != "source" and value and value not in found:
+                if o.role == "input" and o.name != "source" and value and value not in found and _names_file(o, value):
                     found.append(value)
         return found
 
@@ -235,6 +235,14 @@ def _unknown_keys(table: dict, allowed: tuple, where: str) -> None:
             )
 
 
+def _names_file(option, value) -> bool:
+    """Whether an input option's value is a file (a --custom-objects package.module name is not)."""
+    from bridge.native.custom import names_file
+    from bridge.request import CodeText
+
+    return not isinstance(option.kind, CodeText) or names_file(str(value))
+
+
 def _resolve(base: Path, text: str) -> str:
     p = Path(os.path.expanduser(text))
     return os.path.normpath(p if p.is_absolute() else base / p)
@@ -255,7 +263,8 @@ def _resolve_source(base: Path, text: str) -> tuple[str, str | None]:
 
 
 def _parse_model(raw: dict, index: int, base: Path, origin: str) -> ModelConfig:
-    from bridge.request import CONFIG, PathText, SourceText, build, options_for
+    from bridge.native.custom import names_file
+    from bridge.request import CONFIG, CodeText, PathText, SourceText, build, options_for
 
     name = raw.get("name")
     label = f"model #{index + 1}" + (f" {name!r}" if isinstance(name, str) and name else "")
@@ -294,6 +303,8 @@ def _parse_model(raw: dict, index: int, base: Path, origin: str) -> ModelConfig:
             value = raw[o.name]
             if o.name == "source":
                 value = source_text
+            elif isinstance(o.kind, CodeText) and isinstance(value, str) and not names_file(value.strip()):
+                value = value.strip()  # a package.module name, imported with the config's directory as cwd
             elif isinstance(o.kind, (PathText, SourceText)) and isinstance(value, str) and value.strip():
                 value = _resolve(base, value.strip())
             given[o.name] = value
