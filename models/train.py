@@ -6,7 +6,8 @@
     python -m models.train digits-npz OUT_DIR [--seed N]
 
 Only the framework the named model needs is imported, so torch and TensorFlow never share a
-process. Prints one line of JSON metrics on stdout; framework chatter goes to stderr.
+process. Prints one line of JSON metrics on stdout (and keeps it beside the artifact, as
+OUT_PATH.metrics.json); framework chatter goes to stderr.
 """
 
 from __future__ import annotations
@@ -27,18 +28,27 @@ SUFFIX = {"torch_regression": ".pt", "torch_cnn": ".pt", "tf_regression": ".kera
 
 
 def write_digits_npz(out_dir, seed: int = 0) -> dict:
-    """Held-out inputs as plain (unpickled) .npz/.npy files, one array "x" per .npz."""
+    """Held-out inputs (and the training digits, for calibration) as plain (unpickled) .npz/.npy files,
+    one array "x" per .npz."""
     from models.data import digits_data, regression_data
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    _, _, x_test, y_test = digits_data(seed)
+    x_train, _, x_test, y_test = digits_data(seed)
+    # the training digits: what a static int8 artifact is calibrated on (--calibrate)
+    np.savez(out / "digits_train_nchw.npz", x=np.ascontiguousarray(x_train[:, None, :, :], dtype=np.float32))
+    np.savez(out / "digits_train_nhwc.npz", x=np.ascontiguousarray(x_train[..., None], dtype=np.float32))
     np.savez(out / "digits_test_nchw.npz", x=np.ascontiguousarray(x_test[:, None, :, :], dtype=np.float32))
     np.savez(out / "digits_test_nhwc.npz", x=np.ascontiguousarray(x_test[..., None], dtype=np.float32))
     np.save(out / "digits_test_labels.npy", y_test.astype(np.int64), allow_pickle=False)
     _, _, xr_test, _ = regression_data(seed)
     np.savez(out / "regression_test.npz", x=xr_test.astype(np.float32))
-    return {"digits_test": int(len(x_test)), "regression_test": int(len(xr_test)), "out_dir": str(out)}
+    return {
+        "digits_train": int(len(x_train)),
+        "digits_test": int(len(x_test)),
+        "regression_test": int(len(xr_test)),
+        "out_dir": str(out),
+    }
 
 
 def main(argv=None) -> int:
@@ -64,8 +74,15 @@ def main(argv=None) -> int:
             kwargs["epochs"] = args.epochs
         metrics = module.train(args.out, **kwargs)
     seconds = round(time.perf_counter() - start, 2)
-    print(json.dumps({"model": args.name, **metrics, "out": str(args.out), "seconds": seconds}))
+    line = json.dumps({"model": args.name, **metrics, "out": str(args.out), "seconds": seconds})
+    Path(metrics_path(args.out)).write_text(line + "\n")  # beside the artifact: the reference table reads it
+    print(line)
     return 0
+
+
+def metrics_path(artifact) -> str:
+    """Where the training metrics of a reference model's artifact are kept (``ARTIFACT.metrics.json``)."""
+    return f"{artifact}.metrics.json"
 
 
 if __name__ == "__main__":

@@ -4,8 +4,8 @@
     .venv/bin/python tools/coverage.py --models transformers.bert,timm.*   # a subset, merged into the summary
     .venv/bin/python tools/coverage.py --render                 # only rewrite docs/coverage.md from the summary
 
-A run is one ``bridge check --config zoo/coverage.toml --jobs 1 --json ...`` (with ``--model`` for each
-selected model). Its per-model records are merged by name into ``build/coverage/summary.json``, so a
+A run is one ``bridge check --config zoo/coverage.toml --jobs 1 --json ...`` in this process (with
+``--model`` for each selected model; tools/zoo_run.py, shared by every zoo). Its per-model records are merged by name into ``build/coverage/summary.json``, so a
 subset can be rerun without losing the others; the table is then rendered from that summary and from
 each model's export and verify reports (``build/coverage/NAME.export.json``, ``NAME.verify.json``):
 the exporter that won and the routes that failed first, the verdict, the largest error, the sizes
@@ -20,21 +20,14 @@ that a runaway conversion cannot take a shared machine down with it.
 from __future__ import annotations
 
 import argparse
-import datetime as _dt
-import fnmatch
-import json
 import os
-import re
-import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 import tomllib
+import zoo_run as Z
 
-ROOT = Path(__file__).resolve().parent.parent
-PY = str(ROOT / ".venv" / "bin" / "python") if (ROOT / ".venv" / "bin" / "python").exists() else sys.executable
+ROOT = Z.ROOT
 CONFIG = "zoo/coverage.toml"
 NOTES = "zoo/coverage_notes.toml"
 SUMMARY = "build/coverage/summary.json"
@@ -53,111 +46,7 @@ FAMILY_TITLES = {
 ORDER = {"pass": 0, "inconclusive": 1, "fail": 2, "skipped": 3}
 
 
-# -- running ---------------------------------------------------------------------------------
-def config_models(config: Path) -> list[str]:
-    with open(config, "rb") as fh:
-        return [m["name"] for m in tomllib.load(fh)["models"]]
-
-
-def select(names: list[str], patterns: str | None) -> list[str]:
-    if not patterns:
-        return list(names)
-    chosen, unknown = [], []
-    for pat in (p.strip() for p in patterns.split(",") if p.strip()):
-        hits = [n for n in names if fnmatch.fnmatchcase(n, pat)]
-        if not hits:
-            unknown.append(pat)
-        chosen += [h for h in hits if h not in chosen]
-    if unknown:
-        raise SystemExit(f"coverage: --models {','.join(unknown)}: not in the config")
-    return [n for n in names if n in chosen]
-
-
-def _limit_memory(gb: float | None):
-    if not gb:
-        return None
-
-    def apply() -> None:
-        import resource
-
-        limit = int(gb * 2**30)
-        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-
-    return apply
-
-
-def run_check(config: Path, models: list[str], all_models: bool, args) -> dict:
-    """One ``bridge check`` over ``models``; returns its JSON summary."""
-    with tempfile.TemporaryDirectory(prefix="coverage-") as tmp:
-        out = Path(tmp) / "summary.json"
-        cmd = [
-            PY,
-            "-m",
-            "bridge",
-            "check",
-            "--config",
-            str(config),
-            "--jobs",
-            str(args.jobs),
-            "--json",
-            str(out),
-            "--no-progress",
-        ]
-        if args.timeout:
-            cmd += ["--timeout", str(args.timeout)]
-        if not all_models:
-            cmd += [a for n in models for a in ("--model", n)]
-        print("$ " + " ".join(cmd), flush=True)
-        start = time.perf_counter()
-        proc = subprocess.run(cmd, cwd=ROOT, preexec_fn=_limit_memory(args.memory_limit))
-        wall = time.perf_counter() - start
-        if proc.returncode not in (0, 1, 3) or not out.is_file():
-            raise SystemExit(f"coverage: bridge check ended with exit {proc.returncode} and no summary")
-        summary = json.loads(out.read_text())
-    summary["wall_seconds"] = round(wall, 1)
-    return summary
-
-
-def merge(old: dict | None, new: dict, order: list[str]) -> dict:
-    """New records replace old ones by name; the result follows the config's order."""
-    records = {m["name"]: m for m in (old or {}).get("models", [])}
-    stamp = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-    for m in new["models"]:
-        records[m["name"]] = {**m, "run_at": stamp}
-    merged = {k: v for k, v in new.items() if k not in ("models", "counts", "status", "exit_code", "wall_seconds")}
-    merged["models"] = [records[n] for n in order if n in records]
-    counts = {"pass": 0, "fail": 0, "inconclusive": 0, "skipped": 0}
-    for m in merged["models"]:
-        counts[m["status"]] = counts.get(m["status"], 0) + 1
-    merged["counts"] = counts
-    merged["runs"] = [
-        *(old or {}).get("runs", []),
-        {"at": stamp, "models": len(new["models"]), "wall_seconds": new.get("wall_seconds")},
-    ]
-    return merged
-
-
 # -- reading the reports ---------------------------------------------------------------------
-def _load(path) -> dict | None:
-    try:
-        return json.loads(Path(path).read_text())
-    except (OSError, ValueError, TypeError):
-        return None
-
-
-def _log_seconds(path: Path) -> float | None:
-    """Wall seconds of a step, from the header bridge check writes into its log ("# exit 0, 38.5 s")."""
-    try:
-        with open(path) as fh:
-            for line in (next(fh, ""), next(fh, "")):
-                m = re.match(r"# exit -?\d+.*?, ([0-9.]+) s", line)
-                if m:
-                    return float(m.group(1))
-    except OSError:
-        pass
-    return None
-
-
 def _cases(report: dict | None) -> list[dict]:
     if not report:
         return []
@@ -246,8 +135,8 @@ def _num(x, fmt: str = ".1e") -> str:
 def row(record: dict, workdir: Path) -> dict:
     name = record["name"]
     family, _, model = name.partition(".")
-    export = _load(record.get("export_report") or workdir / f"{name}.export.json")
-    verify = _load(record.get("verify_report") or workdir / f"{name}.verify.json")
+    export = Z.load(record.get("export_report") or workdir / f"{name}.export.json")
+    verify = Z.load(record.get("verify_report") or workdir / f"{name}.verify.json")
     if record.get("error") and record["error"].get("step") == "export":
         verify = None  # a stale verify report of an earlier run is not this run's
     won, failed = exporter(export)
@@ -260,8 +149,8 @@ def row(record: dict, workdir: Path) -> dict:
         "failed_first": failed,
         "max_abs": record.get("max_abs"),
         "sizes": sizes_swept(verify, export),
-        "export_s": _log_seconds(workdir / f"{name}.export.log"),
-        "verify_s": _log_seconds(workdir / f"{name}.verify.log"),
+        "export_s": Z.log_seconds(workdir / f"{name}.export.log"),
+        "verify_s": Z.log_seconds(workdir / f"{name}.verify.log"),
         "peak_mb": peak_memory(export, verify),
         "message": record.get("message") or "",
         "error": record.get("error"),
@@ -505,18 +394,19 @@ def main(argv: list[str] | None = None) -> int:
 
     config = (ROOT / args.config).resolve()
     summary_path = ROOT / args.summary
-    names = config_models(config)
-    old = _load(summary_path)
-    if not args.render:
-        chosen = select(names, args.models)
-        new = run_check(config, chosen, all_models=not args.models, args=args)
-        summary = merge(old, new, names)
-        summary_path.parent.mkdir(parents=True, exist_ok=True)
-        summary_path.write_text(json.dumps(summary, indent=2) + "\n")
-    elif old is None:
-        raise SystemExit(f"coverage: no summary at {summary_path}; run without --render first")
+    names = Z.config_models(config)
+    if args.render:
+        summary = Z.kept_summary(summary_path, "coverage")
     else:
-        summary = old
+        summary = Z.run_and_merge(
+            config,
+            summary_path,
+            args.models,
+            "coverage",
+            jobs=args.jobs,
+            timeout=args.timeout,
+            memory_limit=args.memory_limit,
+        )
     workdir = Path(summary.get("workdir") or ROOT / "build" / "coverage")
     text = render(summary, load_notes(ROOT / args.notes), workdir, os.path.relpath(config, ROOT), names)
     out = ROOT / args.out
