@@ -339,29 +339,27 @@ def _called(node, functions) -> list[str]:
     return names
 
 
-def _closure(nodes: dict, roots) -> set[str]:
-    """Top-level nodes the roots depend on (data and control inputs)."""
+def _reach(edges: dict, roots) -> set[str]:
+    """Names reachable from the roots through ``edges`` (name -> names it depends on); unknown names are
+    dropped."""
     seen: set[str] = set()
-    todo = [r for r in roots if r in nodes]
+    todo = [r for r in roots if r in edges]
     while todo:
         name = todo.pop()
         if name in seen:
             continue
         seen.add(name)
-        todo.extend(i for i in map(_node_name, nodes[name].input) if i in nodes and i not in seen)
+        todo.extend(d for d in edges[name] if d in edges and d not in seen)
     return seen
+
+
+def _closure(nodes: dict, roots) -> set[str]:
+    """Top-level nodes the roots depend on (data and control inputs)."""
+    return _reach({name: [_node_name(i) for i in node.input] for name, node in nodes.items()}, roots)
 
 
 def _fn_closure(calls: dict, roots) -> set[str]:
-    seen: set[str] = set()
-    todo = [r for r in roots if r in calls]
-    while todo:
-        name = todo.pop()
-        if name in seen:
-            continue
-        seen.add(name)
-        todo.extend(c for c in calls[name] if c in calls and c not in seen)
-    return seen
+    return _reach(calls, roots)
 
 
 def _tensor_info_names(info) -> list[str]:

@@ -125,19 +125,17 @@ def onnx_vs_native(model: Model, feeds, policy, chunk_size, ort_side, native, no
                     # The module's own native input: the reproduction shows what the module alone does wrong.
                     inputs = {**inputs, computed[0]: native_in}
                     inputs_from = f"the native model (the input of {label})"
-            return Finding(
-                ONNX_VS_NATIVE,
+            return _against_native(
                 index,
                 value,
                 result,
-                [value],
+                ref,
                 inputs,
-                {value: ref},
                 f"the native torch {label}",
                 inputs_from,
+                set(run),
                 module=name,
                 module_call=call,
-                allowed_nodes=set(run),
             ), compared
     _note_mismatched(mismatched, notes)
     return None, compared
@@ -221,17 +219,15 @@ def _uncovered_finding(model, feeds, native, passed: dict, before, label: str, n
         f"{result.max_abs:.3g}): the divergence is in the {len(nodes)} node{'s' if len(nodes) != 1 else ''} no "
         f"native module covers between {' and '.join(sources) or 'constants'} and that input: {listed}"
     )
-    return Finding(
-        ONNX_VS_NATIVE,
+    return _against_native(
         index,
         value,
         result,
-        [value],
+        ref,
         values,
-        {value: ref},
         f"the native model (the input of {label})",
         "the native model (" + ", ".join(sources) + ")",
-        allowed_nodes=set(segment),
+        set(segment),
     )
 
 
@@ -302,3 +298,20 @@ def _frontier(model: Model, output: str, allowed: set) -> list:
         elif name not in model.inits and name not in model.sparse:
             inputs.append(name)
     return sorted(inputs)
+
+
+def _against_native(index, value, result, ref, inputs, expected_from, inputs_from, nodes, **where) -> Finding:
+    """A finding on one ONNX value checked against its native counterpart ``ref``."""
+    return Finding(
+        ONNX_VS_NATIVE,
+        index,
+        value,
+        result,
+        [value],
+        inputs,
+        {value: ref},
+        expected_from,
+        inputs_from,
+        allowed_nodes=nodes,
+        **where,
+    )

@@ -10,9 +10,7 @@ one) is passed by name too, so an undecorated layer class loads as well.
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import inspect
-import sys
 from pathlib import Path
 
 from bridge.errors import InputError, UsageError
@@ -65,22 +63,9 @@ def _import(text: str):
             path = Path(text)
             if not path.is_file():
                 raise InputError(f"--custom-objects {text} does not exist", hint=HOW)
-            name = f"bridge_custom_{abs(hash(str(path.resolve())))}"
-            spec = importlib.util.spec_from_file_location(name, path)
-            if spec is None or spec.loader is None:
-                raise InputError(f"--custom-objects {text}: cannot import it as Python")
-            module = importlib.util.module_from_spec(spec)
-            sys.modules[name] = module
-            parent = str(path.resolve().parent)
-            added = parent not in sys.path
-            if added:
-                sys.path.insert(0, parent)  # so the file can import its siblings
-            try:
-                spec.loader.exec_module(module)
-            finally:
-                if added:
-                    sys.path.remove(parent)
-            return module
+            from bridge.native.sources import import_file
+
+            return import_file(path, "bridge_custom", f"--custom-objects {text}: cannot import it as Python")
         return importlib.import_module(text)
     except InputError:
         raise

@@ -86,28 +86,34 @@ def parse_source(text: str) -> SourceRef:
     raise InputError(f"SOURCE {text} is not a recognised model", hint=SOURCE_HELP)
 
 
+def import_file(path: Path, prefix: str, cannot: str):
+    """Run a Python file as a module of its own (named after its resolved path), with its folder on
+    ``sys.path`` while it runs so that it can import its siblings. This runs the user's code."""
+    name = f"{prefix}_{abs(hash(str(path.resolve())))}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise InputError(cannot)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    parent = str(path.resolve().parent)
+    added = parent not in sys.path
+    if added:
+        sys.path.insert(0, parent)
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        if added:
+            sys.path.remove(parent)
+    return module
+
+
 def load_user_module(ref: SourceRef, again: bool = False):
     """Import the module a factory source names. This runs the user's code, as the user asked.
     ``again``: run the module's code once more (a fresh module object), as a new process would."""
     try:
         if ref.kind == "pyfile":
             assert ref.path is not None
-            name = f"bridge_user_{abs(hash(str(ref.path.resolve())))}"
-            spec = importlib.util.spec_from_file_location(name, ref.path)
-            if spec is None or spec.loader is None:
-                raise InputError(f"cannot import {ref.path}")
-            module = importlib.util.module_from_spec(spec)
-            sys.modules[name] = module
-            parent = str(ref.path.resolve().parent)
-            added = parent not in sys.path
-            if added:
-                sys.path.insert(0, parent)  # so the file can import its siblings
-            try:
-                spec.loader.exec_module(module)
-            finally:
-                if added:
-                    sys.path.remove(parent)
-            return module
+            return import_file(ref.path, "bridge_user", f"cannot import {ref.path}")
         module_name = ref.text.rpartition(":")[0]
         module = importlib.import_module(module_name)
         return importlib.reload(module) if again else module

@@ -543,7 +543,8 @@ def build_keras(out: Path) -> dict:
         plan["keras_bn_training"] = _verify(bn, f"{KERAS_FACTORIES}:bn_training")
 
     with plan.group("vacuous_softmax1000_keras"):
-        # converted by tf2onnx directly, through a tf.function (the route bridge takes for Keras 3)
+        # converted by tf2onnx directly, through a tf.function (the route bridge takes for Keras 3); the
+        # output keeps the name of the layer the user named, as bridge's own Keras export does
         import tf2onnx
 
         head = fk.softmax1000()
@@ -551,7 +552,7 @@ def build_keras(out: Path) -> dict:
 
         @tf.function(input_signature=sig, autograph=False)
         def serve(x):
-            return {"output": head(x, training=False)}
+            return {"head": head(x, training=False)}
 
         with _quiet():
             proto, _ = tf2onnx.convert.from_function(serve, input_signature=sig, opset=OPSET)
