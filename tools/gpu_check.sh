@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Every GPU check in one run, on a machine with an NVIDIA GPU where the onnxruntime-gpu wheel was
 # uploaded in parts (see docs/gpu.md): reassemble and install it, run the GPU tests, verify the
-# reference bundles on the CUDA EP, time the zoo on CUDA. Prints a short table last.
+# reference bundles on the CUDA EP, run the deployment-scale zoo on CUDA. Prints a short table last.
 set -u
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/bridge-gpu}
@@ -21,5 +21,9 @@ for b in build/reference/bundles/*/; do
   timeout 60 python3 -m bridge verify "$b" --device cuda --json "$OUT/ref_$(basename "$b").json" > "$OUT/ref_$(basename "$b").txt" 2>&1
   echo "reference bundle $(basename "$b") on CUDA EP: exit $?" | tee -a "$OUT/summary.txt"
 done
-timeout ${ZOO_BUDGET:-330} python3 tools/gpu_zoo.py --out "$OUT/zoo" --budget-s $(( ${ZOO_BUDGET:-330} - 20 )) ${ZOO_MODELS:+--models $ZOO_MODELS}
+# the deployment-scale zoo on CUDA (zoo/scale_gpu.toml through bridge check: strict fp32, TF32, fused, fp16,
+# IO binding); ZOO_MODELS: comma-separated names or globs (e.g. 'scale_gpu.bert_base,scale_gpu.resnet50')
+timeout ${ZOO_BUDGET:-330} python3 tools/zoo_scale.py --config zoo/scale_gpu.toml --summary "$OUT/zoo/summary.json" \
+  --out "$OUT/zoo/scale_gpu.md" --timeout $(( ${ZOO_BUDGET:-330} - 20 )) --threads "$(nproc)" ${ZOO_MODELS:+--models $ZOO_MODELS}
+cat "$OUT/zoo/scale_gpu.md" 2>/dev/null | sed -n '/## Speed/,/## Every/p'
 echo "== summary"; cat "$OUT/summary.txt"; tail -3 "$OUT/pytest.txt"
