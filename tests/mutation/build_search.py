@@ -19,6 +19,7 @@ from hostile.build import rehash
 from onnx import TensorProto, helper, numpy_helper
 
 from mutation.build import (
+    KERAS_FACTORIES,
     _const,
     _elem,
     _export,
@@ -378,3 +379,7 @@ def build_keras_search(out: Path, plan, mix: Path, src: str) -> None:
         plan["terms_domain_trojan_keras"] = _verify(
             m(mix, out / "domain_trojan", lambda g: negate_above(g, "b", 1.5)), src
         )
+    for name in ("deep", "near_tie", "long_sum"):
+        with plan.group(f"control_{name}_keras"):
+            source = f"{KERAS_FACTORIES}:{name}"
+            plan[f"control_{name}_keras"] = _verify(_export(source, out / f"{name}_keras"), source)

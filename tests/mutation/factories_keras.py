@@ -90,3 +90,33 @@ def bn_inference():
 
 def bn_training():
     return _bn_model(True)
+
+
+# -- hard correct controls: right exports that a careless verifier would fail ------------------------------
+
+
+def deep():
+    """Thirty residual ReLU layers whose activations grow into the tens of thousands (no normalisation): float32
+    rounding accumulates through them, and a right export must still pass."""
+    keras.utils.set_random_seed(0)
+    x = keras.Input((16,), name="x")
+    h = x
+    for i in range(30):
+        h = keras.layers.Add(name=f"res{i}")([h, keras.layers.Dense(16, activation="relu", name=f"d{i}")(h)])
+    return keras.Model(x, keras.layers.Identity(name="y")(h), name="deep")
+
+
+def near_tie():
+    """Logits whose two best classes differ by about 1e-6: their argmax flips with rounding."""
+    keras.utils.set_random_seed(0)
+    x = keras.Input((8,), name="x")
+    base = keras.layers.Dense(1, name="lin")(x)
+    nudge = 1e-6 * keras.ops.tanh(x[:, :1])
+    logits = keras.layers.Concatenate(name="logits")([base, base + nudge, base - 1.0])
+    return keras.Model(x, logits, name="near_tie")
+
+
+def long_sum():
+    """A sum over 20,000 elements: the order of the additions differs between runtimes."""
+    x = keras.Input((20000,), name="x")
+    return keras.Model(x, keras.ops.sum(x * 3.0, axis=1, keepdims=True), name="long_sum")

@@ -246,6 +246,9 @@ MUTANTS = {
     "control_long_sum_torch": ("control", "torch", 0, "a sum over 20,000 elements"),
     "control_int8_torch": ("control", "torch", 0, "a faithful int8 bundle, verified with --precision int8"),
     "control_fp16_torch": ("control", "torch", 0, "a faithful fp16 bundle, verified with --precision fp16"),
+    "control_deep_keras": ("control", "keras", 0, "thirty residual ReLU layers, activations in the tens of thousands"),
+    "control_near_tie_keras": ("control", "keras", 0, "logits whose two best classes differ by about 1e-6"),
+    "control_long_sum_keras": ("control", "keras", 0, "a sum over 20,000 elements"),
 }
 
 # Rows bridge does not catch (id -> class), each marked xfail(strict=True). Empty since the case plan,
