@@ -196,7 +196,8 @@ def test_auto_export_publishes_a_verified_candidate_with_the_table(tmp_path):
     assert set(data["latency"]["cpu"]["sides"]) >= {"native", "native-int8", "fp32"}
     assert auto["chosen"] in names and data["status"] == "pass"
     proc = subprocess.run(
-        [sys.executable, "-m", "bridge", "verify", str(out), "--source", "zoo/hf.py:bert", *common],
+        [sys.executable, "-m", "bridge", "verify", str(out), "--source", "zoo/hf.py:bert", "--precision", "auto"]
+        + common,
         cwd=ROOT,
         env=env,
         capture_output=True,

@@ -16,7 +16,8 @@ auto builds candidates, in a scratch directory of the staging bundle:
 Each candidate is verified against the same native outputs as the export (the plan's cases, and the
 real samples of ``--samples``, else of ``--calibrate``) under the row of its precision
 (bridge/verdict/policy.py), with ``--labels`` also by the accuracy drop. A candidate is eligible when
-it passes, and a reduced-precision one without real samples only where its seeded check is strong:
+it passes, and a reduced-precision one without held-out real samples (``--samples``; calibration
+samples are compared too, but a static graph was fitted to them) only where its seeded check is strong:
 on the two seeded draws at the export sizes, the native outputs of the two draws must lie at least
 ``SEPARATION`` times further apart than the candidate lies from the native model. A random-init
 classifier whose logits barely move between inputs cannot show that an int8 graph is right, whatever
@@ -235,6 +236,7 @@ def _run(work, staging_dir, fp32, device, model, specs, reference, fp32_io, padd
     fp32_path = staging_dir / MODEL
     names = requested(opts, device)
     runs, labels, real_from = _with_real_samples(model, specs, reference, opts)
+    held_out = opts.samples or None  # calibration samples are compared too, but only held-out ones waive separation
     if labels is not None and policy.max_accuracy_drop is None:
         policy = replace(policy, max_accuracy_drop=ACCURACY_DROP)
     calib = None
@@ -269,7 +271,7 @@ def _run(work, staging_dir, fp32, device, model, specs, reference, fp32_io, padd
     for c in cands:
         if c.path is None:
             continue
-        _verify(c, runs, policy, padded, opts, device, labels, keep_labels, fp32_io, specs, real_from)
+        _verify(c, runs, policy, padded, opts, device, labels, keep_labels, fp32_io, specs, held_out)
 
     timing, bench, peer = _bench(cands, model, specs, reference, opts, device)
     chosen = choose(cands, timing) or cands[0]
@@ -279,14 +281,15 @@ def _run(work, staging_dir, fp32, device, model, specs, reference, fp32_io, padd
         "chosen": chosen.name,
         "candidates": table,
         "peers": peer,
-        "rule": _rule(real_from),
+        "rule": _rule(held_out),
         "separation_min": SEPARATION,
         "tie": TIE,
         "real_samples": real_from,
+        "held_out": bool(held_out),
     }
     if bench is not None:
         report.latency[device] = bench
-    report.notes.append(_summary(chosen, cands, timing, real_from))
+    report.notes.append(_summary(chosen, cands, timing, real_from, held_out))
     report.notes.extend(
         f"precision auto: {c.name} not chosen: {c.why_not}" for c in cands if c.why_not and c is not chosen
     )
@@ -421,7 +424,7 @@ def _check_parent(c: Candidate, runs, policy, padded, opts) -> None:
         c.path, c.status, c.reason = None, "error", f"its float32 parent (the fused graph, unpacked) is {status}"
 
 
-def _verify(c: Candidate, runs, policy, padded, opts, device, labels, keep_labels, fp32_io, specs, real_from) -> None:
+def _verify(c: Candidate, runs, policy, padded, opts, device, labels, keep_labels, fp32_io, specs, held_out) -> None:
     """The candidate against the native outputs under its precision's row: results, real-sample metrics
     and the accuracy gate, its separation, and whether it may be chosen."""
     from bridge.verdict.compare import REAL_DATA, dataset_metrics
@@ -469,10 +472,10 @@ def _verify(c: Candidate, runs, policy, padded, opts, device, labels, keep_label
     c.reason = f"{bad.name}: {bad.reason}" if bad else ""
     if c.status != "pass":
         c.why_not = f"verification {c.status}"
-    elif c.precision != "fp32" and not real_from and (c.separation is None or c.separation < SEPARATION):
+    elif c.precision != "fp32" and not held_out and (c.separation is None or c.separation < SEPARATION):
         shown = "not measurable" if c.separation is None else f"{c.separation:.1f}"
         c.why_not = (
-            f"no real samples, and the seeded check is weak: the native outputs of two seeded draws lie only "
+            f"no held-out real samples, and the seeded check is weak: the native outputs of two seeded draws lie only "
             f"{shown} times further apart than this candidate's error (at least {SEPARATION:g} needed), so random "
             "inputs cannot show it is right; give --samples (and --labels) to let it compete"
         )
@@ -581,29 +584,35 @@ def _rel_norm(ref: dict, out: dict) -> float | None:
     return worst
 
 
-def _rule(real_from: str | None) -> str:
-    if real_from:
+def _rule(held_out: str | None) -> str:
+    if held_out:
         return (
             f"eligible: the candidate passes its precision's row on the plan's cases and on the real samples "
-            f"{real_from} (top-1 agreement floor; with labels, accuracy at most the policy's drop below the native "
+            f"{held_out} (top-1 agreement floor; with labels, accuracy at most the policy's drop below the native "
             "model's); chosen: the fastest eligible, or one of higher fidelity within "
             f"{TIE:.0%} of it"
         )
     return (
-        "eligible: the candidate passes its precision's row on the plan's cases; without real samples a "
+        "eligible: the candidate passes its precision's row on the plan's cases (and on the calibration samples, "
+        "when there are some); without held-out real samples (--samples) a "
         f"reduced-precision candidate also needs a strong seeded check (separation at least {SEPARATION:g}); "
         f"chosen: the fastest eligible, or one of higher fidelity within {TIE:.0%} of it"
     )
 
 
-def _summary(chosen: Candidate, cands: list, timing: dict, real_from) -> str:
+def _summary(chosen: Candidate, cands: list, timing: dict, real_from, held_out) -> str:
     parts = []
     for c in cands:
         t = timing.get(c.name)
         speed = f"{t['p50_ms']:.3g} ms, {t['vs_native']:.2f}x native" if t else "not timed"
         shown = f"{c.status} (not eligible)" if c.status == "pass" and not c.eligible else c.status
         parts.append(f"{c.name} {shown} ({speed})")
-    basis = f"judged on real samples {real_from} too" if real_from else "judged on seeded inputs only"
+    if held_out:
+        basis = f"judged on the held-out samples {held_out} too"
+    elif real_from:
+        basis = f"judged on seeded inputs and the calibration samples {real_from} (not held out)"
+    else:
+        basis = "judged on seeded inputs only"
     return f"precision auto: chose {chosen.name} among " + "; ".join(parts) + f"; {basis}"
 
 
