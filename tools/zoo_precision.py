@@ -125,7 +125,8 @@ def render(summary: dict, workdir: Path, config_rel: str, configured: list[str])
                     (c.get("status") or "?").upper(),
                     Z.num(c.get("rel_norm"), ".2e"),
                     Z.num(c.get("abs_over_scale"), ".2e"),
-                    Z.num(c.get("top1_real"), ".1%"),
+                    Z.num(c.get("top1_real"), ".1%")
+                    + ("" if r["auto"].get("held_out") or c.get("top1_real") is None else " (calib.)"),
                     acc,
                     Z.num(c.get("separation"), ".3g"),
                     "published"

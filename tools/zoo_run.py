@@ -185,9 +185,26 @@ def environment(*reports_) -> dict:
 
 
 def machine_line(env: dict) -> str:
+    """The machine the reports were made on: their platform and CPU count, and this machine's CPU model
+    and vector extensions when the platform is the same (the reports do not record them)."""
+    import platform
+
     m = env.get("machine") or {}
-    parts = [m.get("cpu") or m.get("processor"), f"{m.get('cpus')} CPUs" if m.get("cpus") else None]
+    parts = [m.get("processor"), f"{m.get('cpus')} CPUs" if m.get("cpus") else None]
+    if m.get("platform") == platform.platform():
+        parts.insert(0, _cpu_model())
     return ", ".join(str(p) for p in parts if p) or "unknown machine"
+
+
+def _cpu_model() -> str | None:
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return None
+    name = next((ln.split(":", 1)[1].strip() for ln in info.splitlines() if ln.startswith("model name")), None)
+    flags = set(next((ln.split(":", 1)[1].split() for ln in info.splitlines() if ln.startswith("flags")), []))
+    isa = [f for f in ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8") if f in flags]
+    return f"{name} ({' '.join(isa)})" if name else None
 
 
 def versions_line(env: dict, keys=("torch", "tensorflow", "tf2onnx", "onnx", "onnxruntime", "onnxscript")) -> str:

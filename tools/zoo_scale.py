@@ -199,7 +199,8 @@ def render(summary: dict, workdir: Path, config_rel: str, configured: list[str],
                     c.get("status", "?").upper(),
                     Z.num(c.get("rel_norm"), ".2e"),
                     Z.num(c.get("separation"), ".3g"),
-                    Z.num(c.get("top1_real"), ".1%"),
+                    Z.num(c.get("top1_real"), ".1%")
+                    + ("" if r["auto"].get("held_out") or c.get("top1_real") is None else " (calib.)"),
                     acc,
                     "chosen"
                     if r["chosen"] and c["name"] == r["chosen"]["name"]
