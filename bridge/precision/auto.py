@@ -508,7 +508,9 @@ def _bench(cands, model, specs, reference, opts, device) -> tuple[dict, dict | N
         model.to(device)
         model.set_tf32(False)
     sides.append(Side("native", lambda: model.run(feeds), model.synchronize))
-    twin, record = _framework_int8(model)
+    twin, record = (
+        _framework_int8(model) if device == "cpu" else (None, {"why": "torch.ao's int8 runs on the CPU only"})
+    )
     peers["native-int8"] = record
     if twin is not None:
         record["rel_norm"] = _rel_norm(model.run(feeds), twin.run(feeds))
