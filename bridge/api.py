@@ -47,6 +47,37 @@ def _source(source):
     return object_label(source), source
 
 
+def _guarded(work, request, obj):
+    """Run ``work(request, obj)`` as the command line's worker would, raising only BridgeError subclasses:
+    an exception bridge did not foresee (a bug, a library failing in a new way) becomes InternalError
+    (exit 8) naming the stage it happened in, as the command line says it; Ctrl-C stays KeyboardInterrupt."""
+    from bridge.errors import BridgeError, InternalError, exception_summary
+    from bridge.frameworks import quiet_trace_log
+    from bridge.progress import stages_to
+
+    stage = ["starting"]
+    try:
+        with stages_to(lambda name: stage.__setitem__(0, name)), quiet_trace_log():
+            return work(request, obj)
+    except BridgeError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the API's promise: BridgeError or a result
+        raise InternalError(f"{stage[0]}: {exception_summary(exc)}") from exc
+
+
+def _run(build, work, obj):
+    """Build the request (its refusals are UsageError already), then run it under ``_guarded``."""
+    from bridge.errors import BridgeError, InternalError, exception_summary
+
+    try:
+        request = build()
+    except BridgeError:
+        raise
+    except Exception as exc:  # noqa: BLE001
+        raise InternalError(f"reading the options: {exception_summary(exc)}") from exc
+    return _guarded(work, request, obj)
+
+
 def export(model, out_dir, **options):
     """Export ``model`` (an object or a SOURCE string) to a bundle at ``out_dir``, verify it, return the
     Report. ``inputs``: specs like ``["x:float32[batch,3,224,224]"]`` (Keras models know their own)."""
@@ -58,8 +89,8 @@ def export(model, out_dir, **options):
         from bridge.errors import UsageError
 
         raise UsageError("export needs a model: an nn.Module, a Keras model or a SOURCE string")
-    request = from_api("export", options, {"source": label, "output": _path(out_dir, "out_dir")})
-    return run_export(request, obj)
+    output = _path(out_dir, "out_dir")
+    return _run(lambda: from_api("export", options, {"source": label, "output": output}), run_export, obj)
 
 
 def verify(target, source=None, **options):
@@ -69,5 +100,5 @@ def verify(target, source=None, **options):
     from bridge.verifying import run_verify
 
     label, obj = _source(source)
-    request = from_api("verify", options, {"target": _path(target, "target"), "source": label})
-    return run_verify(request, obj)
+    path = _path(target, "target")
+    return _run(lambda: from_api("verify", options, {"target": path, "source": label}), run_verify, obj)

@@ -20,10 +20,11 @@ import time
 import traceback
 from dataclasses import dataclass
 
-from bridge.errors import BridgeError, ContainedCrash, exception_summary
+from bridge.errors import BridgeError, ContainedCrash, InternalError, exception_summary
 
 DEFAULT_TIMEOUT_S = 3600.0
 _STAGE_BYTES = 200
+TRACKER_WARNING = "ignore:resource_tracker:UserWarning"  # multiprocessing's "leaked semaphore" warnings
 
 
 @dataclass(frozen=True)
@@ -64,7 +65,14 @@ def _read_stage(buf) -> str:
     return raw.split(b"\0", 1)[0].decode("utf-8", "replace") or "starting"
 
 
-def _die_with_parent() -> None:
+def _die_with_parent(parent: int | None) -> None:
+    """SIGKILL this worker when its parent dies, and end it now if the parent is already gone.
+
+    The death signal can only be asked for once the spawned interpreter has started and unpickled its
+    task, a fraction of a second after the parent started it (seconds on a loaded machine); a parent
+    killed in that window leaves an orphan that would run the whole export, publish over the next
+    writer's bundle and leave its staging behind. The parent's pid, checked after the request, closes
+    the window: an orphan has been given to another parent (init or a subreaper)."""
     try:
         import ctypes
 
@@ -72,10 +80,14 @@ def _die_with_parent() -> None:
         libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         pass
+    if parent is not None and os.getppid() != parent:
+        os._exit(1)
 
 
-def _child(target: str, request, conn, buf, debug: bool, stderr_path: str | None = None) -> None:
-    _die_with_parent()
+def _child(
+    target: str, request, conn, buf, debug: bool, stderr_path: str | None = None, parent: int | None = None
+) -> None:
+    _die_with_parent(parent)
     if (
         stderr_path
     ):  # libraries' own logs (TensorFlow, absl's cuInit, warnings) go to a file the parent reads on a crash
@@ -96,6 +108,8 @@ def _child(target: str, request, conn, buf, debug: bool, stderr_path: str | None
             result = func(request)
         conn.send(("ok", result))
     except BridgeError as exc:
+        if debug:  # the library error a BridgeError was raised from (`from None` too), under bridge's own
+            exc.__suppress_context__ = False
         conn.send(
             (
                 "error",
@@ -168,8 +182,13 @@ def run_contained(target: str, request, limits: Limits, debug: bool = False, pol
     ctx = mp.get_context("spawn")
     # The worker (and multiprocessing's resource tracker) start as `python -c ...`, which would put
     # the working directory first on sys.path: a multiprocessing/ or numpy/ folder there would run.
-    saved_safepath = os.environ.get("PYTHONSAFEPATH")
+    saved = {k: os.environ.get(k) for k in ("PYTHONSAFEPATH", "PYTHONWARNINGS")}
     os.environ["PYTHONSAFEPATH"] = "1"
+    # The resource tracker starts here too (with this environment) and outlives the worker. A worker
+    # stopped by SIGKILL (a limit, Ctrl-C) cannot unregister the semaphores its libraries made; the tracker
+    # unlinks them when this process ends, as it should, but also warns about each kind on stderr, after
+    # bridge's own last line. Its cleanup stays; its warning goes.
+    os.environ["PYTHONWARNINGS"] = ",".join(w for w in (saved["PYTHONWARNINGS"], TRACKER_WARNING) if w)
     stderr_path = None
     if not debug:  # with --debug the worker's stderr is the terminal, as it is
         import tempfile
@@ -179,13 +198,16 @@ def run_contained(target: str, request, limits: Limits, debug: bool = False, pol
     try:
         parent_conn, child_conn = ctx.Pipe(duplex=False)
         buf = ctx.Array("c", _STAGE_BYTES, lock=False)
-        proc = ctx.Process(target=_child, args=(target, request, child_conn, buf, debug, stderr_path), daemon=True)
+        proc = ctx.Process(
+            target=_child, args=(target, request, child_conn, buf, debug, stderr_path, os.getpid()), daemon=True
+        )
         proc.start()
     finally:
-        if saved_safepath is None:
-            os.environ.pop("PYTHONSAFEPATH", None)
-        else:
-            os.environ["PYTHONSAFEPATH"] = saved_safepath
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
     child_conn.close()
     try:
         return _watch(proc, parent_conn, buf, limits, poll_s, on_stage, stderr_path)
@@ -277,13 +299,20 @@ def _watch(proc, parent_conn, buf, limits: Limits, poll_s: float, on_stage, stde
     if kind == "error":
         _, exit_code, category, text, hint, trace = payload
         if trace:
-            sys.stderr.write(trace)
+            sys.stderr.write(_safe_lines(trace))
         raise _Remote(exit_code, category, text, hint)
     text, trace = payload
     if trace:
-        sys.stderr.write(trace)
+        sys.stderr.write(_safe_lines(trace))
     raise _InternalError(f"{_read_stage(buf)}: {text}")
 
 
-class _InternalError(Exception):
-    """An unexpected exception in the child: the CLI reports it as an internal error."""
+def _safe_lines(text: str) -> str:
+    """A worker's traceback (--debug) quotes exception messages, which may quote a model's names."""
+    from bridge.report.text import safe_lines
+
+    return safe_lines(text)
+
+
+class _InternalError(InternalError):
+    """An unexpected exception in the child: the CLI reports it as an internal error (exit 8)."""

@@ -9,6 +9,7 @@ Exit codes (documented in the README):
   5  conversion failed: the exporter could not produce a valid ONNX file from a valid model
   6  security refusal: loading would execute code or read outside the model (issue-level opt-in)
   7  contained crash or timeout of a child process
+  8  internal error: a bug in bridge or an unforeseen library failure
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ EXIT_ENVIRONMENT = 4
 EXIT_CONVERSION = 5
 EXIT_SECURITY = 6
 EXIT_CRASH = 7
+EXIT_INTERNAL = 8
 
 
 class BridgeError(Exception):
@@ -80,6 +82,18 @@ class SecurityRefusal(BridgeError):
 class ContainedCrash(BridgeError):
     exit_code = EXIT_CRASH
     category = "crashed"
+
+
+class InternalError(BridgeError):
+    """An exception bridge did not foresee (a bug, or a library failing in a new way), as a BridgeError:
+    the API raises nothing else, and the command line prints it as one line with exit 8."""
+
+    exit_code = EXIT_INTERNAL
+    category = "internal error"
+    HINT = "rerun with --debug and report the traceback"
+
+    def __init__(self, message: str, hint: str | None = HINT):
+        super().__init__(message, hint)
 
 
 _FRAME_PREFIXES = ("File ", "Detected at node", "Traceback", "[[", "{{node")

@@ -66,7 +66,11 @@ class StageLines:
         if self.quiet or stage == self.last:
             return
         self.last = stage
-        line = f"bridge {self.command}: [{time.monotonic() - self.start:6.1f} s] {stage}"
+        from bridge.report.text import safe
+
+        line = (
+            f"bridge {self.command}: [{time.monotonic() - self.start:6.1f} s] {safe(stage)}"  # a stage may quote a name
+        )
         try:
             if self._console is not None:
                 self._console.print(line, style="dim", markup=False)

@@ -48,14 +48,15 @@ def failure_message(report, target, source=None) -> str:
     """What a failing assert_parity says, read like torch.testing.assert_close: the verdict and the reason
     once, the numbers (the per-output table, the cases, the notes), then the next step."""
     from bridge.report.terminal import render
+    from bridge.report.text import safe  # reasons and advice quote the model's names
 
-    what = f"vs {report.source}" if report.source else "against its golden outputs"
+    what = f"vs {safe(report.source)}" if report.source else "against its golden outputs"
     lines = render(report).splitlines()[1:]  # its first line names target and source: said here
     lines = [ln for ln in lines if not ln.startswith("verdict: ")]  # its reason: said here, once
-    out = [f"bridge parity {report.status.upper()}: {os.fspath(target)} {what}", report.reason or "", *lines]
+    out = [f"bridge parity {report.status.upper()}: {os.fspath(target)} {what}", safe(report.reason or ""), *lines]
     step = next_step(report, target, source)
     if step:
-        out.append(f"next: {step}")
+        out.append(f"next: {safe(step)}")
     return "\n".join(out)
 
 

@@ -149,6 +149,12 @@ def precision_row(opts, target: Target, policy) -> tuple:
             notes.append(target.precision_note)
         return replace(policy, precision=target.precision), notes
     asked = opts.precision
+    if asked == "auto":  # what --precision auto published (bridge/precision/auto.py): the graph's own precision
+        asked = target.graph_precision
+        notes.append(
+            f"--precision auto: the graph is {asked}, judged under the {asked} row"
+            + ("" if asked == "fp32" else ", and as the derivation of the float32 parent it carries")
+        )
     if target.graph_precision != asked:
         if asked == "fp32":
             notes.append(

@@ -388,7 +388,7 @@ def test_the_shipped_directory_leaves_out_the_workdir_and_has_a_size_limit(tmp_p
     (tmp_path / "work" / "old.bin").rename(tmp_path / "data.bin")
     proc = run_cli(*argv, env=env, timeout=300)
     assert proc.returncode == 2, proc.stdout + proc.stderr
-    assert f"bridge: usage: cannot ship {tmp_path} to the Ray workers: Package size" in proc.stderr
+    assert f"bridge: usage: cannot ship {tmp_path} to the Ray workers: what Ray would pack exceeds" in proc.stderr
     assert ".rayignore" in proc.stderr and "--ray-shared-fs" in proc.stderr
 
 

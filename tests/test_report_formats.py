@@ -300,7 +300,9 @@ def test_junit_survives_hostile_text():
     r["target"] = 'a"<b>&\x00c'
     r["reason"] = "bell \x07 and ]]> and \ud800 lone surrogate"
     root, _ = _suites(render_junit([r]))
-    assert root.find("testsuite").get("name") == 'a"<b>&?c'
+    assert root.find("testsuite").get("name") == 'a"<b>&\\0c'  # control characters made visible
+    reason = root.find("testsuite/properties/property[@name='reason']").get("value")
+    assert "bell \\a and ]]> and ? lone surrogate" in reason  # what XML cannot carry is replaced
 
 
 # --- Markdown ------------------------------------------------------------------------------------
@@ -309,7 +311,7 @@ def test_junit_survives_hostile_text():
 def test_markdown_fail():
     md = render_markdown(fail_report())
     assert md.startswith("### FAIL")
-    assert "| output | verdict | device | shape | dtype | max abs | max rel | failing |" in md
+    assert "| output | verdict | device | shape | dtype | max abs | max rel | failing, all cases |" in md
     row = next(line for line in md.splitlines() if line.startswith("| logits "))
     assert "| FAIL |" in row and "0.00656" in row and "1e-05 / 0.0001" in row and "0.0065 / 0.0066" in row
     assert "rtol=0.0001*\\|ref\\|" in md  # pipes escaped in the reason

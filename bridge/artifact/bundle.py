@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bridge.artifact.staging import remove_stale_staging, staging_prefix
+from bridge.artifact.staging import hold_staging, old_prefix, release, remove_stale_staging, staging_prefix
 from bridge.errors import BundleError, UsageError
 from bridge.spec import MAX_NAME_CHARS, MAX_RANK
 from bridge.types import DTYPES, INPUT_KINDS, Case, TensorSpec
@@ -113,7 +113,11 @@ def open_bundle(path: str | Path) -> Bundle:
         raise BundleError(f"bundle {path} is a symlink; refusing to follow it")
     mpath = path / MANIFEST
     if not os.path.lexists(mpath):
-        raise BundleError(f"{path} is not a bundle: it has no {MANIFEST}", hint="create one with 'bridge export'")
+        from bridge.artifact.formats import not_onnx
+
+        raise not_onnx(path) or BundleError(
+            f"{path} is not a bundle: it has no {MANIFEST}", hint="create one with 'bridge export'"
+        )
     if mpath.is_symlink():
         raise BundleError(f"bundle file {MANIFEST} is a symlink; bundles hold regular files only")
     from bridge.artifact.files import MANIFEST_BYTES, read_bounded
@@ -338,9 +342,12 @@ class Staging:
     next export to the same destination."""
 
     def __init__(self, dest: Path):
-        self.dest = dest
+        # Absolute from the start: a step that changes the working directory (ONNX Runtime's quantizer
+        # runs in a scratch one) must still find the staging directory and the destination.
+        self.dest = dest = Path(dest).absolute()
         remove_stale_staging(dest)
         self.dir = Path(tempfile.mkdtemp(prefix=staging_prefix(dest), dir=dest.parent))
+        self._lock = hold_staging(self.dir)
 
     def __enter__(self) -> "Staging":
         return self
@@ -348,6 +355,8 @@ class Staging:
     def __exit__(self, *exc) -> None:
         if self.dir.exists():
             shutil.rmtree(self.dir, ignore_errors=True)
+        release(self._lock)
+        self._lock = None
 
     def write_golden(self, arrays: dict[str, np.ndarray]) -> None:
         with open(self.dir / GOLDEN, "wb") as fh:
@@ -375,7 +384,7 @@ class Staging:
         dest = dest or self.dest
         check_destination(dest, force)
         if dest.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{dest.name}.old-", dir=dest.parent))
+            old = Path(tempfile.mkdtemp(prefix=old_prefix(dest), dir=dest.parent))  # collected if killed here
             os.rmdir(old)
             os.replace(dest, old)
             os.replace(self.dir, dest)

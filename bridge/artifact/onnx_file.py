@@ -17,7 +17,7 @@ def load_checked(path: str | Path, *, produced_by_us: bool = False):
     error = ConversionError if produced_by_us else InputError
     path = Path(path)
     if not path.is_file():
-        raise InputError(f"{path} does not exist or is not a file")
+        raise _model_file(path, produced_by_us) or _not_a_file(path)
     # A file the exporter just wrote lies in a staging directory nobody asked about: name it so.
     name = "the exported ONNX file" if produced_by_us else str(path)
 
@@ -29,6 +29,9 @@ def load_checked(path: str | Path, *, produced_by_us: bool = False):
     try:
         onnx.checker.check_model(str(path), full_check=True)
     except Exception as exc:
+        known = _model_file(path, produced_by_us)
+        if known is not None:
+            raise known from None
         raise error(
             f"{name} fails onnx.checker (full check): {first(exc)}",
             hint="the exporter wrote an invalid graph" if produced_by_us else "the file is not a valid ONNX model",
@@ -48,6 +51,27 @@ def load_checked(path: str | Path, *, produced_by_us: bool = False):
             hint="only location, offset, length, checksum and basepath are valid",
         )
     return model
+
+
+def _not_a_file(path: Path) -> InputError:
+    """What a path that is no regular file is: missing, or something never opened (a FIFO would block)."""
+    import os
+
+    if not os.path.lexists(path):
+        return InputError(f"{path} does not exist")
+    return InputError(
+        f"{path} is not a regular file (a directory, FIFO, device, socket or dangling link)",
+        hint="give a .onnx file or a bundle directory",
+    )
+
+
+def _model_file(path: Path, produced_by_us: bool):
+    """A model bridge exports from, given where an ONNX file belongs: the error that says to export it."""
+    if produced_by_us:
+        return None
+    from bridge.artifact.formats import not_onnx
+
+    return not_onnx(path)
 
 
 def io_specs(model) -> tuple[list[TensorSpec], list[TensorSpec]]:

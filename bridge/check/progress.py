@@ -30,8 +30,10 @@ class _PlainProgress(NullProgress):
         self.finished = 0
 
     def _print(self, text: str) -> None:
+        from bridge.report.text import safe
+
         with self.lock:
-            self.stream.write(text + "\n")
+            self.stream.write(safe(text) + "\n")
             self.stream.flush()
 
     def start(self, names):
@@ -80,14 +82,21 @@ class _RichProgress(NullProgress):
     def note(self, text):
         from rich.markup import escape
 
-        self.progress.console.print(f"bridge check: {escape(text)}", highlight=False)
+        from bridge.report.text import safe
+
+        self.progress.console.print(f"bridge check: {escape(safe(text))}", highlight=False)
 
     def phase(self, name, phase):
+        from rich.markup import escape
+
+        from bridge.report.text import safe
+
+        shown = f"{escape(safe(name))}: {escape(safe(phase))}"
         with self.lock:
             if name not in self.tasks:
-                self.tasks[name] = self.progress.add_task(f"{name}: {phase}", total=None)
+                self.tasks[name] = self.progress.add_task(shown, total=None)
             else:
-                self.progress.update(self.tasks[name], description=f"{name}: {phase}")
+                self.progress.update(self.tasks[name], description=shown)
 
     def done(self, result):
         style = {PASS: "green", FAIL: "red", INCONCLUSIVE: "yellow", SKIPPED: "dim"}[result.status]
@@ -98,6 +107,9 @@ class _RichProgress(NullProgress):
             self.progress.advance(self.overall)
         from rich.markup import escape
 
+        from bridge.report.text import clean
+
+        result = clean(result)
         msg = f": {escape(result.message)}" if result.message and result.status != PASS else ""
         node = f" on {escape(result.node)}" if self.show_node and result.node else ""
         self.progress.console.print(

@@ -5,7 +5,8 @@ when the Ray executor is chosen.
 - Connection: without an address a local Ray instance is started (its workers see this machine's
   files) and shut down at the end; with ``--ray-address`` the driver joins that cluster.
 - Files: on a cluster, the config's directory goes to the workers as Ray's job ``working_dir``
-  (Ray's limit: 512 MiB packed; .gitignore and .rayignore are honoured; the workdir is left out),
+  (Ray's limit: 512 MiB packed; .gitignore and .rayignore are honoured; the workdir is left out;
+  checked first by bridge/check/ship.py: no symbolic link out of the tree or looping, within the limit),
   and bridge itself as a ``py_modules`` entry, so every node runs the driver's bridge. Each task's
   bundle, reports and logs come back as a tar archive and are unpacked into the driver's workdir.
   With ``--ray-shared-fs`` nothing is shipped: every node must see the same paths.
@@ -39,6 +40,7 @@ from bridge.check import ray_task
 from bridge.check.config import ModelConfig, RaySettings
 from bridge.check.executor import Executor, RunSettings, internal_error
 from bridge.check.run import judge
+from bridge.check.ship import check_shipped_tree
 from bridge.check.verdicts import FAIL, SKIPPED, ModelResult
 from bridge.errors import EnvironmentProblem, UsageError
 
@@ -205,7 +207,12 @@ class RayExecutor(Executor):
                 if not self.shared:
                     env["working_dir"] = str(self.settings.config.base_dir)
                     env["excludes"] = self._excludes()
+                    # Ray's packer follows symbolic links: refuse a link out of the tree or a loop, and a
+                    # package over Ray's limit, before anything is packed or sent (exit 2).
+                    check_shipped_tree(env["working_dir"], env["excludes"])
                 ray.init(address=self.ray.address, runtime_env=env, **common)
+        except UsageError:
+            raise
         except Exception as exc:
             raise _connect_error(exc, where, self.settings.config.base_dir) from None
         self.owned = True

@@ -16,9 +16,8 @@ import traceback
 
 from bridge import __version__
 from bridge.commands.parser import EPILOG, Parser
-from bridge.errors import EXIT_USAGE, BridgeError, exception_summary
+from bridge.errors import EXIT_INTERNAL, EXIT_USAGE, BridgeError, UsageError, exception_summary
 
-EXIT_INTERNAL = 8
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
 EXIT_TERMINATED = 143  # 128 + SIGTERM
 
@@ -96,6 +95,13 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+def _print_traceback() -> None:
+    """--debug: the traceback, its messages (which may quote a model's names) through report.text.safe."""
+    from bridge.report.text import safe_lines
+
+    sys.stderr.write(safe_lines(traceback.format_exc()))
+
+
 class Terminated(KeyboardInterrupt):
     """SIGTERM, handled like Ctrl-C: the worker is stopped and what it was writing is removed."""
 
@@ -111,7 +117,14 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signal.SIGTERM, _on_sigterm)
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser(argv)
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as stop:  # argparse refused the command line (its usage line is printed)
+        if stop.code == EXIT_USAGE and _chosen(argv):
+            from bridge.commands.parser import last_usage_error
+
+            _write_failure(argv, None, UsageError(last_usage_error() or "the command line was refused"))
+        raise
     if not args.command:
         parser.print_help()
         return EXIT_USAGE
@@ -120,7 +133,8 @@ def main(argv: list[str] | None = None) -> int:
         return importlib.import_module(COMMANDS[args.command][0]).run(args, args.command)
     except BridgeError as exc:
         if debug:
-            traceback.print_exc()
+            _print_traceback()
+        _write_failure(argv, args, exc)
         from bridge.report.text import safe
 
         sys.stderr.write(f"bridge: {exc.category}: {safe(exc.message)}\n")
@@ -128,18 +142,50 @@ def main(argv: list[str] | None = None) -> int:
             sys.stderr.write(f"  hint: {safe(exc.hint)}\n")
         return exc.exit_code
     except KeyboardInterrupt as exc:
-        if isinstance(exc, Terminated):
-            sys.stderr.write("bridge: interrupted: stopped by SIGTERM\n")
-            return EXIT_TERMINATED
-        sys.stderr.write("bridge: interrupted: stopped by SIGINT (Ctrl-C)\n")
-        return EXIT_INTERRUPTED
+        how = "SIGTERM" if isinstance(exc, Terminated) else "SIGINT (Ctrl-C)"
+        stopped = Interrupted(f"stopped by {how}", EXIT_TERMINATED if isinstance(exc, Terminated) else EXIT_INTERRUPTED)
+        _write_failure(argv, args, stopped)
+        sys.stderr.write(f"bridge: interrupted: {stopped.message}\n")
+        return stopped.exit_code
     except Exception as exc:  # a bug in bridge or an unforeseen library failure (here or in the worker)
         if debug:
-            traceback.print_exc()
+            _print_traceback()
+        from bridge.errors import InternalError
         from bridge.report.text import safe
 
+        _write_failure(argv, args, InternalError(exception_summary(exc)))
         sys.stderr.write(
             f"bridge: internal error: {safe(exception_summary(exc))}\n"
             "  hint: rerun with --debug and report the traceback\n"
         )
         return EXIT_INTERNAL
+
+
+class Interrupted(BridgeError):
+    """Ctrl-C or SIGTERM, as the reports say it (exit 130 or 143)."""
+
+    category = "interrupted"
+
+    def __init__(self, message: str, exit_code: int):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def _write_failure(argv: list, args, exc: BridgeError) -> None:
+    """Every report the command line asked for, holding the error, on every exit: a CI job that collects
+    the JUnit file gets one for a refused model too. The command's own writer has run where it could
+    (``exc.reported``); otherwise its module's ``write_failure`` decides which paths are safe to write.
+    Never raises: the error itself is what the user must see."""
+    if getattr(exc, "reported", False):
+        return
+    command = getattr(args, "command", None) or _chosen(argv)
+    if command not in COMMANDS:
+        return
+    try:
+        hook = getattr(importlib.import_module(COMMANDS[command][0]), "write_failure", None)
+        if hook is not None:
+            hook(argv, args, exc, command)
+        exc.reported = True
+    except Exception:  # noqa: BLE001 - a report that cannot be written must not hide the error
+        if getattr(args, "debug", False):
+            _print_traceback()

@@ -6,6 +6,7 @@ every writer (bridge/commands/reports.py). Every export/verify option is a confi
 from __future__ import annotations
 
 import argparse
+import os
 
 EPILOG = """exit codes:
   0  every model passes (parity, latency budgets, baseline)
@@ -124,10 +125,38 @@ def _executor_choice(args, config):
     return kind, jobs, ray
 
 
+# What this command's own options name on disk (export, verify and bench declare theirs in the option
+# table of bridge/request.py): every writer goes through commands.reports.Guard; tests/hostile/
+# test_writers.py enumerates these and fails on an option that is in neither table.
+PATH_OPTIONS = {
+    "--config": "input",
+    "--workdir": "output-dir",
+    "--junit": "output",
+    "--json": "output",
+    "--markdown": "output",
+}
+REPORT_FORMATS = ("json", "junit", "markdown")
+
+
+def step_outputs(workdir, m) -> list[tuple[str, object, bool]]:
+    """What running model ``m`` writes into the workdir: (what, path, whether a folder)."""
+    out = [(f"model {m.name!r}: bundle", workdir / m.name, True)]
+    out += [(f"model {m.name!r}: {kind}", workdir / f"{m.name}.{kind}", False) for kind in STEP_FILES]
+    out += [
+        (f"model {m.name!r}: log", workdir / f"{m.name}.prepare{i}.log", False) for i in range(len(m.prepare or []))
+    ]
+    return out
+
+
+STEP_FILES = ("export.json", "verify.json", "export.log", "verify.log")
+
+
 def guard(config, models, args, workdir, update: bool):
-    """One rule for every path this run writes: its summaries (--json, --junit, --markdown) and, with
-    --update-baselines, each model's baseline, never an input of the run (the config, a model's source,
-    weights, samples, labels, calibration data, policy, another model's baseline) nor inside a bundle."""
+    """One rule for every path this run writes (commands/reports.py): its summaries (--json, --junit,
+    --markdown), each model's bundle folder, reports and logs in the workdir and, with
+    --update-baselines, each model's baseline: never an input of the run (the config, a model's source,
+    weights, samples, labels, calibration data, policy, another model's baseline; by path, symlink or
+    hard link), never inside a bundle, and a bundle folder never holding one."""
     from bridge.commands.reports import Guard
 
     inputs = [str(config.path)]
@@ -135,8 +164,11 @@ def guard(config, models, args, workdir, update: bool):
         inputs += m.required_files()
         if m.baseline and not (update and m in models):
             inputs.append(m.baseline)
-    check = Guard(inputs, [str(workdir / m.name) for m in config.models])
-    for flag in ("json", "junit", "markdown"):
+    check = Guard(inputs, [str(workdir / m.name) for m in config.models if m not in models or m.skip])
+    written = [w for m in models if not m.skip for w in step_outputs(workdir, m)]
+    for what, path, folder in sorted(written, key=lambda w: not w[2]):  # bundle folders first
+        check.check(what, str(path), directory=folder)
+    for flag in REPORT_FORMATS:
         value = getattr(args, flag, None)
         if value:
             check.check(f"--{flag}", value)
@@ -145,6 +177,49 @@ def guard(config, models, args, workdir, update: bool):
             if m.baseline and not m.skip:
                 check.check(f"model {m.name!r}: baseline", m.baseline)
     return check
+
+
+def write_failure(argv: list, args, exc, command: str = "check") -> None:
+    """Every summary the command line asked for, holding the error (a config error, a refused path, a
+    cluster that cannot be reached, an interrupt): a CI job collecting the JUnit file gets one."""
+    from bridge.commands.reports import fallback_guard, write_all
+
+    guard = getattr(args, "_bridge_guard", None) if args is not None else None
+    config = getattr(args, "config", None) if args is not None else None
+    if not any(getattr(args, f, None) for f in REPORT_FORMATS) and not any(
+        str(t).startswith(tuple(f"--{f}" for f in REPORT_FORMATS)) for t in argv
+    ):
+        return
+    guard, paths = fallback_guard("check", argv, REPORT_FORMATS, guard, extra_inputs=_config_inputs(config))
+    from bridge.check.render import render_error
+
+    write_all(paths, guard, lambda fmt: render_error(fmt, exc))
+
+
+def _config_inputs(config_arg) -> list[str]:
+    """What a config that may not load names: the config itself and every quoted string in it that is a
+    path beside it (a fallback must never write over a model's file)."""
+    import re
+    from pathlib import Path
+
+    from bridge.check.config import CONFIG_FILE
+
+    candidates = [Path(config_arg)] if config_arg else [Path(CONFIG_FILE), Path("pyproject.toml")]
+    out = []
+    for path in candidates:
+        if not path.is_file():
+            continue
+        out.append(str(path))
+        try:
+            text = path.read_text(errors="replace")[: 4 << 20]
+        except OSError:
+            continue
+        for quoted in re.findall(r'"([^"\n]{1,4096})"|\'([^\'\n]{1,4096})\'', text):
+            value = quoted[0] or quoted[1]
+            for part in (value, value.rpartition(":")[0]):
+                if part and os.path.lexists(path.parent / part):
+                    out.append(str(path.parent / part))
+    return out
 
 
 def run(args, command: str = "check") -> int:
@@ -191,7 +266,7 @@ def run(args, command: str = "check") -> int:
                     hint="write it with --update-baselines, or remove the baseline key",
                 )
     workdir = Path(args.workdir).resolve() if getattr(args, "workdir", None) else config.workdir
-    guard(config, models, args, workdir, update)
+    args._bridge_guard = guard(config, models, args, workdir, update)
     workdir.mkdir(parents=True, exist_ok=True)
     executor = make_executor(
         kind,

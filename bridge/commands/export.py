@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from bridge.commands.parser import add_request_arguments as add_arguments  # noqa: F401 (the command's options)
+from bridge.commands.reports import write_failure  # noqa: F401 (reports of a command that failed early)
 
 
 def run(args, command: str) -> int:

@@ -19,7 +19,8 @@ def run(args, command: str) -> int:
     from bridge.errors import EXIT_PASS
 
     if args.json:
-        reports.Guard([], [args.target]).check("--json", args.json)
+        args._bridge_guard = guard(args)
+        args._bridge_guard.check("--json", args.json)
     target = Path(args.target)
     if is_bundle(target):
         bundle = open_bundle(target)
@@ -53,6 +54,28 @@ def run(args, command: str) -> int:
         reports.write_text(args.json, dumps(info))
     print(text(info))
     return EXIT_PASS
+
+
+PATH_OPTIONS = {"--json": "output"}  # TARGET is read (tests/hostile/test_writers.py enumerates these)
+
+
+def guard(args):
+    """--json never replaces the target or anything inside it (commands/reports.py)."""
+    from bridge.commands.reports import Guard
+
+    return Guard([args.target], [args.target])
+
+
+def write_failure(argv: list, args, exc, command: str = "inspect") -> None:
+    """--json holding the error, whatever ended the command."""
+    from bridge.commands.reports import error_report, fallback_guard, render, write_all
+
+    known = getattr(args, "_bridge_guard", None) if args is not None else None
+    g, paths = fallback_guard("inspect", argv, ("json",), known)
+    if not paths:
+        return
+    data = error_report("inspect", exc, getattr(args, "target", None) if args is not None else None)
+    write_all(paths, g, lambda fmt: render(fmt, data))
 
 
 def text(info: dict) -> str:

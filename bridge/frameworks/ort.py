@@ -11,6 +11,12 @@ import onnxruntime as ort
 from bridge.errors import EnvironmentProblem, InputError
 from bridge.frameworks.base import Feeds, Runner
 
+# ONNX Runtime's own log (colour codes, and node names and op types a model chose) never reaches stderr:
+# every failure comes back as an exception, whose message bridge prints through report.text.safe. 4 is
+# FATAL; sessions made by libraries (onnxruntime.quantization) use this default logger too.
+LOG_SEVERITY = 4
+ort.set_default_logger_severity(LOG_SEVERITY)
+
 
 def ort_message(exc: BaseException, limit: int = 300) -> str:
     """ONNX Runtime's error text without its source paths and C++ signatures: the reason is at the end."""
@@ -36,7 +42,7 @@ def session_options(
     (the same graph, rounded differently); ``level``: "extended" for offline fusions saved to
     ``optimized_path``; ``external_dir``: where a graph given as bytes finds its external weights."""
     so = ort.SessionOptions()
-    so.log_severity_level = 3
+    so.log_severity_level = LOG_SEVERITY
     if not optimize:
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     elif level == "extended":
@@ -209,33 +215,4 @@ def save_optimized(src: str, dst: str, threads: int | None = None) -> dict:
         "optimizer": f"onnxruntime {ort.__version__} ORT_ENABLE_EXTENDED (CPU)",
         "nodes_before": before,
         "nodes_after": after,
-    }
-
-
-def save_transformer_optimized(src: str, dst: str, model_type: str = "bert", threads: int | None = None) -> dict:
-    """onnxruntime.transformers' fusions for transformer graphs (LayerNorm/SkipLayerNorm, Gelu,
-    Attention where its patterns match), CPU only, then ONNX Runtime's offline extended fusions.
-    Heads and hidden size are detected from the graph. Returns what was fused, for the manifest."""
-    import logging
-    import os
-    import tempfile
-
-    import onnx
-    from onnxruntime.transformers.optimizer import optimize_model
-
-    logging.getLogger("onnxruntime.transformers").setLevel(logging.ERROR)
-    before = len(onnx.load(src, load_external_data=False).graph.node)
-    fused = optimize_model(src, model_type=model_type, num_heads=0, hidden_size=0, opt_level=0, use_gpu=False)
-    stats = {k: v for k, v in fused.get_fused_operator_statistics().items() if v}
-    with tempfile.TemporaryDirectory(dir=os.path.dirname(os.path.abspath(dst))) as tmp:
-        mid = os.path.join(tmp, "fused.onnx")
-        fused.save_model_to_file(mid)
-        del fused
-        info = save_optimized(mid, dst, threads=threads)
-    return {
-        "optimizer": f"onnxruntime.transformers optimize_model(model_type={model_type!r}, opt_level=0, "
-        f"use_gpu=False) then {info['optimizer']}",
-        "fused": stats,
-        "nodes_before": before,
-        "nodes_after": info["nodes_after"],
     }

@@ -68,11 +68,16 @@ svg.plot .dot{fill:#1f2328;fill-opacity:.45}
 .muted{color:#57606a}
 code,pre{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:12px}
 details summary{cursor:pointer;margin:6px 0}
+.next{border:1px solid #0969da;background:#ddf4ff;border-radius:6px;padding:10px 14px;margin:14px 0}
+.failing{margin:14px 0}.failing li{margin:4px 0}
 """
 
 
 def e(x) -> str:
-    return escape(str(x), quote=True)
+    """Text for HTML: control characters made visible (bridge.report.text.safe), then HTML-escaped."""
+    from bridge.report.text import safe
+
+    return escape(safe(x), quote=True)
 
 
 def _status_class(status) -> str:
@@ -341,18 +346,12 @@ def _verdicts(report: dict, groups: list[dict]) -> str:
         ),
         f'<p class="muted">{e(NOTE)}</p>',
     ]
-    bad = [r for r in groups if r.get("status") != "pass"]
-    if bad:
-        out.append(
-            "<ul>"
-            + "".join(
-                f"<li><b>{e(r.get('name'))}</b> {e(mark(r.get('status')))} ({e(where(r))}): "
-                f"<code>{e(r.get('reason') or '')}</code></li>"
-                for r in bad
-            )
-            + "</ul>"
-        )
-    return "".join(out)
+    from bridge.verdict.results import forgiven_note
+
+    out.extend(
+        f'<p class="muted">Forgiven: {e(n)}</p>' for n in (forgiven_note(r.get("name", "?"), r) for r in groups) if n
+    )
+    return "".join(out)  # the outputs that did not pass, with their reasons, open the page (_failing)
 
 
 def _histograms(groups: list[dict]) -> str:
@@ -440,31 +439,59 @@ def _cases(report: dict) -> str:
     return "<h2>Cases swept</h2>" + table(["case", "seed", "sizes", "origin"], rows) if rows else ""
 
 
+def _failing(groups: list[dict]) -> str:
+    """The outputs that did not pass, each with its reason: the first thing under the verdict."""
+    bad = [r for r in groups if r.get("status") != "pass"]
+    if not bad:
+        return ""
+    return (
+        '<ul class="failing">'
+        + "".join(
+            f"<li><b>{e(r.get('name'))}</b> {e(mark(r.get('status')))} ({e(where(r))}): "
+            f"<code>{e(r.get('reason') or '')}</code></li>"
+            for r in bad
+        )
+        + "</ul>"
+    )
+
+
+def _next_step(report: dict, status: str, groups: list[dict]) -> str:
+    from bridge.report.advice import next_step
+
+    error = as_dict(report.get("error"))
+    step = error.get("hint") if status == "error" else None
+    source = report.get("source")
+    api = isinstance(source, str) and source.startswith("<")
+    step = step or next_step(status, str(report.get("target") or "TARGET"), source, groups, api=api)
+    return f'<div class="next"><b>Next step:</b> {e(step)}</div>' if step else ""
+
+
 def render_html(report: dict) -> str:
-    report = as_dict(report)
+    from bridge.report.text import clean
+
+    report = clean(as_dict(report))
     status = status_of(report)
     title = f"{mark(status)}: bridge {report.get('kind') or 'report'} of {report.get('target') or 'model'}"
     reason = report.get("reason") if status != "pass" else ""
     reason = f'<div class="reason">{e(reason)}</div>' if reason else ""
     groups = output_groups(report)
+    # What the reader needs first: the verdict (banner), the outputs that did not pass, the next step, the
+    # table and the notes; then the evidence; the tolerance rows and the environment folded at the end.
     body = [
         f'<header class="banner {_status_class(status)}"><span class="verdict">{e(mark(status))}</span>'
         f'<span class="target">bridge {e(report.get("kind") or "report")} of {e(report.get("target") or "model")}'
         f"</span>{reason}</header>",
         "<main>",
-        _meta(report),
+        _failing(groups),
+        _next_step(report, status, groups),
         _verdicts(report, groups),
-        _histograms(groups),
-        _checks(report, status),
-        _latency(report),
-        _cases(report),
     ]
-    if report.get("policy"):
-        body.append("<h2>Tolerance policy</h2>" + value_html(report["policy"]))
-    if report.get("environment"):
-        body.append("<h2>Environment</h2>" + value_html(report["environment"]))
     if as_list(report.get("notes")):
         body.append("<h2>Notes</h2><ul>" + "".join(f"<li>{e(n)}</li>" for n in report["notes"]) + "</ul>")
+    body += [_meta(report), _histograms(groups), _checks(report, status), _latency(report), _cases(report)]
+    for key, title in (("policy", "Tolerance policy"), ("environment", "Environment")):
+        if report.get(key):
+            body.append(f"<h2>{title}</h2><details><summary>show</summary>{value_html(report[key])}</details>")
     body.append("</main>")
     return (
         f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'

@@ -32,7 +32,11 @@ _BAD_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
 def _x(text) -> str:
-    return _BAD_XML.sub("?", str(text))
+    """Text for an XML attribute or element: C1 controls and DEL made visible (bridge.report.text.safe
+    keeps the line breaks bridge lays out itself), then what XML 1.0 cannot carry replaced."""
+    from bridge.report.text import safe_lines
+
+    return _BAD_XML.sub("?", safe_lines(text))
 
 
 def failure_message(c: dict) -> str:
@@ -73,7 +77,9 @@ def failure_details(c: dict) -> str:
 
 
 def _testsuite(report: dict) -> ET.Element:
-    report = as_dict(report)
+    from bridge.report.text import clean
+
+    report = clean(as_dict(report))  # control characters of names and reasons made visible
     target = str(report.get("target") or "model")
     status = status_of(report)
     suite = ET.Element("testsuite", name=_x(target))

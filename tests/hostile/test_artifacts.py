@@ -65,8 +65,9 @@ def outputs(tmp_path_factory):
     cases["A01_dangling_symlink"] = (out / "bundle", cwd, "symlink")
     cases["A10_existing_non_bundle_directory"] = (victim_dir, case_dirs(base, "A10_nonbundle")[1], "not a bundle")
     cases["A10_existing_file"] = (victim_file, case_dirs(base, "A10_file")[1], "not a directory")
-    cases["A10_the_source_file_itself"] = (src_copy, case_dirs(base, "A10_source")[1], "not a directory")
-    cases["A10_root_directory"] = ("/", case_dirs(base, "A10_root")[1], "not a bundle")
+    # the one rule for every writer (Security III) refuses these first: an input, a folder holding one
+    cases["A10_the_source_file_itself"] = (src_copy, case_dirs(base, "A10_source")[1], "is the input file")
+    cases["A10_root_directory"] = ("/", case_dirs(base, "A10_root")[1], "holds the input")
     out, cwd = case_dirs(base, "A10_dot_in_a_nonempty_cwd")
     (cwd / "train.py").write_text("# the user's code\n")
     cases["A10_dot_in_a_nonempty_cwd"] = (".", cwd, "not a bundle")

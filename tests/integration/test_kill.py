@@ -41,3 +41,46 @@ def test_sigkill_during_export(tmp_path):
     open_bundle(dest)
     leftovers = [p.name for p in tmp_path.iterdir() if p.name != "bundle"]
     assert leftovers == [], leftovers  # staging of killed writers was cleaned by the last export
+
+
+def _alive_in_session(sid: int) -> list[str]:
+    """Processes of session ``sid`` that still run (zombies excluded): the CLI started it."""
+    out = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as fh:
+                stat = fh.read()
+            with open(f"/proc/{entry}/cmdline", "rb") as fh:
+                cmd = fh.read().replace(b"\0", b" ").decode(errors="replace")[:120]
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()  # after "pid (comm) "
+        state, session = fields[0], int(fields[3])
+        if session == sid and state != "Z":
+            out.append(f"{entry} {state} {cmd}")
+    return out
+
+
+@needs_torch
+def test_a_worker_dies_with_a_parent_killed_while_it_starts(tmp_path):
+    """The worker asks for its death signal only once its interpreter runs; a parent killed before then
+    (a fraction of a second, seconds on a loaded machine) must not leave an orphan that exports on its
+    own, publishes over the next writer and leaves its staging: the worker checks its parent's pid
+    right after asking, and ends. Killed at moments across the start-up window, nothing of the
+    session may run a few seconds later, and the next export leaves nothing behind."""
+    dest = tmp_path / "bundle"
+    for delay in (0.05, 0.15, 0.25, 0.35, 0.5, 0.8):
+        proc = start_export(dest)
+        time.sleep(delay)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        deadline = time.monotonic() + 20
+        while _alive_in_session(proc.pid) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert _alive_in_session(proc.pid) == [], (delay, _alive_in_session(proc.pid))
+    proc = start_export(dest)
+    assert proc.wait(timeout=300) == 0
+    open_bundle(dest)
+    assert [p.name for p in tmp_path.iterdir() if p.name != "bundle"] == []
