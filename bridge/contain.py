@@ -189,12 +189,9 @@ def run_contained(target: str, request, limits: Limits, debug: bool = False, pol
     # unlinks them when this process ends, as it should, but also warns about each kind on stderr, after
     # bridge's own last line. Its cleanup stays; its warning goes.
     os.environ["PYTHONWARNINGS"] = ",".join(w for w in (saved["PYTHONWARNINGS"], TRACKER_WARNING) if w)
-    stderr_path = None
+    stderr_path, handle = None, None
     if not debug:  # with --debug the worker's stderr is the terminal, as it is
-        import tempfile
-
-        handle, stderr_path = tempfile.mkstemp(prefix="bridge-worker-", suffix=".stderr")
-        os.close(handle)
+        stderr_path, handle = _worker_stderr()
     try:
         parent_conn, child_conn = ctx.Pipe(duplex=False)
         buf = ctx.Array("c", _STAGE_BYTES, lock=False)
@@ -212,11 +209,29 @@ def run_contained(target: str, request, limits: Limits, debug: bool = False, pol
     try:
         return _watch(proc, parent_conn, buf, limits, poll_s, on_stage, stderr_path)
     finally:
-        if stderr_path:
+        if handle is not None:
+            os.close(handle)  # the file was unlinked at once: nothing is left behind
+        elif stderr_path:
             try:
                 os.unlink(stderr_path)
             except OSError:
                 pass
+
+
+def _worker_stderr() -> tuple[str, int | None]:
+    """A file for the worker's stderr, and the descriptor this process holds it by. Where /proc shows
+    this process's descriptors (Linux), the file is unlinked at once and both sides open it as
+    /proc/PID/fd/N: a parent killed with SIGKILL leaves nothing in the temporary folder. Elsewhere the
+    file keeps its name until the run ends (and a SIGKILL leaves it)."""
+    import tempfile
+
+    handle, path = tempfile.mkstemp(prefix="bridge-worker-", suffix=".stderr")
+    by_fd = f"/proc/{os.getpid()}/fd/{handle}"
+    if os.path.exists(by_fd):
+        os.unlink(path)
+        return by_fd, handle
+    os.close(handle)
+    return path, None
 
 
 def _last_lines(path: str | None, count: int = 6, limit: int = 8192) -> str:

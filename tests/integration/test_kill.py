@@ -13,8 +13,8 @@ from bridge.artifact.bundle import open_bundle
 SRC = f"{FIXTURES / 'torch_models.py'}:tuple_outputs"
 
 
-def start_export(dest):
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+def start_export(dest, tmpdir=None):
+    env = {**os.environ, "PYTHONPATH": str(ROOT), **({"TMPDIR": str(tmpdir)} if tmpdir else {})}
     return subprocess.Popen(
         [sys.executable, "-m", "bridge", "export", SRC, "-o", str(dest), "--force", "--input", "x:float32[batch,4]"],
         cwd=ROOT,
@@ -28,8 +28,10 @@ def start_export(dest):
 @needs_torch
 def test_sigkill_during_export(tmp_path):
     dest = tmp_path / "bundle"
+    scratch = tmp_path / "tmp"  # the CLI's temporary folder: its worker's stderr file lives there
+    scratch.mkdir()
     for delay in (0.5, 2.0, 3.5):
-        proc = start_export(dest)
+        proc = start_export(dest, scratch)
         time.sleep(delay)
         os.kill(proc.pid, signal.SIGKILL)  # the parent; its worker dies with it
         proc.wait()
@@ -39,8 +41,10 @@ def test_sigkill_during_export(tmp_path):
     proc = start_export(dest)
     assert proc.wait(timeout=300) == 0
     open_bundle(dest)
-    leftovers = [p.name for p in tmp_path.iterdir() if p.name != "bundle"]
+    leftovers = [p.name for p in tmp_path.iterdir() if p.name not in ("bundle", "tmp")]
     assert leftovers == [], leftovers  # staging of killed writers was cleaned by the last export
+    stray = [p.name for p in scratch.iterdir() if p.name.startswith("bridge-worker-")]
+    assert stray == [], stray  # the worker's stderr file is unlinked as soon as it is made
 
 
 def _alive_in_session(sid: int) -> list[str]:
