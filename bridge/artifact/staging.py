@@ -36,6 +36,12 @@ def old_prefix(dest: Path) -> str:
 def hold_staging(path: str | Path) -> int | None:
     """Take the writer's lock on a staging directory; the descriptor to close when done (None: locks
     unsupported here; the pid alone then decides)."""
+    return _flock(path)
+
+
+def _flock(path: str | Path) -> int | None:
+    """A descriptor holding an exclusive lock on the directory ``path``; None where another process holds
+    it, the directory cannot be opened, or this platform has no flock."""
     try:
         import fcntl
     except ImportError:  # not POSIX
@@ -85,20 +91,10 @@ def writer_gone(entry: Path, pid: int) -> bool:
     """Whether the writer ``pid`` of the staging directory ``entry`` is gone (see the module's doc)."""
     if not _alive(pid):
         return True
-    try:
-        import fcntl
-    except ImportError:
-        return False
-    try:
-        fd = os.open(entry, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0))
-    except OSError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        return False  # held: its writer runs
-    finally:
-        os.close(fd)  # releases the lock if this took it
+    fd = _flock(entry)
+    if fd is None:
+        return False  # held (its writer runs), or no way to tell: kept
+    os.close(fd)
     try:
         age = time.time() - entry.stat().st_mtime
     except OSError:

@@ -8,21 +8,11 @@ from __future__ import annotations
 
 import math
 
+from bridge.report.text import OUTPUT_COLUMNS
 from bridge.verdict.results import to_float
 from bridge.verdict.status import mark
 
-OUTPUT_HEADERS = [
-    "output",
-    "verdict",
-    "device",
-    "shape",
-    "dtype",
-    "max abs",
-    "max rel",
-    "failing, all cases",
-    "atol / rtol applied",
-    "smallest passing atol / rtol (other kept)",
-]
+OUTPUT_HEADERS = [*OUTPUT_COLUMNS, "atol / rtol applied", "smallest passing atol / rtol (other kept)"]
 
 
 def as_dict(x) -> dict:

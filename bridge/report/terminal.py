@@ -5,7 +5,7 @@ bundle cannot steer the terminal."""
 from __future__ import annotations
 
 from bridge.report.model import Report
-from bridge.report.text import clean
+from bridge.report.text import OUTPUT_COLUMNS, clean
 from bridge.verdict.results import applied_tolerance, check_label
 from bridge.verdict.status import mark
 
@@ -76,18 +76,7 @@ def render(report: Report) -> str:
     if rows:
         parts.append(
             table(
-                [
-                    "output",
-                    "verdict",
-                    "device",
-                    "shape",
-                    "dtype",
-                    "max abs",
-                    "max rel",
-                    "failing, all cases",
-                    "atol/rtol applied",
-                    "would pass at (other kept)",
-                ],
+                [*OUTPUT_COLUMNS, "atol/rtol applied", "would pass at (other kept)"],
                 rows,
             )
         )

@@ -60,3 +60,8 @@ def clean(value):
             object.__setattr__(copied, f.name, clean(getattr(value, f.name)))
         return copied
     return value
+
+
+# The verdict table's columns, one per output and device, in every report format. The last two name the
+# tolerance applied and the smallest that would have passed: short in the terminal, spelled out in files.
+OUTPUT_COLUMNS = ("output", "verdict", "device", "shape", "dtype", "max abs", "max rel", "failing, all cases")
