@@ -14,6 +14,7 @@ import inspect
 from pathlib import Path
 
 from bridge.errors import InputError, UsageError
+from bridge.native.sources import import_failure, import_file
 
 HOW = (
     "name the file or module that defines it: --custom-objects layers.py (classes registered with "
@@ -63,17 +64,7 @@ def _import(text: str):
             path = Path(text)
             if not path.is_file():
                 raise InputError(f"--custom-objects {text} does not exist", hint=HOW)
-            from bridge.native.sources import import_file
-
             return import_file(path, "bridge_custom", f"--custom-objects {text}: cannot import it as Python")
         return importlib.import_module(text)
-    except InputError:
-        raise
-    except ModuleNotFoundError as exc:
-        raise InputError(
-            f"--custom-objects {text}: cannot import {exc.name!r}", hint="check the module path and PYTHONPATH"
-        ) from None
-    except SyntaxError as exc:
-        raise InputError(f"--custom-objects {text} is not valid Python: {exc}") from None
     except Exception as exc:
-        raise InputError(f"importing --custom-objects {text} raised {type(exc).__name__}: {exc}") from None
+        raise import_failure(f"--custom-objects {text}", exc) from None

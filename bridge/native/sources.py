@@ -117,20 +117,25 @@ def load_user_module(ref: SourceRef, again: bool = False):
         module_name = ref.text.rpartition(":")[0]
         module = importlib.import_module(module_name)
         return importlib.reload(module) if again else module
-    except InputError:
-        raise
-    except ModuleNotFoundError as exc:
+    except Exception as exc:
+        raise import_failure(f"SOURCE {ref.text}", exc) from None
+
+
+def import_failure(what: str, exc: Exception) -> Exception:
+    """The error to raise for ``exc``, raised while importing the user's module ``what`` (a SOURCE,
+    --custom-objects): a framework extra not installed, a module not found, invalid Python, or the module's
+    own code failing. An InputError passes as it is."""
+    if isinstance(exc, InputError):
+        return exc
+    if isinstance(exc, ModuleNotFoundError):
         from bridge.frameworks import EXTRAS, missing_package
 
         if (exc.name or "").split(".")[0] in EXTRAS:
-            raise missing_package(exc.name, f"SOURCE {ref.text}") from None
-        raise InputError(
-            f"cannot import SOURCE {ref.text}: {exc}", hint="check the module path and PYTHONPATH"
-        ) from None
-    except SyntaxError as exc:
-        raise InputError(f"SOURCE {ref.text} is not valid Python: {exc}") from None
-    except Exception as exc:
-        raise InputError(f"importing SOURCE {ref.text} raised {type(exc).__name__}: {exc}") from None
+            return missing_package(exc.name, what)
+        return InputError(f"cannot import {what}: {exc}", hint="check the module path and PYTHONPATH")
+    if isinstance(exc, SyntaxError):
+        return InputError(f"{what} is not valid Python: {exc}")
+    return InputError(f"importing {what} raised {type(exc).__name__}: {exc}")
 
 
 def call_factory(ref: SourceRef, module):
