@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 import zoo_run as Z
-from zoo_scale import model_rows
+from zoo_scale import _why, model_rows
 
 CONFIG, SUMMARY, OUT = "zoo/precision.toml", "build/precision/summary.json", "docs/zoo/cpu_int8.md"
 COMMAND = ".venv/bin/python tools/zoo_precision.py"
@@ -132,7 +132,7 @@ def render(summary: dict, workdir: Path, config_rel: str, configured: list[str])
                     "published"
                     if r["chosen"] and r["chosen"]["name"] == name
                     else ("yes" if c.get("eligible") else "no"),
-                    Z.one_line(c.get("why_not") or c.get("reason") or "", 200) or "-",
+                    Z.one_line(_why(c), 200) or "-",
                 ]
             )
     lines += Z.table(

@@ -73,6 +73,13 @@ def _cell(c: dict | None) -> str:
     return f"{c['vs_native']:.2f}x {verdict}{mark}"
 
 
+def _why(c: dict) -> str:
+    """Why a candidate was not chosen: its verification's reason when it did not pass, else the rule."""
+    if c.get("status") not in ("pass", None) and c.get("reason"):
+        return c["reason"]
+    return c.get("why_not") or c.get("reason") or ""
+
+
 def render(summary: dict, workdir: Path, config_rel: str, configured: list[str], command: str) -> str:
     rows = model_rows(summary, workdir)
     env = Z.environment(*(r["export"] for r in rows), *(r["verify"] for r in rows))
@@ -205,7 +212,7 @@ def render(summary: dict, workdir: Path, config_rel: str, configured: list[str],
                     "chosen"
                     if r["chosen"] and c["name"] == r["chosen"]["name"]
                     else ("yes" if c.get("eligible") else "no"),
-                    Z.one_line(c.get("why_not") or c.get("reason") or "", 220) or "-",
+                    Z.one_line(_why(c), 220) or "-",
                 ]
             )
     lines += Z.table(
@@ -247,15 +254,15 @@ def render(summary: dict, workdir: Path, config_rel: str, configured: list[str],
             lines.append(f"- {r['short']}: {r['status'].upper()}: {Z.one_line(r['message'], 400)}")
         elif c and isinstance(c.get("vs_native"), (int, float)) and c["vs_native"] < GOAL:
             blocked = [
-                f"{x['name']} {x['vs_native']:.2f}x ({Z.one_line(x.get('why_not'), 160)})"
+                f"{x['name']} {x.get('status', '?').upper()}"
+                + (f" at {x['vs_native']:.2f}x" if isinstance(x.get("vs_native"), (int, float)) else "")
+                + f" ({Z.one_line(_why(x), 260)})"
                 for x in r["cands"].values()
-                if not x.get("eligible")
-                and isinstance(x.get("vs_native"), (int, float))
-                and x["vs_native"] > c["vs_native"]
+                if x.get("precision") != "fp32" and not x.get("eligible")
             ]
             lines.append(
                 f"- {r['short']}: {c['name']} at {c['vs_native']:.2f}x"
-                + (f"; faster but not eligible: {'; '.join(blocked)}" if blocked else "")
+                + (f"; not eligible: {'; '.join(blocked)}" if blocked else "")
             )
     total = sum(r["seconds"] or 0 for r in rows)
     lines += [
