@@ -58,6 +58,7 @@ def model_rows(summary: dict, workdir: Path) -> list[dict]:
                 "export_s": Z.log_seconds(workdir / f"{record['name']}.export.log"),
                 "verify_s": Z.log_seconds(workdir / f"{record['name']}.verify.log"),
                 "seconds": record.get("seconds"),
+                "run_at": record.get("run_at") or "",
             }
         )
     return rows
@@ -267,13 +268,21 @@ def render(summary: dict, workdir: Path, config_rel: str, configured: list[str],
     total = sum(r["seconds"] or 0 for r in rows)
     lines += [
         "",
-        "Time per model (export with every candidate built, verified and timed; then bridge check's verify):",
+        "Time per model (export with every candidate built, verified and timed; then bridge check's verify), and "
+        "when it ran: a model whose bench was disturbed by other work is run again alone (`--models NAME`) and "
+        "merged into the summary, so each row's figures come from one bench of its own run:",
         "",
     ]
     lines += Z.table(
-        ["model", "export s", "verify s", "total s"],
+        ["model", "export s", "verify s", "total s", "run finished (UTC)"],
         [
-            [r["short"], Z.num(r["export_s"], ".0f"), Z.num(r["verify_s"], ".0f"), Z.num(r["seconds"], ".0f")]
+            [
+                r["short"],
+                Z.num(r["export_s"], ".0f"),
+                Z.num(r["verify_s"], ".0f"),
+                Z.num(r["seconds"], ".0f"),
+                r["run_at"][:19].replace("T", " ") or "-",
+            ]
             for r in rows
         ],
     )
