@@ -233,3 +233,61 @@ def test_a_gemm_fed_by_fused_attention_becomes_matmul():
     transposed = next(t for t in model.graph.initializer if t.name == "w__transposed")
     assert numpy_helper.to_array(transposed).shape == (2, 3)
     assert not [vi for vi in model.graph.value_info if vi.name == "att"]  # its 2-D shape was the Reshape's
+
+
+def test_the_cuda_bench_times_every_candidate_with_io_binding(monkeypatch):
+    """The GPU path without a GPU: candidates on CUDA are bound once (inputs on the device, outputs left
+    there) and timed by run_bound; PyTorch's own int8 (CPU only) is not timed beside them."""
+    import bridge.frameworks as frameworks
+    from bridge.types import TensorSpec
+
+    made = []
+
+    class FakeRunner:
+        def __init__(self, path, device, threads=None, spinning=False, tf32=False):
+            self.device, self.tf32, self.bound, self.runs = device, tf32, None, 0
+            made.append(self)
+
+        def bind(self, feeds):
+            self.bound = feeds
+
+        def run_bound(self):
+            self.runs += 1
+
+        def synchronize(self):
+            pass
+
+        def close(self):
+            pass
+
+    class FakeModel:
+        framework = "torch"
+
+        def __init__(self):
+            self.devices = []
+
+        def to(self, device):
+            self.devices.append(device)
+            return device
+
+        def set_tf32(self, on):
+            pass
+
+        def run(self, feeds):
+            return {"y": feeds["x"]}
+
+        def synchronize(self):
+            pass
+
+    monkeypatch.setattr(frameworks, "ort_runner_class", lambda: FakeRunner)
+    opts = build("export", {"source": "m.py:f", "output": "o", "precision": "auto", "latency_runs": 5}, API)
+    specs = [TensorSpec("x", "float32", ("batch", 4))]
+    reference = [(Case("draw0", 0, {"batch": 2}), {}, {})]
+    cands = [A.Candidate("fp32", "fp32", path="a.onnx"), A.Candidate("fp32@tf32", "fp32", path="a.onnx", tf32=True)]
+    for c in cands:
+        c.status = "pass"
+    model = FakeModel()
+    timing, bench, peers = A._bench(cands, model, specs, reference, opts, "cuda")
+    assert set(bench["sides"]) == {"native", "fp32", "fp32@tf32"} and set(timing) == {"fp32", "fp32@tf32"}
+    assert [r.tf32 for r in made] == [False, True] and all(r.bound is not None and r.runs for r in made)
+    assert "CPU only" in peers["native-int8"]["why"] and model.devices == ["cuda", "cpu"]
