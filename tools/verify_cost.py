@@ -4,8 +4,10 @@ against an earlier commit, alternating in one run (a shared machine drifts; rati
     git worktree add /tmp/bridge_before d1718e2
     .venv/bin/python tools/verify_cost.py --before /tmp/bridge_before --rounds 3
 
-Needs the reference models trained and exported (`.venv/bin/python -m models.reference`). Prints, per
-model, the median wall time of each checkout, the ratio and the number of cases each ran.
+Needs the reference models trained and exported in each checkout (`python -m models.reference` run in
+it): each side verifies the bundles its own bridge exported (a bundle's format moves between commits),
+against the same trained weights (training is seeded). Prints, per model, the median wall time of each
+checkout, the ratio and the number of cases each ran.
 """
 
 from __future__ import annotations
@@ -21,17 +23,19 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-REF = ROOT / "build" / "reference"
-MODELS = {  # name -> (source, weights, samples)
-    "torch_regression": (f"{ROOT}/models/torch_regression.py:build", "torch_regression.pt", "data/regression_test.npz"),
-    "torch_cnn": (f"{ROOT}/models/torch_cnn.py:build", "torch_cnn.pt", "data/digits_test_nchw.npz"),
-    "tf_regression": (str(REF / "tf_regression.keras"), None, "data/regression_test.npz"),
-    "tf_cnn": (str(REF / "tf_cnn.keras"), None, "data/digits_test_nhwc.npz"),
+MODELS = {  # name -> (source within a checkout, weights, samples)
+    "torch_regression": ("models/torch_regression.py:build", "torch_regression.pt", "data/regression_test.npz"),
+    "torch_cnn": ("models/torch_cnn.py:build", "torch_cnn.pt", "data/digits_test_nchw.npz"),
+    "tf_regression": ("build/reference/tf_regression.keras", None, "data/regression_test.npz"),
+    "tf_cnn": ("build/reference/tf_cnn.keras", None, "data/digits_test_nhwc.npz"),
 }
 
 
 def one(checkout: Path, name: str, threads: int) -> tuple[float, int, int]:
     source, weights, samples = MODELS[name]
+    ref = checkout / "build" / "reference"
+    if not (ref / "bundles" / name).is_dir():
+        raise SystemExit(f"{ref / 'bundles' / name} is missing: run python -m models.reference in {checkout}")
     with tempfile.TemporaryDirectory() as tmp:
         report = Path(tmp) / "r.json"
         argv = [
@@ -39,18 +43,18 @@ def one(checkout: Path, name: str, threads: int) -> tuple[float, int, int]:
             "-m",
             "bridge",
             "verify",
-            str(REF / "bundles" / name),
+            str(ref / "bundles" / name),
             "--source",
-            source,
+            str(checkout / source),
             "--inputs",
-            str(REF / samples),
+            str(ref / samples),
             "--threads",
             str(threads),
             "--json",
             str(report),
         ]
         if weights:
-            argv += ["--weights", str(REF / weights)]
+            argv += ["--weights", str(ref / weights)]
         env = {**os.environ, "PYTHONPATH": str(checkout)}
         start = time.perf_counter()
         # run from the checkout itself, so that its own bridge package is the one imported
