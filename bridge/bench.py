@@ -312,6 +312,30 @@ def measure(
     )
 
 
+def measure_request(
+    sides: list[Side],
+    feeds: dict,
+    opts,
+    *,
+    budget_s: float | None = None,
+    on_round: Callable[[str], None] | None = None,
+) -> LatencyComparison:
+    """The one latency method of a request (verify's latency part, ``bridge bench``, precision auto's
+    candidates): ``opts.latency_runs`` timed runs per side in five alternating rounds after a tenth of
+    them (at least two) as warmup, ``opts.threads`` on every side, and the batch read from the leading
+    axis of the feeds (1 for scalars)."""
+    return measure(
+        sides,
+        runs=opts.latency_runs,
+        warmup=max(2, opts.latency_runs // 10),
+        rounds=5,
+        batch=next((int(v.shape[0]) for v in feeds.values() if v.ndim), 1),
+        threads=opts.threads,
+        budget_s=budget_s,
+        on_round=on_round,
+    )
+
+
 WARMUP_SHARE = 0.05  # of a time budget, the most each side's warmup takes
 
 

@@ -593,9 +593,8 @@ def _latency(native, runner, feeds, opts, device, native_meter, ort_meter):
     """Native (host arrays in and out) vs ORT with numpy in/out; on CUDA also ORT with IO binding
     (inputs copied to the device once, outputs left there): the device-resident figure. TensorFlow
     is timed as a tf.function ("native") and eagerly ("native-eager")."""
-    from bridge.bench import Side, measure
+    from bridge.bench import Side, measure_request
 
-    batch = next((int(v.shape[0]) for v in feeds.values() if v.ndim), 1)
     sides = [Side("onnxruntime", lambda: runner.run(feeds), setup_ms=ort_meter.ms, rss_growth_mb=ort_meter.rss_mb)]
     if native is not None:
         sides.insert(
@@ -614,13 +613,10 @@ def _latency(native, runner, feeds, opts, device, native_meter, ort_meter):
     if device == "cuda":
         runner.bind(feeds)
         sides.append(Side("onnxruntime-iobinding", runner.run_bound, runner.synchronize))
-    return measure(
+    return measure_request(
         sides,
-        runs=opts.latency_runs,
-        warmup=max(2, opts.latency_runs // 10),
-        rounds=5,
-        batch=batch,
-        threads=opts.threads,
+        feeds,
+        opts,
         # a run count the user (or a config's latency table) gave is kept; the default one fits the budget
         budget_s=None if opts.given("latency_runs") else getattr(opts, "latency_seconds", None),
         on_round=lambda line: stage(f"timing ({device}): {line}"),

@@ -38,9 +38,9 @@ from bridge.localize.result import (
     ORT_VS_REFERENCE,
     UNAVAILABLE,
     LocalizeResult,
-    _cap,
-    _finding_json,
-    _result,
+    cap_notes,
+    diverged_result,
+    finding_json,
 )
 from bridge.verdict.policy import Policy
 
@@ -99,11 +99,11 @@ def localize(
                 notes.append("nothing could be compared: ONNX Runtime did not run the graph")
             if target is not None:
                 notes.append("no reproduction written: nothing diverged")
-            return LocalizeResult(status, compared=compared1, compared_native=compared2, notes=tuple(_cap(notes)))
+            return LocalizeResult(status, compared=compared1, compared_native=compared2, notes=tuple(cap_notes(notes)))
         # Both engine pairs may find one: the earlier node in the graph is the first divergence.
         findings.sort(key=lambda f: (f.node_index, f.engines != ORT_VS_REFERENCE))
         primary = findings[0]
-        other = tuple(_finding_json(model, f) for f in findings[1:])
+        other = tuple(finding_json(model, f) for f in findings[1:])
         sub, reproduced = None, None
         try:
             sub = extract_sub_model(model, primary)
@@ -118,7 +118,7 @@ def localize(
                 else f"the sub-model alone does not reproduce the mismatch: on inputs from {primary.inputs_from} it "
                 "matches the native output, so the difference comes from its inputs or is amplified by it"
             )
-        result = _result(model, primary, compared1, compared2, other, notes, reproduced, None)
+        result = diverged_result(model, primary, compared1, compared2, other, notes, reproduced, None)
         if target is not None and sub is not None:
             result = replace(result, repro_dir=str(target.absolute()))
             write_repro(target, sub, primary, result, model)

@@ -55,7 +55,7 @@ class Finding:
     allowed_nodes: set = field(default_factory=set)  # nodes the sub-model may hold
 
 
-def _result(model, f: Finding, compared1, compared2, other, notes, reproduces, repro_dir) -> LocalizeResult:
+def diverged_result(model, f: Finding, compared1, compared2, other, notes, reproduces, repro_dir) -> LocalizeResult:
     c = f.comparison
     node = model.nodes[f.node_index]
     return LocalizeResult(
@@ -77,11 +77,11 @@ def _result(model, f: Finding, compared1, compared2, other, notes, reproduces, r
         repro_dir=repro_dir,
         comparison=c,
         other=other,
-        notes=tuple(_cap(notes)),
+        notes=tuple(cap_notes(notes)),
     )
 
 
-def _finding_json(model, f: Finding) -> dict:
+def finding_json(model, f: Finding) -> dict:
     c = f.comparison
     return {
         "engines": f.engines,
@@ -97,7 +97,7 @@ def _finding_json(model, f: Finding) -> dict:
     }
 
 
-def _cap(notes: list) -> list:
+def cap_notes(notes: list) -> list:
     out = list(dict.fromkeys(notes))
     if len(out) > _MAX_NOTES:
         out = out[:_MAX_NOTES] + [f"... {len(out) - _MAX_NOTES} more notes"]

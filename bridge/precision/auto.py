@@ -494,7 +494,7 @@ def _row_device(device: str, c: Candidate) -> str:
 def _bench(cands, model, specs, reference, opts, device) -> tuple[dict, dict | None, dict]:
     """ONE bench: native float32, the framework's own int8 where there is one, every candidate that
     passed. Returns (candidate name -> its timing, the bench's JSON, the peers' record)."""
-    from bridge.bench import Side, measure
+    from bridge.bench import Side, measure_request
     from bridge.frameworks import ort_runner_class
     from bridge.types import Case
     from bridge.verdict.inputs import make_feeds
@@ -529,16 +529,7 @@ def _bench(cands, model, specs, reference, opts, device) -> tuple[dict, dict | N
         if not timed or opts.latency_runs < 1:
             return {}, None, peers
         stage(f"timing the native model and {len(timed)} candidates in one bench ({device})")
-        batch = next((int(v.shape[0]) for v in feeds.values() if v.ndim), 1)
-        result = measure(
-            sides,
-            runs=opts.latency_runs,
-            warmup=max(2, opts.latency_runs // 10),
-            rounds=5,
-            batch=batch,
-            threads=opts.threads,
-            on_round=stage,
-        ).to_json()
+        result = measure_request(sides, feeds, opts, on_round=stage).to_json()
     finally:
         for runner in runners:
             runner.close()
