@@ -98,6 +98,9 @@ class Case:
     # The native outputs' movement under a 1e-6 nudge of the inputs (bridge/verdict/rounding.py),
     # measured on search cases: output name -> array. Not part of a case's identity.
     noise: dict | None = field(default=None, compare=False, repr=False)
+    # The native outputs in float64 on this case's inputs, computed on first call (a failing case only;
+    # bridge/verdict/rounding.py ExactRun), or None. Not part of a case's identity.
+    exact: object = field(default=None, compare=False, repr=False)
 
 
 ITEMSIZE = {

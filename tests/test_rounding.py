@@ -122,3 +122,79 @@ def test_a_wrong_detection_head_stays_a_failure():
     cand = _detections([[0, 0, 10, 12], [20, 20, 30, 30]], [0.9, 0.2], [1, 2])
     result = _run_det(cand, dict(cand))  # the runtime agrees with itself: the moved box is the graph's
     assert result.status == FAIL
+
+
+# -- the native model's own distance from float64 arithmetic (bridge/verdict/rounding.py judge_exact) --
+
+
+class _Exact:
+    """Stands for an ExactRun: the native outputs in float64; counts its calls."""
+
+    def __init__(self, truth):
+        self.truth, self.calls = truth, 0
+
+    def __call__(self):
+        self.calls += 1
+        return {"y": self.truth}
+
+
+def _run_exact(cand, truth, ref=REF):
+    exact = _Exact(truth)
+    case = Case("search.0", 0, {}, exact=exact)
+    (result,) = run_onnx(
+        _Runner(cand, cand.copy()), [(case, {"x": np.zeros(1, np.float32)}, {"y": ref})], Policy(), "cpu"
+    )
+    return result, exact
+
+
+def test_error_within_the_native_models_own_float32_error_is_inconclusive():
+    truth = REF.astype(np.float64)
+    ref = REF.copy()
+    ref[1] += 0.3  # the native float32 run is itself 0.3 off the float64 result on row 1 (ill-conditioned)
+    cand = REF.copy()
+    cand[1] -= 0.5  # ONNX Runtime is 0.5 off it: within 4x the native model's own error
+    result, exact = _run_exact(cand, truth, ref)
+    assert result.status == INCONCLUSIVE and exact.calls == 1, result.reason
+    assert "run in float64" in result.reason and "ill-conditioned" in result.reason
+    assert result.max_abs is not None and result.fail_count  # the figures stay
+
+
+def test_a_wrong_graph_stays_a_failure_against_float64():
+    truth = REF.astype(np.float64) + 1e-7  # the native float32 run is accurate here
+    result, _ = _run_exact(REF * 1.05, truth)
+    assert result.status == FAIL and "the error is the export's" in result.reason, result.reason
+
+
+def test_an_ill_conditioned_row_does_not_excuse_another():
+    truth = REF.astype(np.float64)
+    ref = REF.copy()
+    ref[0] += 1.0  # row 0: the native model far from float64
+    cand = ref.copy()
+    cand[0] = REF[0] - 1.0  # within its allowance
+    cand[3] = REF[3] * 1.05  # row 3 is well conditioned and wrong
+    result, _ = _run_exact(cand, truth, ref)
+    assert result.status == FAIL and "the error is the export's" in result.reason, result.reason
+
+
+def test_a_passing_case_never_runs_the_float64_model():
+    result, exact = _run_exact(REF.copy(), REF.astype(np.float64))
+    assert result.status in (PASS, INCONCLUSIVE) and exact.calls == 0
+
+
+def test_torch_models_run_in_float64():
+    torch = __import__("pytest").importorskip("torch")
+    from bridge.frameworks.pt import TorchModel
+    from bridge.verdict.rounding import ExactRun
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.Tanh(), torch.nn.Linear(16, 3))
+    model = TorchModel("test", net)
+    feeds = {"x": np.random.default_rng(1).standard_normal((5, 8)).astype(np.float32)}
+    exact = ExactRun(model, feeds)
+    out, truth = model.run(feeds)["output"], exact()["output"]
+    assert truth.dtype == np.float64 and truth.shape == out.shape
+    assert 0 < np.abs(truth - out).max() < 1e-5  # float32 rounding, measured
+    assert next(net.parameters()).dtype == torch.float32  # the model itself is untouched
+    assert exact() is exact()  # computed once
+    model.close()
+    assert ExactRun(model, feeds)() is None  # a closed model has no float64 twin

@@ -86,6 +86,12 @@ class NativeModel(Runner):
         """A description of any state the reference runs changed (BatchNorm statistics), or None."""
         return None
 
+    def run_exact(self, feeds: Feeds) -> Feeds | None:
+        """The model run in float64 on the CPU (its float inputs widened): how far its own float32 run is
+        from exact arithmetic on ``feeds``, which tells an ill-conditioned input from a wrong export
+        (bridge/verdict/rounding.py). None where the framework cannot run the model so."""
+        return None
+
     def to(self, device: str) -> str:
         """Run on 'cpu' or 'cuda' from now on; returns the device actually used."""
         return "cpu"

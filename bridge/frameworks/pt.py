@@ -198,6 +198,9 @@ def flatten_outputs(out) -> dict[str, "torch.Tensor"]:
     return named
 
 
+EXACT_LIMIT_BYTES = 4 << 30  # the float64 copy of a model's weights that run_exact may make
+
+
 class TorchModel(NativeModel):
     framework = "torch"
 
@@ -217,6 +220,7 @@ class TorchModel(NativeModel):
                 self.notes.append(eval_note(changed))
         self._names = self._forward_names()
         self._state = self._buffers()
+        self._exact = None  # the float64 twin of the module, made on first use (False: it cannot be made)
 
     # -- inputs -------------------------------------------------------------------------------
     def input_specs(self) -> list[TensorSpec] | None:
@@ -350,12 +354,13 @@ class TorchModel(NativeModel):
         self.device = device
         return device
 
-    def _call(self, tensors: dict):
+    def _call(self, tensors: dict, module=None):
         """Inputs by name when forward() has parameters of these names (keyword-passable), else in order."""
+        module = self.module if module is None else module
         names = self._names
         if self.program is None and names and set(tensors) <= set(names):
-            return self.module(**tensors)
-        return self.module(*tensors.values())
+            return module(**tensors)
+        return module(*tensors.values())
 
     def _tensors(self, feeds: Feeds) -> dict:
         return {k: _to_torch(a).to(self.device) for k, a in feeds.items()}
@@ -364,6 +369,36 @@ class TorchModel(NativeModel):
         with torch.inference_mode():
             out = self._call(self._tensors(feeds))
         return {k: _to_numpy(v) for k, v in flatten_outputs(out).items()}
+
+    def run_exact(self, feeds: Feeds) -> Feeds | None:
+        """The module in float64 on the CPU: a float64 copy of its weights, made once (not for a .pt2
+        program, nor for weights above EXACT_LIMIT_BYTES in float64), float inputs widened. None where
+        the copy or the run fails (an op without a float64 kernel, a tensor made float32 inside forward)."""
+        if self._exact is None:
+            self._exact = self._exact_twin()
+        if self._exact is False:
+            return None
+        tensors = {k: _to_torch(a.astype(np.float64) if a.dtype.kind == "f" else a) for k, a in feeds.items()}
+        try:
+            with torch.inference_mode():
+                out = self._call(tensors, self._exact)
+        except Exception:  # noqa: BLE001 - the check is optional: without it the verdict stands as it is
+            return None
+        return {k: _to_numpy(v) for k, v in flatten_outputs(out).items()}
+
+    def _exact_twin(self):
+        import copy
+
+        if self.program is not None or self.module is None:
+            return False
+        tensors = [*self.module.parameters(), *self.module.buffers()]
+        if sum(t.numel() for t in tensors if t.is_floating_point()) * 8 > EXACT_LIMIT_BYTES:
+            return False
+        try:
+            twin = copy.deepcopy(self.module).to("cpu").double().eval()
+        except Exception:  # noqa: BLE001 - a module that cannot be copied: no float64 check
+            return False
+        return twin
 
     def capture_modules(self, feeds: Feeds, keep=None) -> list[tuple]:
         """One inference with forward hooks on every named submodule (the root included, as "").
@@ -444,6 +479,7 @@ class TorchModel(NativeModel):
     def close(self) -> None:
         self.module = None
         self.program = None
+        self._exact = False
 
     # -- export -------------------------------------------------------------------------------
     ROUTES = {"dynamo": "torch.onnx.dynamo", "torchscript": "torch.onnx.torchscript"}

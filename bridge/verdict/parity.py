@@ -6,6 +6,7 @@ Shared by export (which records the verdict in the manifest) and verify.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from dataclasses import replace as _replace
 
 from bridge.errors import BridgeError, ConversionError, InputError, exception_summary
 from bridge.types import Case, TensorSpec
@@ -133,8 +134,6 @@ def run_reference(
                 case, feeds, out, dropped = kept
                 notes.append(f"case {case.label}: {dropped} rows dropped, on which the native model gives NaN/Inf")
             if case.search:
-                from dataclasses import replace as _replace
-
                 from bridge.verdict.rounding import native_noise
 
                 case = _replace(case, noise=native_noise(model, feeds, out))
@@ -145,6 +144,9 @@ def run_reference(
             out = _run_native(model, feeds, case)
         if timings is not None:
             timings[case.label] = time.perf_counter() - start
+        from bridge.verdict.rounding import ExactRun
+
+        case = _replace(case, exact=ExactRun(model, feeds))
         if i == 0:
             again = _run_native(model, feeds, case)
             differ = outputs_equal(out, again)
@@ -351,6 +353,10 @@ def run_onnx(
 
         recheck(results, first, feeds, ref_out, cand, runner.unoptimized)
         recheck_detections(results, first, feeds, cand, runner.unoptimized, policy, device)
+        # ... or within the native model's own distance from float64 arithmetic: inconclusive too
+        from bridge.verdict.rounding import recheck_exact
+
+        recheck_exact(results, first, ref_out, cand, case.exact)
         if case.search and case.noise:
             from bridge.verdict.rounding import recheck_noise
 
