@@ -198,3 +198,20 @@ def test_torch_models_run_in_float64():
     assert exact() is exact()  # computed once
     model.close()
     assert ExactRun(model, feeds)() is None  # a closed model has no float64 twin
+
+
+def test_keras_models_run_in_float64():
+    keras = __import__("pytest").importorskip("keras")
+    from bridge.frameworks.tf import KerasModel
+    from bridge.verdict.rounding import ExactRun
+
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((8,), name="x")
+    hidden = keras.layers.BatchNormalization()(keras.layers.Dense(16, activation="tanh")(inp))
+    net = keras.Model(inp, keras.layers.Dense(3, name="probs")(hidden))
+    model = KerasModel("test", net)
+    feeds = {"x": np.random.default_rng(1).standard_normal((5, 8)).astype(np.float32)}
+    out, truth = model.run(feeds)["probs"], ExactRun(model, feeds)()["probs"]
+    assert truth.dtype == np.float64 and truth.shape == out.shape
+    assert 0 < np.abs(truth - out).max() < 1e-5
+    assert net.layers[1].dtype == "float32"  # the model itself is untouched
