@@ -291,3 +291,42 @@ def test_the_cuda_bench_times_every_candidate_with_io_binding(monkeypatch):
     assert set(bench["sides"]) == {"native", "fp32", "fp32@tf32"} and set(timing) == {"fp32", "fp32@tf32"}
     assert [r.tf32 for r in made] == [False, True] and all(r.bound is not None and r.runs for r in made)
     assert "CPU only" in peers["native-int8"]["why"] and model.devices == ["cuda", "cpu"]
+
+
+def test_pytorchs_own_int8_that_cannot_run_the_model_is_left_out_with_its_reason(monkeypatch):
+    """torch.ao swaps nn.Linear for a quantized module whose ``weight`` is a method: code that reads the
+    weight itself (torchvision's Swin, nn.TransformerEncoder's fast-path check) fails on the twin. The
+    peer is left out with the reason; the candidates are still timed."""
+    import torch
+
+    import bridge.frameworks as frameworks
+    from bridge.frameworks.pt import TorchModel
+    from bridge.types import TensorSpec
+
+    class ReadsItsWeight(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = torch.nn.Linear(4, 3)
+
+        def forward(self, x):
+            return torch.nn.functional.linear(x, self.fc.weight, self.fc.bias)
+
+    class FakeRunner:
+        def __init__(self, path, device, threads=None, spinning=False, tf32=False):
+            pass
+
+        def run(self, feeds):
+            return {}
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr(frameworks, "ort_runner_class", lambda: FakeRunner)
+    opts = build("export", {"source": "m.py:f", "output": "o", "precision": "auto", "latency_runs": 5}, API)
+    specs = [TensorSpec("x", "float32", ("batch", 4))]
+    reference = [(Case("draw0", 0, {"batch": 2}), {}, {})]
+    cands = [A.Candidate("fp32", "fp32", path="a.onnx")]
+    cands[0].status = "pass"
+    timing, bench, peers = A._bench(cands, TorchModel("m", ReadsItsWeight()), specs, reference, opts, "cpu")
+    assert set(bench["sides"]) == {"native", "fp32"} and set(timing) == {"fp32"}
+    assert "fails to run" in peers["native-int8"]["why"], peers
