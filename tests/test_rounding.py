@@ -176,6 +176,38 @@ def test_an_ill_conditioned_row_does_not_excuse_another():
     assert result.status == FAIL and "the error is the export's" in result.reason, result.reason
 
 
+def test_a_row_where_onnx_runtime_disagrees_with_itself_is_measured_against_float64_too():
+    """Row 0: the native float32 run is accurate but ONNX Runtime moves 0.3 against itself (its kernels
+    round differently); row 1: the native run is 0.4 off float64. Each row is explained by one measure,
+    and neither measure alone by the whole case: inconclusive. A wrong row 3 beside them still fails."""
+    from bridge.verdict.rounding import judge_exact
+
+    truth = REF.astype(np.float64)
+    ref = REF.copy()
+    ref[1] += 0.4
+    cand = REF.copy()
+    cand[0] += 0.3
+    cand[1] -= 0.4
+    other = cand.copy()
+    other[0] -= 0.3  # ONNX Runtime without optimizations: back on the float64 result
+    failure = _fail_against(ref, cand)
+    result = judge_exact(failure, ref, cand, truth, other)
+    assert result.status == INCONCLUSIVE and "against itself" in result.reason, result.reason
+    assert judge_exact(failure, ref, cand, truth, None).status == FAIL  # without the runtime's own spread
+    wrong = cand.copy()
+    wrong[3] *= 1.05
+    wrong_other = wrong.copy()  # the wrong graph without optimizations: as wrong on row 3
+    wrong_other[0] -= 0.3
+    result = judge_exact(_fail_against(ref, wrong), ref, wrong, truth, wrong_other)
+    assert result.status == FAIL and "the error is the export's" in result.reason
+
+
+def _fail_against(ref, cand):
+    result = compare_one("y", ref, cand, Policy())
+    assert result.status == FAIL, result.reason
+    return result
+
+
 def test_a_passing_case_never_runs_the_float64_model():
     result, exact = _run_exact(REF.copy(), REF.astype(np.float64))
     assert result.status in (PASS, INCONCLUSIVE) and exact.calls == 0

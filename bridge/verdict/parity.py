@@ -351,12 +351,12 @@ def run_onnx(
         # an element-test failure within ONNX Runtime's own rounding: inconclusive
         from bridge.verdict.rounding import recheck, recheck_detections
 
-        recheck(results, first, feeds, ref_out, cand, runner.unoptimized)
+        other = recheck(results, first, feeds, ref_out, cand, runner.unoptimized)
         recheck_detections(results, first, feeds, cand, runner.unoptimized, policy, device)
-        # ... or within the native model's own distance from float64 arithmetic: inconclusive too
+        # ... or, row by row, within float32's own rounding measured against the native model in float64
         from bridge.verdict.rounding import recheck_exact
 
-        recheck_exact(results, first, ref_out, cand, case.exact)
+        recheck_exact(results, first, ref_out, cand, case.exact, other)
         if case.search and case.noise:
             from bridge.verdict.rounding import recheck_noise
 
