@@ -208,6 +208,18 @@ def _fail_against(ref, cand):
     return result
 
 
+def test_after_a_failure_for_good_later_cases_skip_the_float64_run():
+    """A wrong export fails on every case: the float64 run is paid until the first confirmed failure."""
+    truth = REF.astype(np.float64) + 1e-7
+    wrong = REF * 1.05
+    exacts = [_Exact(truth), _Exact(truth)]
+    runs = [
+        (Case(f"draw{i}", i, {}, exact=e), {"x": np.zeros(1, np.float32)}, {"y": REF}) for i, e in enumerate(exacts)
+    ]
+    results = run_onnx(_Runner(wrong, wrong.copy()), runs, Policy(), "cpu")
+    assert [r.status for r in results] == [FAIL, FAIL] and [e.calls for e in exacts] == [1, 0]
+
+
 def test_a_passing_case_never_runs_the_float64_model():
     result, exact = _run_exact(REF.copy(), REF.astype(np.float64))
     assert result.status in (PASS, INCONCLUSIVE) and exact.calls == 0
