@@ -259,3 +259,25 @@ def test_keras_models_run_in_float64():
     assert truth.dtype == np.float64 and truth.shape == out.shape
     assert 0 < np.abs(truth - out).max() < 1e-5
     assert net.layers[1].dtype == "float32"  # the model itself is untouched
+
+
+def test_a_reduced_graphs_error_on_search_rows_is_left_to_its_parent():
+    """Under an int8 row, an element-test failure on a search case is not counted (a note says where the
+    search's rows are judged: the float32 parent, the derivation check); on a named case it fails, and
+    NaN fails on a search case as anywhere."""
+    policy = Policy(precision="int8")
+    wrong = REF * 3.0  # far outside the int8 row
+    notes: list = []
+    search = Case("search.0", 0, {}, search=True)
+    named = Case("draw0", 0, {})
+    feeds = {"x": np.zeros(1, np.float32)}
+    results = run_onnx(_Runner(wrong, wrong.copy()), [(search, feeds, {"y": REF})], policy, "cpu", notes=notes)
+    assert results == [] and any("float32 parent" in n for n in notes), notes
+    (result,) = run_onnx(_Runner(wrong, wrong.copy()), [(named, feeds, {"y": REF})], policy, "cpu")
+    assert result.status == FAIL
+    nan = REF.copy()
+    nan[0, 0] = np.nan
+    (result,) = run_onnx(_Runner(nan, nan.copy()), [(search, feeds, {"y": REF})], policy, "cpu")
+    assert result.status == FAIL and result.reason.startswith("non-finite")
+    (result,) = run_onnx(_Runner(wrong, wrong.copy()), [(search, feeds, {"y": REF})], Policy(), "cpu")
+    assert result.status == FAIL  # a float32 graph's search failure counts

@@ -364,6 +364,23 @@ def run_onnx(
 
             recheck_noise(results, first, ref_out, cand, case.noise)
         if case.search:
+            # A reduced-precision graph's error on the search's extreme rows is its quantization's own (a
+            # dynamic int8 scale set by one row's outliers moves every row of the batch): finding wrong
+            # exports there is the float32 parent's part (the same cases, the strict row) and the
+            # derivation check's. Non-finite values and wrong shapes still fail.
+            reduced = [
+                r
+                for r in results[first:]
+                if r.status == FAIL and r.tolerance is not None and r.tolerance.row and r.reason.startswith("values:")
+            ]
+            if reduced and notes is not None:
+                notes.append(
+                    f"search case {case.label} on {device}: {', '.join(r.name for r in reduced)} not counted "
+                    f"({reduced[0].reason.split(';')[0][:160]}): on a {reduced[0].tolerance.row} graph the search's "
+                    "rows are judged through its float32 parent and the derivation check (with no parent, only real samples "
+                    "can pass it)"
+                )
+            results[first:] = [r for r in results[first:] if not any(r is x for x in reduced)]
             idle = [r for r in results[first:] if r.status not in (PASS, FAIL)]
             if idle and notes is not None:
                 notes.append(
