@@ -358,7 +358,7 @@ def run_onnx(
         from bridge.verdict.rounding import recheck_exact
 
         # (once a case has failed for good the verdict is a failure: later cases skip the float64 run)
-        recheck_exact(results, first, ref_out, cand, None if failed else case.exact, other, case.noise)
+        recheck_exact(results, first, ref_out, cand, None if failed else case.exact, other)
         if case.search and case.noise:
             from bridge.verdict.rounding import recheck_noise
 
