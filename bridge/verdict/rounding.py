@@ -151,6 +151,13 @@ def recheck_noise(results: list[OutputResult], first: int, ref_out: dict, cand: 
 # (random-init EfficientNet-B0's search rows) ONNX Runtime's distance from float64 measured up to 4.2x
 # the largest of the other measures; a wrong graph is also wrong on the case's well-conditioned rows.
 EXACT_FACTOR = 8.0
+# On a row where float32's own rounding already reaches the float32 row's tolerance scale (1e-4 of the
+# row's largest float64 value), the native model amplifies rounding about a thousandfold: there kernels
+# less exact than the native ones (ONNX Runtime's approximate Sigmoid/Tanh/Erf) are amplified alike. A
+# random-init EfficientNet-B0 on a constant image: native float32 0.035 off float64, ONNX Runtime 1.74
+# (50x), its two runs 0.016 apart; the output's scale 315.
+CHAOTIC_FACTOR = 64.0
+CHAOTIC_SCALE = 1e-4
 
 
 class ExactRun:
@@ -186,9 +193,10 @@ def judge_exact(result: OutputResult, ref, cand, truth, other=None) -> OutputRes
     (Not the movement under a nudge of the inputs: on a model with a step, Round or a threshold, a nudge
     jumps across it, and a row's largest jump would excuse a wrong step: the mutation suite's ties kind.)
     Where, on every failing row, ONNX Runtime is within the tolerance plus EXACT_FACTOR times the larger
-    measure of the float64 result, the input is ill-conditioned (rounding grows through the network):
-    the difference shows nothing about the export, inconclusive, never a pass. Otherwise the failure
-    stands, with the distances from the float64 result."""
+    measure of the float64 result (CHAOTIC_FACTOR where that measure reaches CHAOTIC_SCALE of the row),
+    the input is ill-conditioned (rounding grows through the network): the difference shows nothing
+    about the export, inconclusive, never a pass. Otherwise the failure stands, with the distances from
+    the float64 result."""
     ref, cand, truth = (np.asarray(a, dtype=np.float64) for a in (ref, cand, truth))
     if not (ref.shape == cand.shape == truth.shape) or not np.isfinite(truth).all() or not ref.size:
         return result
@@ -203,7 +211,9 @@ def judge_exact(result: OutputResult, ref, cand, truth, other=None) -> OutputRes
     failing = _rows((np.abs(cand - ref) > limit).astype(np.float64)) > 0
     if not failing.any():
         return result
-    allowance = result.applied_atol + result.tolerance.rtol * _rows(np.abs(truth)) + EXACT_FACTOR * rounding
+    scale = _rows(np.abs(truth))
+    factor = np.where(rounding >= CHAOTIC_SCALE * scale, CHAOTIC_FACTOR, EXACT_FACTOR)
+    allowance = result.applied_atol + result.tolerance.rtol * scale + factor * rounding
     worst_native, worst_onnx = float(native[failing].max()), float(onnx[failing].max())
     worst_spread = float(spread[failing].max())
     if (onnx[failing] <= allowance[failing]).all() and float(rounding[failing].min()) > 0:
@@ -216,9 +226,9 @@ def judge_exact(result: OutputResult, ref, cand, truth, other=None) -> OutputRes
             reason=(
                 f"{result.reason}; but float32 itself is that far from exact arithmetic here: run in float64, the "
                 f"native model differs from its own float32 result by up to {worst_native:.3g}{itself}, and on "
-                f"every failing row ONNX Runtime is within {EXACT_FACTOR:g}x float32's own rounding there of the float64 "
-                f"result (up to {worst_onnx:.3g}). The input is ill-conditioned (rounding grows through the "
-                f"network): not shown wrong, not shown right"
+                f"every failing row ONNX Runtime is within {float(factor[failing].max()):g}x float32's own rounding "
+                f"there of the float64 result (up to {worst_onnx:.3g}). The input is ill-conditioned (rounding "
+                f"grows through the network): not shown wrong, not shown right"
             ),
         )
     return replace(
