@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -9,6 +10,7 @@ import numpy as np
 from bridge.types import TensorSpec
 
 Feeds = dict[str, np.ndarray]
+EXACT_LIMIT_BYTES = 4 << 30  # the float64 copy of a model's weights that run_exact may make
 
 
 @dataclass
@@ -20,7 +22,7 @@ class ExportResult:
     attempts: list = field(default_factory=list)  # [{"exporter": ..., "error": ...}] that failed first
 
 
-class Runner:
+class Runner(ABC):
     """What every side that runs a model implements: the native model and ONNX Runtime alike.
 
     A runner is opened by its constructor (or a module's ``load``), runs feeds by name to outputs by
@@ -30,8 +32,9 @@ class Runner:
     framework = ""
     notes: list  # what opening the runner changed or found that a report must say
 
+    @abstractmethod
     def run(self, feeds: Feeds) -> Feeds:
-        raise NotImplementedError(f"{type(self).__name__}.run")
+        """Outputs by name for ``feeds`` by name."""
 
     def synchronize(self) -> None:
         """Wait for work queued on a device (CUDA); a no-op on the CPU."""
@@ -86,11 +89,35 @@ class NativeModel(Runner):
         """A description of any state the reference runs changed (BatchNorm statistics), or None."""
         return None
 
+    _exact = None  # the float64 twin: None until first asked for, False where it cannot be made
+
     def run_exact(self, feeds: Feeds) -> Feeds | None:
         """The model run in float64 on the CPU (its float inputs widened): how far its own float32 run is
         from exact arithmetic on ``feeds``, which tells an ill-conditioned input from a wrong export
-        (bridge/verdict/rounding.py). None where the framework cannot run the model so."""
+        (bridge/verdict/rounding.py). The twin is made on the first call; None where it cannot be made
+        or run (the check is optional evidence: without it a verdict stands as it is)."""
+        if self._exact is None:
+            try:
+                twin = self.float64_twin()
+            except Exception:  # noqa: BLE001 - a model that cannot be rebuilt in float64: no float64 check
+                twin = None
+            self._exact = False if twin is None else twin
+        if self._exact is False:
+            return None
+        widened = {k: v.astype(np.float64) if v.dtype.kind == "f" else v for k, v in feeds.items()}
+        try:
+            return self.run_twin(self._exact, widened)
+        except Exception:  # noqa: BLE001 - an op without a float64 kernel, a tensor made float32 inside the model
+            return None
+
+    def float64_twin(self):
+        """The model with float64 weights (at most EXACT_LIMIT_BYTES of them), or None where the framework
+        cannot make one."""
         return None
+
+    def run_twin(self, twin, feeds: Feeds) -> Feeds:
+        """Outputs by name of ``twin`` (from ``float64_twin``) on float64 ``feeds``."""
+        raise TypeError(f"{type(self).__name__} makes no float64 twin")
 
     def to(self, device: str) -> str:
         """Run on 'cpu' or 'cuda' from now on; returns the device actually used."""
@@ -107,11 +134,11 @@ class NativeModel(Runner):
             raise UsageError(f"--exporter {choice} does not apply to a {self.framework} model", hint="--exporter auto")
         return [None]
 
+    @abstractmethod
     def export(
         self, path: str, specs: list[TensorSpec], feeds: Feeds, opset: int | None, route: str | None = None
     ) -> ExportResult:
         """Write an ONNX file at ``path`` whose inputs are ``specs`` (by name)."""
-        raise NotImplementedError(f"{type(self).__name__}.export")
 
 
 def flat_names_from_path(path: tuple, root_is_sequence: bool) -> str:

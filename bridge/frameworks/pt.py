@@ -17,7 +17,7 @@ import torch
 from torch.utils import _pytree as pytree
 
 from bridge.errors import ConversionError, InputError, SecurityRefusal
-from bridge.frameworks.base import ExportResult, Feeds, NativeModel, flat_names_from_path
+from bridge.frameworks.base import EXACT_LIMIT_BYTES, ExportResult, Feeds, NativeModel, flat_names_from_path
 from bridge.types import TensorSpec
 
 # Above this many bytes of weights, exports keep them in external data (protobuf caps files at 2 GB).
@@ -198,9 +198,6 @@ def flatten_outputs(out) -> dict[str, "torch.Tensor"]:
     return named
 
 
-EXACT_LIMIT_BYTES = 4 << 30  # the float64 copy of a model's weights that run_exact may make
-
-
 class TorchModel(NativeModel):
     framework = "torch"
 
@@ -220,7 +217,6 @@ class TorchModel(NativeModel):
                 self.notes.append(eval_note(changed))
         self._names = self._forward_names()
         self._state = self._buffers()
-        self._exact = None  # the float64 twin of the module, made on first use (False: it cannot be made)
 
     # -- inputs -------------------------------------------------------------------------------
     def input_specs(self) -> list[TensorSpec] | None:
@@ -370,35 +366,21 @@ class TorchModel(NativeModel):
             out = self._call(self._tensors(feeds))
         return {k: _to_numpy(v) for k, v in flatten_outputs(out).items()}
 
-    def run_exact(self, feeds: Feeds) -> Feeds | None:
-        """The module in float64 on the CPU: a float64 copy of its weights, made once (not for a .pt2
-        program, nor for weights above EXACT_LIMIT_BYTES in float64), float inputs widened. None where
-        the copy or the run fails (an op without a float64 kernel, a tensor made float32 inside forward)."""
-        if self._exact is None:
-            self._exact = self._exact_twin()
-        if self._exact is False:
-            return None
-        tensors = {k: _to_torch(a.astype(np.float64) if a.dtype.kind == "f" else a) for k, a in feeds.items()}
-        try:
-            with torch.inference_mode():
-                out = self._call(tensors, self._exact)
-        except Exception:  # noqa: BLE001 - the check is optional: without it the verdict stands as it is
-            return None
-        return {k: _to_numpy(v) for k, v in flatten_outputs(out).items()}
-
-    def _exact_twin(self):
+    def float64_twin(self):
+        """A float64 copy of the module on the CPU (not of a .pt2 program)."""
         import copy
 
         if self.program is not None or self.module is None:
-            return False
+            return None
         tensors = [*self.module.parameters(), *self.module.buffers()]
         if sum(t.numel() for t in tensors if t.is_floating_point()) * 8 > EXACT_LIMIT_BYTES:
-            return False
-        try:
-            twin = copy.deepcopy(self.module).to("cpu").double().eval()
-        except Exception:  # noqa: BLE001 - a module that cannot be copied: no float64 check
-            return False
-        return twin
+            return None
+        return copy.deepcopy(self.module).to("cpu").double().eval()
+
+    def run_twin(self, twin, feeds: Feeds) -> Feeds:
+        with torch.inference_mode():
+            out = self._call({k: _to_torch(a) for k, a in feeds.items()}, twin)
+        return {k: _to_numpy(v) for k, v in flatten_outputs(out).items()}
 
     def capture_modules(self, feeds: Feeds, keep=None) -> list[tuple]:
         """One inference with forward hooks on every named submodule (the root included, as "").

@@ -37,7 +37,7 @@ with _quiet_native_stderr():
 import numpy as np  # noqa: E402
 
 from bridge.errors import ConversionError, InputError, SecurityRefusal  # noqa: E402
-from bridge.frameworks.base import ExportResult, Feeds, NativeModel, flat_names_from_path  # noqa: E402
+from bridge.frameworks.base import EXACT_LIMIT_BYTES, ExportResult, Feeds, NativeModel, flat_names_from_path  # noqa: E402
 from bridge.types import TensorSpec  # noqa: E402
 
 
@@ -414,9 +414,6 @@ def _save_onnx(proto, path: str) -> None:
     onnx.save_model(proto, path)
 
 
-EXACT_LIMIT_BYTES = 4 << 30  # the float64 copy of a model's weights that run_exact may make
-
-
 class KerasModel(_TfBase):
     def __init__(self, source: str, model):
         from bridge.frameworks.tf_load import user_output_names
@@ -427,7 +424,6 @@ class KerasModel(_TfBase):
         self._fn = None
         self.notes: list[str] = []
         self._state = self._snapshot()
-        self._exact = None  # the float64 clone and its tf.function, made on first use (False: it cannot be)
 
     def input_specs(self) -> list[TensorSpec] | None:
         try:
@@ -458,24 +454,10 @@ class KerasModel(_TfBase):
 
         return serving
 
-    def run_exact(self, feeds: Feeds) -> Feeds | None:
-        """The model cloned with every layer in float64 and the weights widened (made once, on the first
-        failing case), float inputs widened. None where a layer cannot be rebuilt so (a class without
-        a config, a Lambda under safe mode: nothing is deserialized that loading did not allow)."""
-        if self._exact is None:
-            self._exact = self._exact_twin()
-        if self._exact is False:
-            return None
-        twin = self._exact
-        feeds = self._ordered(feeds)
-        args = [tf.constant(v.astype(np.float64) if v.dtype.kind == "f" else v) for v in feeds.values()]
-        try:
-            out = twin(args[0] if len(args) == 1 else args, training=False)
-            return {k: np.asarray(v.numpy()) for k, v in _named_outputs(out, self._output_names).items()}
-        except Exception:  # noqa: BLE001 - the check is optional: without it the verdict stands as it is
-            return None
-
-    def _exact_twin(self):
+    def float64_twin(self):
+        """The model cloned with every layer in float64 and the weights widened. A layer that cannot be
+        rebuilt so (a class without a config, a Lambda under safe mode) raises: nothing is deserialized
+        that loading did not allow."""
         import keras
 
         def widened(layer):
@@ -483,15 +465,17 @@ class KerasModel(_TfBase):
             config["dtype"] = "float64"
             return layer.__class__.from_config(config)
 
-        try:
-            weights = self.model.get_weights()
-            if sum(w.size for w in weights if w.dtype.kind == "f") * 8 > EXACT_LIMIT_BYTES:
-                return False
-            twin = keras.models.clone_model(self.model, clone_function=widened)
-            twin.set_weights([w.astype(np.float64) if w.dtype.kind == "f" else w for w in weights])
-        except Exception:  # noqa: BLE001 - a model that cannot be rebuilt in float64: no float64 check
-            return False
+        weights = self.model.get_weights()
+        if sum(w.size for w in weights if w.dtype.kind == "f") * 8 > EXACT_LIMIT_BYTES:
+            return None
+        twin = keras.models.clone_model(self.model, clone_function=widened)
+        twin.set_weights([w.astype(np.float64) if w.dtype.kind == "f" else w for w in weights])
         return twin
+
+    def run_twin(self, twin, feeds: Feeds) -> Feeds:
+        args = [tf.constant(v) for v in self._ordered(feeds).values()]
+        out = twin(args[0] if len(args) == 1 else args, training=False)
+        return {k: np.asarray(v.numpy()) for k, v in _named_outputs(out, self._output_names).items()}
 
     def close(self) -> None:
         self._fn = None

@@ -20,6 +20,15 @@ from bridge.verdict.compare import (
     outputs_equal,
 )
 from bridge.verdict.policy import Policy
+from bridge.verdict.rounding import (
+    VALUE_FAILURE,
+    ExactRun,
+    native_noise,
+    recheck,
+    recheck_detections,
+    recheck_exact,
+    recheck_noise,
+)
 
 CaseRun = tuple  # (Case, feeds, outputs)
 
@@ -134,8 +143,6 @@ def run_reference(
                 case, feeds, out, dropped = kept
                 notes.append(f"case {case.label}: {dropped} rows dropped, on which the native model gives NaN/Inf")
             if case.search:
-                from bridge.verdict.rounding import native_noise
-
                 case = _replace(case, noise=native_noise(model, feeds, out))
             elif runs and _nonfinite(out) and not _nonfinite(runs[0][2]):
                 notes.append(f"case {case.label} dropped: the native model gives NaN/Inf on it")
@@ -144,8 +151,6 @@ def run_reference(
             out = _run_native(model, feeds, case)
         if timings is not None:
             timings[case.label] = time.perf_counter() - start
-        from bridge.verdict.rounding import ExactRun
-
         case = _replace(case, exact=ExactRun(model, feeds))
         if i == 0:
             again = _run_native(model, feeds, case)
@@ -350,18 +355,12 @@ def run_onnx(
             )
         )
         # an element-test failure within ONNX Runtime's own rounding: inconclusive
-        from bridge.verdict.rounding import recheck, recheck_detections
-
         other = recheck(results, first, feeds, ref_out, cand, runner.unoptimized)
         recheck_detections(results, first, feeds, cand, runner.unoptimized, policy, device)
         # ... or, row by row, within float32's own rounding measured against the native model in float64
-        from bridge.verdict.rounding import recheck_exact
-
         # (once a case has failed for good the verdict is a failure: later cases skip the float64 run)
         recheck_exact(results, first, ref_out, cand, None if failed else case.exact, other)
         if case.search and case.noise:
-            from bridge.verdict.rounding import recheck_noise
-
             recheck_noise(results, first, ref_out, cand, case.noise)
         if case.search:
             # A reduced-precision graph's error on the search's extreme rows is its quantization's own (a
@@ -371,7 +370,10 @@ def run_onnx(
             reduced = [
                 r
                 for r in results[first:]
-                if r.status == FAIL and r.tolerance is not None and r.tolerance.row and r.reason.startswith("values:")
+                if r.status == FAIL
+                and r.tolerance is not None
+                and r.tolerance.row
+                and r.reason.startswith(VALUE_FAILURE)
             ]
             if reduced and notes is not None:
                 notes.append(
@@ -380,7 +382,8 @@ def run_onnx(
                     "rows are judged through its float32 parent and the derivation check (with no parent, only real samples "
                     "can pass it)"
                 )
-            results[first:] = [r for r in results[first:] if not any(r is x for x in reduced)]
+            left_out = {id(r) for r in reduced}
+            results[first:] = [r for r in results[first:] if id(r) not in left_out]
             idle = [r for r in results[first:] if r.status not in (PASS, FAIL)]
             if idle and notes is not None:
                 notes.append(
