@@ -13,7 +13,6 @@ This renderer only reads bridge check's summary and the reports in its workdir.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -123,20 +122,14 @@ def render(summary: dict, workdir: Path, config_rel: str, configured: list[str])
         ["model", "export s", "verify s"],
         [[r["short"], Z.num(r["export_s"], ".0f"), Z.num(r["verify_s"], ".0f")] for r in rows],
     )
-    stamp = max((m.get("run_at") or "" for m in summary.get("models", [])), default="")
-    lines += ["", f"Last model run {stamp or 'unknown'}.", ""]
+    lines += ["", f"Last model run {Z.last_run(summary)}.", ""]
     return "\n".join(lines)
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    Z.arguments(parser, CONFIG, SUMMARY, OUT, timeout=1800)
-    args = parser.parse_args(argv)
-    summary = Z.summary_for(args, "zoo")
-    config = (Z.ROOT / args.config).resolve()
-    workdir = Path(summary.get("workdir") or Z.config_workdir(config))
-    Z.write(Z.ROOT / args.out, render(summary, workdir, str(config.relative_to(Z.ROOT)), Z.config_models(config)))
-    return 0
+    return Z.page(
+        argv, __doc__, CONFIG, SUMMARY, OUT, "zoo", lambda s, w, c, m, _args: render(s, w, c, m), timeout=1800
+    )
 
 
 if __name__ == "__main__":

@@ -12,12 +12,11 @@ model in ONE bench. This renderer only reads bridge check's summary and the repo
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 import zoo_run as Z
-from zoo_scale import _why, model_rows
+from zoo_scale import candidate_cells, model_rows, why_not
 
 CONFIG, SUMMARY, OUT = "zoo/precision.toml", "build/precision/summary.json", "docs/zoo/cpu_int8.md"
 COMMAND = ".venv/bin/python tools/zoo_precision.py"
@@ -114,11 +113,7 @@ def render(summary: dict, workdir: Path, config_rel: str, configured: list[str])
         for name, c in r["cands"].items():
             if name == "fp32":
                 continue
-            acc = (
-                f"{100 * c['accuracy_native']:.1f}% / {100 * c['accuracy_onnx']:.1f}%"
-                if c.get("accuracy_native") is not None
-                else "-"
-            )
+            top1, acc, eligible = candidate_cells(r, c, "published")
             detail.append(
                 [
                     r["short"],
@@ -128,14 +123,11 @@ def render(summary: dict, workdir: Path, config_rel: str, configured: list[str])
                     (c.get("status") or "?").upper(),
                     Z.num(c.get("rel_norm"), ".2e"),
                     Z.num(c.get("abs_over_scale"), ".2e"),
-                    Z.num(c.get("top1_real"), ".1%")
-                    + ("" if r["auto"].get("held_out") or c.get("top1_real") is None else " (calib.)"),
+                    top1,
                     acc,
                     Z.num(c.get("separation"), ".3g"),
-                    "published"
-                    if r["chosen"] and r["chosen"]["name"] == name
-                    else ("yes" if c.get("eligible") else "no"),
-                    Z.one_line(_why(c), 200) or "-",
+                    eligible,
+                    Z.one_line(why_not(c), 200) or "-",
                 ]
             )
     lines += Z.table(
@@ -155,20 +147,21 @@ def render(summary: dict, workdir: Path, config_rel: str, configured: list[str])
         ],
         detail,
     )
-    stamp = max((m.get("run_at") or "" for m in summary.get("models", [])), default="")
-    lines += ["", f"Last model run {stamp or 'unknown'}.", ""]
+    lines += ["", f"Last model run {Z.last_run(summary)}.", ""]
     return "\n".join(lines)
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    Z.arguments(parser, CONFIG, SUMMARY, OUT, timeout=1800)
-    args = parser.parse_args(argv)
-    summary = Z.summary_for(args, "zoo_precision")
-    config = (Z.ROOT / args.config).resolve()
-    workdir = Path(summary.get("workdir") or Z.config_workdir(config))
-    Z.write(Z.ROOT / args.out, render(summary, workdir, str(config.relative_to(Z.ROOT)), Z.config_models(config)))
-    return 0
+    return Z.page(
+        argv,
+        __doc__,
+        CONFIG,
+        SUMMARY,
+        OUT,
+        "zoo_precision",
+        lambda s, w, c, m, _args: render(s, w, c, m),
+        timeout=1800,
+    )
 
 
 if __name__ == "__main__":

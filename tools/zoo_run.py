@@ -15,6 +15,7 @@ command lines: every option is a config key):
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import datetime as _dt
 import fnmatch
@@ -305,3 +306,22 @@ def summary_for(args, what: str) -> dict:
         memory_limit=args.memory_limit,
         threads=args.threads,
     )
+
+
+def last_run(summary: dict) -> str:
+    """When the newest model of a summary finished (ISO time), or 'unknown'."""
+    return max((m.get("run_at") or "" for m in summary.get("models", [])), default="") or "unknown"
+
+
+def page(argv, doc: str, config: str, summary: str, out: str, what: str, render, timeout: float = 3600) -> int:
+    """A renderer's main: its options, the run (unless --render), then ``render(summary, workdir,
+    config relative to the repository, the config's model names, args)`` written to --out."""
+    parser = argparse.ArgumentParser(description=doc.split("\n")[0])
+    arguments(parser, config, summary, out, timeout=timeout)
+    args = parser.parse_args(argv)
+    merged = summary_for(args, what)
+    config_path = (ROOT / args.config).resolve()
+    workdir = Path(merged.get("workdir") or config_workdir(config_path))
+    rel = str(config_path.relative_to(ROOT))
+    write(ROOT / args.out, render(merged, workdir, rel, config_models(config_path), args))
+    return 0

@@ -15,7 +15,6 @@ error and timing; ``latency``: the bench) and verify report.
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
 from pathlib import Path
@@ -74,11 +73,26 @@ def _cell(c: dict | None) -> str:
     return f"{c['vs_native']:.2f}x {verdict}{mark}"
 
 
-def _why(c: dict) -> str:
+def why_not(c: dict) -> str:
     """Why a candidate was not chosen: its verification's reason when it did not pass, else the rule."""
     if c.get("status") not in ("pass", None) and c.get("reason"):
         return c["reason"]
     return c.get("why_not") or c.get("reason") or ""
+
+
+def candidate_cells(r: dict, c: dict, chosen: str) -> tuple[str, str, str]:
+    """A candidate's top-1 on real samples (marked when they were its calibration samples), accuracy
+    native / ONNX, and eligibility (``chosen`` for the published one), as table cells."""
+    top1 = Z.num(c.get("top1_real"), ".1%") + (
+        "" if r["auto"].get("held_out") or c.get("top1_real") is None else " (calib.)"
+    )
+    acc = (
+        f"{100 * c['accuracy_native']:.1f}% / {100 * c['accuracy_onnx']:.1f}%"
+        if c.get("accuracy_native") is not None
+        else "-"
+    )
+    published = r["chosen"] and r["chosen"]["name"] == c["name"]
+    return top1, acc, chosen if published else ("yes" if c.get("eligible") else "no")
 
 
 def render(summary: dict, workdir: Path, config_rel: str, configured: list[str], command: str) -> str:
@@ -194,11 +208,7 @@ def render(summary: dict, workdir: Path, config_rel: str, configured: list[str],
     detail = []
     for r in rows:
         for c in r["cands"].values():
-            acc = (
-                f"{100 * c['accuracy_native']:.1f}% / {100 * c['accuracy_onnx']:.1f}%"
-                if c.get("accuracy_native") is not None
-                else "-"
-            )
+            top1, acc, eligible = candidate_cells(r, c, "chosen")
             detail.append(
                 [
                     r["short"],
@@ -207,13 +217,10 @@ def render(summary: dict, workdir: Path, config_rel: str, configured: list[str],
                     c.get("status", "?").upper(),
                     Z.num(c.get("rel_norm"), ".2e"),
                     Z.num(c.get("separation"), ".3g"),
-                    Z.num(c.get("top1_real"), ".1%")
-                    + ("" if r["auto"].get("held_out") or c.get("top1_real") is None else " (calib.)"),
+                    top1,
                     acc,
-                    "chosen"
-                    if r["chosen"] and c["name"] == r["chosen"]["name"]
-                    else ("yes" if c.get("eligible") else "no"),
-                    Z.one_line(_why(c), 220) or "-",
+                    eligible,
+                    Z.one_line(why_not(c), 220) or "-",
                 ]
             )
     lines += Z.table(
@@ -257,7 +264,7 @@ def render(summary: dict, workdir: Path, config_rel: str, configured: list[str],
             blocked = [
                 f"{x['name']} {x.get('status', '?').upper()}"
                 + (f" at {x['vs_native']:.2f}x" if isinstance(x.get("vs_native"), (int, float)) else "")
-                + f" ({Z.one_line(_why(x), 260)})"
+                + f" ({Z.one_line(why_not(x), 260)})"
                 for x in r["cands"].values()
                 if x.get("precision") != "fp32" and not x.get("eligible")
             ]
@@ -286,30 +293,24 @@ def render(summary: dict, workdir: Path, config_rel: str, configured: list[str],
             for r in rows
         ],
     )
-    stamp = max((m.get("run_at") or "" for m in summary.get("models", [])), default="")
     lines += [
         "",
-        f"Total: {total / 60:.0f} min over {len(rows)} models. Last model run {stamp or 'unknown'}.",
+        f"Total: {total / 60:.0f} min over {len(rows)} models. Last model run {Z.last_run(summary)}.",
         "",
     ]
     return "\n".join(lines)
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    Z.arguments(parser, CONFIG, SUMMARY, OUT)
-    args = parser.parse_args(argv)
-    summary = Z.summary_for(args, "zoo_scale")
-    config = (Z.ROOT / args.config).resolve()
-    workdir = Path(summary.get("workdir") or Z.config_workdir(config))
-    command = (
-        COMMAND
-        if args.config == CONFIG
-        else f"{COMMAND} --config {args.config} --summary {args.summary} --out {args.out}"
-    )
-    text = render(summary, workdir, str(config.relative_to(Z.ROOT)), Z.config_models(config), command)
-    Z.write(Z.ROOT / args.out, text)
-    return 0
+    def page(summary, workdir, config_rel, configured, args) -> str:
+        command = (
+            COMMAND
+            if args.config == CONFIG
+            else f"{COMMAND} --config {args.config} --summary {args.summary} --out {args.out}"
+        )
+        return render(summary, workdir, config_rel, configured, command)
+
+    return Z.page(argv, __doc__, CONFIG, SUMMARY, OUT, "zoo_scale", page)
 
 
 if __name__ == "__main__":
