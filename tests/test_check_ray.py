@@ -10,16 +10,14 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-import signal
 import socket
-import subprocess
 import sys
-import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
 from conftest import needs_torch, run_cli
+from ray_head import RAY_ENV, ray_head
 from test_check import MINIMAL, config_error, write
 
 from bridge import check
@@ -29,7 +27,6 @@ from bridge.commands import main as bridge_main
 
 HAS_RAY = importlib.util.find_spec("ray") is not None
 needs_ray = pytest.mark.skipif(not HAS_RAY, reason="ray is not installed (pip install 'bridge-onnx[ray]')")
-RAY_ENV = {"RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}  # a throwaway cluster on this machine
 
 # ------------------------------------------------------------------------ config: new keys
 
@@ -228,44 +225,8 @@ def ray_cluster(tmp_path_factory):
     """A one-node Ray cluster with 2 CPUs, as `ray start --head` makes it; its address."""
     if not HAS_RAY:
         pytest.skip("ray is not installed")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    log = tmp_path_factory.mktemp("ray") / "head.log"
-    ray_cli = Path(sys.executable).with_name("ray")
-    argv = [
-        str(ray_cli) if ray_cli.exists() else "ray",
-        "start",
-        "--head",
-        "--block",
-        "--port",
-        str(port),
-        "--num-cpus",
-        "2",
-        "--num-gpus",
-        "0",
-        "--include-dashboard",
-        "false",
-        "--disable-usage-stats",
-    ]
-    with open(log, "w") as fh:
-        proc = subprocess.Popen(
-            argv, stdout=fh, stderr=subprocess.STDOUT, env={**os.environ, **RAY_ENV}, start_new_session=True
-        )
-    try:
-        deadline = time.monotonic() + 120
-        while "Ray runtime started" not in log.read_text():
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail("ray start --head did not come up:\n" + log.read_text()[-3000:])
-            time.sleep(0.5)
-        yield f"127.0.0.1:{port}"
-    finally:
-        proc.send_signal(signal.SIGTERM)  # --block: stops the processes it started
-        try:
-            proc.wait(60)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+    with ray_head(tmp_path_factory.mktemp("ray") / "head.log") as address:
+        yield address
 
 
 NETS = """

@@ -14,16 +14,13 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
-import signal
-import socket
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import pytest
 from conftest import run_cli
+from ray_head import RAY_ENV, ray_head
 
 from bridge.check.ship import check_shipped_tree
 from bridge.errors import UsageError
@@ -31,7 +28,6 @@ from hostile.common import assert_exit
 
 HAS_RAY = importlib.util.find_spec("ray") is not None
 pytestmark = pytest.mark.skipif(not HAS_RAY, reason="ray is not installed (pip install 'bridge-onnx[ray]')")
-RAY_ENV = {"RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
 CONFIG = 'workdir = "work"\n\n[[models]]\nname = "bad"\nsource = "notmodel.py:build"\n'
 
 
@@ -40,46 +36,10 @@ def cluster():
     """A one-node cluster, as `ray start --head` makes it, with its own (short: Ray's sockets live there)
     temp dir; its address. Stopped, and its temp dir removed, at the end."""
     temp = tempfile.mkdtemp(prefix="br", dir="/tmp")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    log = Path(temp) / "head.log"
-    ray_cli = Path(sys.executable).with_name("ray")
-    argv = [
-        str(ray_cli) if ray_cli.exists() else "ray",
-        "start",
-        "--head",
-        "--block",
-        "--port",
-        str(port),
-        "--temp-dir",
-        temp,
-        "--num-cpus",
-        "2",
-        "--num-gpus",
-        "0",
-        "--include-dashboard",
-        "false",
-        "--disable-usage-stats",
-    ]
-    with open(log, "w") as fh:
-        proc = subprocess.Popen(
-            argv, stdout=fh, stderr=subprocess.STDOUT, env={**os.environ, **RAY_ENV}, start_new_session=True
-        )
     try:
-        deadline = time.monotonic() + 120
-        while "Ray runtime started" not in log.read_text():
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail("ray start --head did not come up:\n" + log.read_text()[-3000:])
-            time.sleep(0.5)
-        yield f"127.0.0.1:{port}"
+        with ray_head(Path(temp) / "head.log", temp) as address:
+            yield address
     finally:
-        proc.send_signal(signal.SIGTERM)  # --block: stops the processes it started
-        try:
-            proc.wait(60)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
         shutil.rmtree(temp, ignore_errors=True)
 
 
